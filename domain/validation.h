@@ -1,0 +1,51 @@
+// Field validation shared by every command: ids, dates, timestamps, text lengths.
+//
+// Pure functions of their arguments (no clock, no I/O); thread-safe. Every error is
+// absl::InvalidArgumentError whose message starts with the field's name, e.g.
+// "follow_up_date: \"2024-02-30\" is not a valid calendar date (want YYYY-MM-DD)".
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "google/protobuf/timestamp.pb.h"
+
+namespace outreach::domain {
+
+inline constexpr std::size_t kMaxIdLength = 64;
+inline constexpr std::size_t kMaxNotesLength = 4000;
+inline constexpr std::size_t kMaxTitleLength = 200;
+// Follow-up dates and expiries further ahead than this are almost surely typos.
+inline constexpr int kMaxDaysAhead = 3660;
+// A client clock slightly ahead of ours must not turn "now" into "the future".
+inline constexpr absl::Duration kClockSkewAllowance = absl::Seconds(5);
+
+// True when `id` is 1-64 characters of [A-Za-z0-9._:-].
+bool IsValidId(std::string_view id);
+
+// Requires a valid id in `field`.
+absl::Status ValidateId(std::string_view field, std::string_view id);
+// Allows empty; otherwise requires a valid id.
+absl::Status ValidateOptionalId(std::string_view field, std::string_view id);
+
+// Parses a strict "YYYY-MM-DD" calendar date (years 1900-9999).
+absl::StatusOr<absl::CivilDay> ParseDate(std::string_view field, std::string_view text);
+// Formats as "YYYY-MM-DD".
+std::string FormatDate(absl::CivilDay day);
+
+// Converts a protobuf Timestamp after checking its range (0001-01-01 .. 9999-12-31, nanos 0..999999999).
+absl::StatusOr<absl::Time> ParseTimestamp(std::string_view field,
+                                          const google::protobuf::Timestamp& ts);
+// Converts to a protobuf Timestamp (microsecond resolution is preserved exactly).
+google::protobuf::Timestamp ToProto(absl::Time t);
+absl::Time FromProto(const google::protobuf::Timestamp& ts);
+
+// Requires at most `max` characters (Unicode code points of valid UTF-8).
+absl::Status ValidateText(std::string_view field, std::string_view text, std::size_t max);
+
+}  // namespace outreach::domain
