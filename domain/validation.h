@@ -7,7 +7,7 @@
 
 #include <cstddef>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -26,26 +26,26 @@ inline constexpr int kMaxDaysAhead = 3660;
 inline constexpr absl::Duration kClockSkewAllowance = absl::Seconds(5);
 
 // True when `id` is 1-64 characters of [A-Za-z0-9._:-].
-bool IsValidId(std::string_view id);
+bool IsValidId(absl::string_view id);
 
 // Requires a valid id in `field`.
-absl::Status ValidateId(std::string_view field, std::string_view id);
+absl::Status ValidateId(absl::string_view field, absl::string_view id);
 // Allows empty; otherwise requires a valid id.
-absl::Status ValidateOptionalId(std::string_view field, std::string_view id);
+absl::Status ValidateOptionalId(absl::string_view field, absl::string_view id);
 
 // Parses a strict "YYYY-MM-DD" calendar date (years 1900-9999).
-absl::StatusOr<absl::CivilDay> ParseDate(std::string_view field, std::string_view text);
+absl::StatusOr<absl::CivilDay> ParseDate(absl::string_view field, absl::string_view text);
 // Formats as "YYYY-MM-DD".
 std::string FormatDate(absl::CivilDay day);
 
 // Converts a protobuf Timestamp after checking its range (0001-01-01 .. 9999-12-31, nanos 0..999999999).
-absl::StatusOr<absl::Time> ParseTimestamp(std::string_view field,
+absl::StatusOr<absl::Time> ParseTimestamp(absl::string_view field,
                                           const google::protobuf::Timestamp& ts);
 // Converts to a protobuf Timestamp (microsecond resolution is preserved exactly).
 google::protobuf::Timestamp ToProto(absl::Time t);
 absl::Time FromProto(const google::protobuf::Timestamp& ts);
 
 // Requires at most `max` characters (Unicode code points of valid UTF-8).
-absl::Status ValidateText(std::string_view field, std::string_view text, std::size_t max);
+absl::Status ValidateText(absl::string_view field, absl::string_view text, std::size_t max);
 
 }  // namespace outreach::domain

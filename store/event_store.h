@@ -19,7 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -95,13 +95,13 @@ class EventStore {
   absl::StatusOr<CommandResult> Execute(domain::Command command, std::string fingerprint);
 
   // The current state of a task. NOT_FOUND if it does not exist.
-  absl::StatusOr<v1::Task> GetTask(std::string_view task_id) const;
+  absl::StatusOr<v1::Task> GetTask(absl::string_view task_id) const;
   // A worklist page, served from the index rows (never a scan of every task).
   absl::StatusOr<ListPage> ListTasks(const ListQuery& query) const;
   // Up to `limit` events (0 = no limit) with position >= from_position, in position order;
   // only task `task_id`'s events when it is not empty.
   absl::StatusOr<std::vector<v1::EventRecord>> ReadEvents(uint64_t from_position,
-                                                          std::string_view task_id,
+                                                          absl::string_view task_id,
                                                           uint64_t limit) const;
   // The position of the last appended event (0 when the log is empty).
   uint64_t HeadPosition() const;
