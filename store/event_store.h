@@ -5,7 +5,9 @@
 //  - One writer thread owns the append path (group commit): Submit() queues a command; the
 //    writer drains every queued command, decides each against the current state (a command
 //    that fails fails alone), and writes all of them in ONE WriteBatch with sync=true. `done`
-//    runs on the writer thread after the sync, so callers never block on an fsync.
+//    runs on the writer thread after the sync, so callers never block on an fsync. It must not
+//    wait on the store (Execute, ExpireDue, RebuildProjections): that would deadlock the writer.
+//    Submit from `done` is fine.
 //  - Reads (GetTask, ListTasks, ReadEvents, VerifyLog) are thread-safe and run concurrently
 //    with writes; they see every acknowledged write.
 //  - After a failed write or sync the store refuses further writes (UNAVAILABLE) and keeps
@@ -32,6 +34,10 @@
 #include "outreach/v1/task.pb.h"
 #include "store/clock.h"
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace outreach::store {
 
 struct StoreOptions {
@@ -40,6 +46,7 @@ struct StoreOptions {
   bool sync_writes = true;          // fsync the WAL before acknowledging (tests may turn off)
   std::size_t block_cache_bytes = 64 << 20;
   std::size_t max_commands_per_batch = 1024;
+  rocksdb::Env* env = nullptr;      // nullptr = the default; tests inject I/O faults
 };
 
 struct CommandResult {
@@ -110,7 +117,8 @@ class EventStore {
   VerifyReport VerifyLog() const;
 
   // Deletes every projection and index row and folds them again from the log alone.
-  // Waits for queued writes first; writes are held off while it runs.
+  // Waits for queued writes first; writes are held off while it runs (reads meanwhile may see
+  // partly rebuilt projections).
   absl::Status RebuildProjections();
   // Every projection and index row, as "column family \t hex(key) \t hex(value)" lines in key
   // order: byte-for-byte comparison of live vs rebuilt state.

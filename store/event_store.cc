@@ -1,0 +1,906 @@
+#include "store/event_store.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <thread>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "domain/validation.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/convenience.h"
+#include "rocksdb/db.h"
+#include "rocksdb/env.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+#include "store/event_codec.h"
+#include "store/keys.h"
+#include "store/rocks.h"
+#include "store/worklist.h"
+
+namespace outreach::store {
+namespace {
+
+using storage::v1::StoredEvent;
+
+// Rows per WriteBatch while rebuilding projections: bounded memory, few syncs.
+constexpr int kRebuildBatchRows = 10000;
+
+std::string NewEventId(absl::BitGen& gen) {
+  uint8_t b[16];
+  for (uint8_t& byte : b) byte = absl::Uniform<uint8_t>(gen);
+  b[6] = (b[6] & 0x0F) | 0x40;  // version 4: random
+  b[8] = (b[8] & 0x3F) | 0x80;  // variant 10: RFC 4122
+  return absl::StrFormat(
+      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+      b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+absl::Status WritesRefused(const absl::Status& cause) {
+  return absl::UnavailableError(
+      absl::StrCat("store refuses writes after a failed write: ", cause.message()));
+}
+
+rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>& cache,
+                                           bool bloom) {
+  rocksdb::ColumnFamilyOptions options;
+  const std::vector<rocksdb::CompressionType> supported = rocksdb::GetSupportedCompressions();
+  auto has = [&](rocksdb::CompressionType type) {
+    return std::find(supported.begin(), supported.end(), type) != supported.end();
+  };
+  if (has(rocksdb::kLZ4Compression)) {
+    options.compression = rocksdb::kLZ4Compression;
+  } else if (has(rocksdb::kSnappyCompression)) {
+    options.compression = rocksdb::kSnappyCompression;
+  }
+  if (has(rocksdb::kZSTD)) options.bottommost_compression = rocksdb::kZSTD;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  if (bloom) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return options;
+}
+
+// Applies every event of a stream; DATA_LOSS if the stream breaks the rules.
+absl::Status ApplyChecked(v1::Task& task, const StoredEvent& event) {
+  absl::Status s = domain::Apply(task, event);
+  if (s.ok() || s.code() == absl::StatusCode::kDataLoss) return s;
+  return absl::DataLossError(s.message());
+}
+
+}  // namespace
+
+class EventStore::Impl {
+ public:
+  struct Queued {
+    domain::Command command;
+    std::string fingerprint;
+    Done done;
+  };
+
+  Impl(std::string dir, StoreOptions options)
+      : dir_(std::move(dir)),
+        options_(options),
+        clock_(options.clock != nullptr ? options.clock : Clock::Real()) {}
+
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  ~Impl() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    if (writer_.joinable()) writer_.join();
+    if (db_ != nullptr) {
+      for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+        db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+      }
+      handles_.clear();
+      db_->Close().PermitUncheckedError();
+      db_.reset();
+    }
+  }
+
+  absl::Status OpenDb() {
+    rocksdb::DBOptions db_options;
+    db_options.create_if_missing = true;
+    db_options.create_missing_column_families = true;
+    db_options.max_background_jobs = 2;
+    db_options.keep_log_file_num = 10;
+    if (options_.env != nullptr) db_options.env = options_.env;
+    auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (int cf = 0; cf < keys::kNumCfs; ++cf) {
+      const bool bloom = cf == keys::kTasks || cf == keys::kRequests || cf == keys::kEvents;
+      families.emplace_back(keys::ColumnFamilyNames()[cf], FamilyOptions(cache, bloom));
+    }
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(db_options, dir_, families, &handles_, &db);
+    if (!s.ok()) return FromRocks(s, absl::StrCat("opening database ", dir_));
+    db_.reset(db);
+    return absl::OkStatus();
+  }
+
+  // Verifies the log from the checkpoint to the head, records a new checkpoint, and rebuilds the
+  // projections when their format changed. Runs before the writer starts.
+  absl::Status Recover() {
+    // Released before a rebuild, which would otherwise pin every row it replaces.
+    auto snapshot = std::make_unique<rocksdb::ManagedSnapshot>(db_.get());
+    rocksdb::ReadOptions read;
+    read.snapshot = snapshot->snapshot();
+    std::string raw;
+
+    uint64_t from = 0;
+    Hash from_hash = ZeroHash();
+    rocksdb::Status s = db_->Get(read, cf(keys::kDefault), keys::kCheckpointKey, &raw);
+    if (s.ok()) {
+      absl::StatusOr<storage::v1::VerifiedCheckpoint> checkpoint = keys::DecodeCheckpoint(raw);
+      if (!checkpoint.ok()) return checkpoint.status();
+      if (checkpoint->position() > 0) {
+        from = checkpoint->position();
+        absl::StatusOr<DecodedEvent> event = ReadEvent(read, from);
+        if (!event.ok()) return event.status();
+        if (AsBytes(event->hash) != checkpoint->hash() || !VerifyEventHash(*event)) {
+          return absl::DataLossError(absl::StrCat(
+              "event log: position ", from, ": does not match the verified checkpoint"));
+        }
+        from_hash = event->hash;
+      }
+    } else if (!s.IsNotFound()) {
+      return FromRocks(s, "reading the verified checkpoint");
+    }
+
+    bool projections_current = false;
+    s = db_->Get(read, cf(keys::kDefault), keys::kProjectionFormatKey, &raw);
+    uint32_t format = 0;
+    if (s.ok()) {
+      projections_current = keys::DecodeFixed32BE(raw, &format) && format == keys::kProjectionFormat;
+    } else if (!s.IsNotFound()) {
+      return FromRocks(s, "reading the projection format");
+    }
+
+    const VerifyReport report = Verify(read, from, from_hash, projections_current);
+    if (!report.ok) {
+      return absl::DataLossError(absl::StrCat("event log is corrupt at position ",
+                                              report.first_bad_position, ": ", report.problem));
+    }
+    head_position_ = report.head_position;
+    HashFromBytes(report.head_hash, &head_hash_);
+    if (head_position_ > 0) {
+      absl::StatusOr<DecodedEvent> head = ReadEvent(read, head_position_);
+      if (!head.ok()) return head.status();
+      last_recorded_at_ = domain::FromProto(head->event.recorded_at());
+    }
+    published_head_.store(head_position_);
+    snapshot.reset();
+
+    storage::v1::VerifiedCheckpoint checkpoint;
+    checkpoint.set_position(head_position_);
+    checkpoint.set_hash(std::string(AsBytes(head_hash_)));
+    rocksdb::WriteBatch batch;
+    batch.Put(cf(keys::kDefault), keys::kCheckpointKey, keys::EncodeCheckpoint(checkpoint));
+    if (head_position_ == 0 && !projections_current) {
+      batch.Put(cf(keys::kDefault), keys::kProjectionFormatKey,
+                keys::EncodeFixed32BE(keys::kProjectionFormat));
+      projections_current = true;
+    }
+    if (absl::Status w = WriteSynced(&batch, "writing the verified checkpoint"); !w.ok()) return w;
+    if (!projections_current) return RebuildLocked();
+    return absl::OkStatus();
+  }
+
+  void StartWriter() { writer_ = std::thread([this] { WriterLoop(); }); }
+
+  void Submit(std::vector<Queued> commands) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!stopping_) {
+        for (Queued& q : commands) queue_.push_back(std::move(q));
+        return;
+      }
+    }
+    for (Queued& q : commands) {
+      std::move(q.done)(absl::UnavailableError("store is shutting down"));
+    }
+  }
+
+  absl::StatusOr<v1::Task> GetTask(absl::string_view task_id) const {
+    std::string raw;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(keys::kTasks), ToSlice(task_id), &raw);
+    if (s.IsNotFound()) {
+      return absl::NotFoundError(absl::StrCat("task_id: no task \"", task_id, "\""));
+    }
+    if (!s.ok()) return FromRocks(s, "reading a task");
+    v1::Task task;
+    if (!task.ParseFromString(raw)) {
+      return absl::DataLossError(absl::StrCat("tasks: row for \"", task_id, "\" is not a Task"));
+    }
+    return task;
+  }
+
+  absl::StatusOr<ListPage> ListTasks(const ListQuery& query) const {
+    rocksdb::ManagedSnapshot snapshot(db_.get());
+    return ListWorklist(db_.get(), cf(keys::kWorklist), cf(keys::kTasks), snapshot.snapshot(),
+                        query);
+  }
+
+  absl::StatusOr<std::vector<v1::EventRecord>> ReadEvents(uint64_t from_position,
+                                                          absl::string_view task_id,
+                                                          uint64_t limit) const {
+    rocksdb::ManagedSnapshot snapshot(db_.get());
+    rocksdb::ReadOptions read;
+    read.snapshot = snapshot.snapshot();
+    std::vector<v1::EventRecord> out;
+    auto full = [&] { return limit != 0 && out.size() >= limit; };
+    if (task_id.empty()) {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(keys::kEvents)));
+      for (it->Seek(keys::EventKey(std::max<uint64_t>(from_position, 1)));
+           it->Valid() && !full(); it->Next()) {
+        uint64_t position = 0;
+        if (!keys::ParseEventKey(View(it->key()), &position)) {
+          return absl::DataLossError(absl::StrCat("event log: malformed key ",
+                                                  absl::BytesToHexString(View(it->key()))));
+        }
+        absl::StatusOr<DecodedEvent> event = DecodeEvent(position, View(it->value()));
+        if (!event.ok()) return event.status();
+        out.push_back(ToEventRecord(*event));
+      }
+      if (!it->status().ok()) return FromRocks(it->status(), "reading the event log");
+      return out;
+    }
+    const std::string prefix = keys::StreamPrefix(task_id);
+    std::string upper = prefix;
+    upper.back() = '\1';
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions stream_read = read;
+    stream_read.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(stream_read, cf(keys::kStreams)));
+    for (it->Seek(prefix); it->Valid() && !full(); it->Next()) {
+      uint64_t position = 0;
+      if (!keys::DecodeFixed64BE(View(it->value()), &position)) {
+        return absl::DataLossError(
+            absl::StrCat("streams: malformed row for task \"", task_id, "\""));
+      }
+      // Positions grow with versions: skip the stream's head until from_position.
+      if (position < from_position) continue;
+      absl::StatusOr<DecodedEvent> event = ReadEvent(read, position);
+      if (!event.ok()) return event.status();
+      out.push_back(ToEventRecord(*event));
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "reading a task stream");
+    return out;
+  }
+
+  uint64_t HeadPosition() const { return published_head_.load(); }
+
+  VerifyReport VerifyLog() const {
+    rocksdb::ManagedSnapshot snapshot(db_.get());
+    rocksdb::ReadOptions read;
+    read.snapshot = snapshot.snapshot();
+    return Verify(read, 0, ZeroHash(), /*projections_current=*/false);
+  }
+
+  absl::Status RebuildProjections() {
+    {
+      absl::MutexLock lock(&mu_);
+      // Writes queued before the rebuild land first; later ones wait for it.
+      mu_.Await(absl::Condition(this, &Impl::Quiescent));
+      paused_ = true;
+    }
+    absl::Status s = RebuildLocked();
+    absl::MutexLock lock(&mu_);
+    paused_ = false;
+    return s;
+  }
+
+  absl::StatusOr<std::string> DumpProjections() const {
+    rocksdb::ManagedSnapshot snapshot(db_.get());
+    rocksdb::ReadOptions read;
+    read.snapshot = snapshot.snapshot();
+    std::string out;
+    for (keys::Cf family : keys::kProjectionCfs) {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(family)));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        absl::StrAppend(&out, keys::ColumnFamilyNames()[family], "\t",
+                        absl::BytesToHexString(View(it->key())), "\t",
+                        absl::BytesToHexString(View(it->value())), "\n");
+      }
+      if (!it->status().ok()) return FromRocks(it->status(), "dumping projections");
+    }
+    return out;
+  }
+
+  std::optional<absl::Time> NextExpiry() const {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), cf(keys::kExpiry)));
+    it->SeekToFirst();
+    absl::Time expires_at;
+    std::string task_id;
+    if (!it->Valid() || !keys::ParseExpiryKey(View(it->key()), &expires_at, &task_id)) {
+      return std::nullopt;
+    }
+    return expires_at;
+  }
+
+  // The task ids of up to `max` expiry rows due at `now`, starting after `*start` (exclusive),
+  // which is moved past the last row returned.
+  absl::StatusOr<std::vector<std::string>> DueTasks(absl::Time now, std::string* start,
+                                                    std::size_t max) const {
+    const std::string upper = keys::ExpiryTimeKey(absl::ToUnixMicros(now) + 1);
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions read;
+    read.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(keys::kExpiry)));
+    std::vector<std::string> out;
+    for (it->Seek(*start); it->Valid() && out.size() < max; it->Next()) {
+      absl::Time expires_at;
+      std::string task_id;
+      if (!keys::ParseExpiryKey(View(it->key()), &expires_at, &task_id)) {
+        return absl::DataLossError(absl::StrCat(
+            "expiry index: malformed row ", absl::BytesToHexString(View(it->key()))));
+      }
+      *start = it->key().ToString() + '\0';
+      out.push_back(std::move(task_id));
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "reading the expiry index");
+    return out;
+  }
+
+  std::size_t max_commands_per_batch() const {
+    return std::max<std::size_t>(options_.max_commands_per_batch, 1);
+  }
+
+  absl::Status WriteHealth() const {
+    absl::MutexLock lock(&mu_);
+    return write_error_;
+  }
+
+ private:
+  rocksdb::ColumnFamilyHandle* cf(keys::Cf family) const { return handles_[family]; }
+
+  bool Quiescent() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return queue_.empty() && !busy_ && !paused_;
+  }
+  bool WriterHasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return stopping_ || (!paused_ && !queue_.empty());
+  }
+
+  absl::Status WriteSynced(rocksdb::WriteBatch* batch, absl::string_view what) {
+    rocksdb::WriteOptions write;
+    write.sync = options_.sync_writes;
+    return FromRocks(db_->Write(write, batch), what);
+  }
+
+  absl::StatusOr<DecodedEvent> ReadEvent(const rocksdb::ReadOptions& read,
+                                         uint64_t position) const {
+    std::string raw;
+    rocksdb::Status s = db_->Get(read, cf(keys::kEvents), keys::EventKey(position), &raw);
+    if (s.IsNotFound()) {
+      return absl::DataLossError(absl::StrCat("event log: position ", position, ": missing"));
+    }
+    if (!s.ok()) return FromRocks(s, absl::StrCat("reading event ", position));
+    return DecodeEvent(position, raw);
+  }
+
+  // Checks the events after `from` (whose hash is `from_hash`) through the end of the log, and
+  // the head row against the last one. From position 0 every stream must start at version 1.
+  // From a checkpoint, a stream first met at version v > 1 must have version v - 1 in the
+  // "streams" rows at an earlier position when `projections_current`; otherwise the rebuild
+  // that follows re-checks every stream while folding it.
+  VerifyReport Verify(const rocksdb::ReadOptions& read, uint64_t from, const Hash& from_hash,
+                      bool projections_current) const {
+    VerifyReport report;
+    report.head_position = from;
+    report.head_hash = std::string(AsBytes(from_hash));
+    auto fail = [&](uint64_t position, std::string problem) {
+      report.ok = false;
+      report.first_bad_position = position;
+      report.problem = std::move(problem);
+      return report;
+    };
+    absl::flat_hash_map<std::string, int64_t> versions;
+    Hash prev = from_hash;
+    uint64_t expected = from + 1;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(keys::kEvents)));
+    for (it->Seek(keys::EventKey(expected)); it->Valid(); it->Next(), ++expected) {
+      uint64_t position = 0;
+      if (!keys::ParseEventKey(View(it->key()), &position)) {
+        return fail(expected, "malformed event key");
+      }
+      if (position != expected) {
+        return fail(expected, absl::StrCat("missing (the next stored event is at position ",
+                                           position, ")"));
+      }
+      absl::StatusOr<DecodedEvent> event = DecodeEvent(position, View(it->value()));
+      if (!event.ok()) return fail(position, std::string(event.status().message()));
+      if (event->prev_hash != prev) {
+        return fail(position, "prev_hash does not match the previous event's hash");
+      }
+      if (!VerifyEventHash(*event)) return fail(position, "hash does not match the stored bytes");
+      const std::string& task_id = event->event.task_id();
+      const int64_t version = event->event.version();
+      auto seen = versions.find(task_id);
+      if (seen != versions.end()) {
+        if (version != seen->second + 1) {
+          return fail(position, absl::StrCat("task \"", task_id, "\" version ", version,
+                                             " follows version ", seen->second));
+        }
+      } else if (version < 1) {
+        return fail(position, absl::StrCat("task \"", task_id, "\" version ", version));
+      } else if (version > 1) {
+        // A stream first met after the checkpoint continues one that began before it.
+        const bool continues =
+            from > 0 &&
+            (!projections_current || StreamHasVersionBefore(read, task_id, version - 1, position));
+        if (!continues) {
+          return fail(position, absl::StrCat("task \"", task_id, "\" version ", version,
+                                             " does not follow its stream"));
+        }
+      }
+      versions[task_id] = version;
+      prev = event->hash;
+      ++report.events_checked;
+      report.head_position = position;
+      report.head_hash = std::string(AsBytes(prev));
+    }
+    if (!it->status().ok()) {
+      return fail(expected, absl::StrCat("read error: ", it->status().ToString()));
+    }
+    std::string raw;
+    rocksdb::Status s = db_->Get(read, cf(keys::kDefault), keys::kHeadKey, &raw);
+    uint64_t head = 0;
+    std::string head_hash;
+    if (s.ok()) {
+      if (!keys::DecodeHead(raw, &head, &head_hash)) {
+        return fail(report.head_position, "the head row is malformed");
+      }
+    } else if (!s.IsNotFound()) {
+      return fail(report.head_position, absl::StrCat("read error: ", s.ToString()));
+    }
+    if (head > report.head_position) {
+      return fail(report.head_position + 1,
+                  absl::StrCat("missing (the head row says the log ends at position ", head, ")"));
+    }
+    if (head < report.head_position) {
+      return fail(head + 1, absl::StrCat("beyond the head row's position ", head));
+    }
+    if (head > 0 && head_hash != report.head_hash) {
+      return fail(head, "hash does not match the head row");
+    }
+    return report;
+  }
+
+  bool StreamHasVersionBefore(const rocksdb::ReadOptions& read, const std::string& task_id,
+                              int64_t version, uint64_t position) const {
+    std::string raw;
+    uint64_t at = 0;
+    return db_->Get(read, cf(keys::kStreams), keys::StreamKey(task_id, version), &raw).ok() &&
+           keys::DecodeFixed64BE(raw, &at) && at < position;
+  }
+
+  // ---- The writer thread ----
+
+  void WriterLoop() {
+    while (true) {
+      std::vector<Queued> batch;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(this, &Impl::WriterHasWork));
+        if (queue_.empty()) return;  // stopping, and everything queued is done
+        const std::size_t n = std::min(queue_.size(), max_commands_per_batch());
+        batch.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+        busy_ = true;
+      }
+      ProcessBatch(batch);
+      absl::MutexLock lock(&mu_);
+      busy_ = false;
+    }
+  }
+
+  // What one batch has decided so far: read by the batch's later commands before the database.
+  struct BatchState {
+    uint64_t position = 0;
+    Hash hash{};
+    absl::Time last_recorded_at;
+    absl::flat_hash_map<std::string, v1::Task> tasks;
+    struct Request {
+      std::string fingerprint;
+      v1::Task task;
+    };
+    absl::flat_hash_map<std::string, Request> requests;
+    rocksdb::WriteBatch rows;
+    bool appended = false;
+  };
+
+  void ProcessBatch(std::vector<Queued>& batch) {
+    absl::Status refused;
+    {
+      absl::MutexLock lock(&mu_);
+      refused = write_error_;
+    }
+    std::vector<absl::StatusOr<CommandResult>> results;
+    results.reserve(batch.size());
+    if (!refused.ok()) {
+      for (std::size_t i = 0; i < batch.size(); ++i) results.push_back(WritesRefused(refused));
+    } else {
+      BatchState state;
+      state.position = head_position_;
+      state.hash = head_hash_;
+      state.last_recorded_at = last_recorded_at_;
+      for (Queued& q : batch) results.push_back(ProcessOne(q.command, q.fingerprint, state));
+      if (state.appended) {
+        state.rows.Put(cf(keys::kDefault), keys::kHeadKey,
+                       keys::EncodeHead(state.position, AsBytes(state.hash)));
+        absl::Status written = WriteSynced(&state.rows, "appending to the event log");
+        if (written.ok()) {
+          head_position_ = state.position;
+          head_hash_ = state.hash;
+          last_recorded_at_ = state.last_recorded_at;
+          published_head_.store(head_position_);
+        } else {
+          // Like leveldb's RecordBackgroundError: never guess what reached the disk.
+          {
+            absl::MutexLock lock(&mu_);
+            write_error_ = written;
+          }
+          for (auto& result : results) result = WritesRefused(written);
+        }
+      }
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      std::move(batch[i].done)(std::move(results[i]));
+    }
+  }
+
+  absl::StatusOr<CommandResult> ProcessOne(const domain::Command& command,
+                                           const std::string& fingerprint, BatchState& batch) {
+    const domain::CommandMeta* meta = domain::MetaOf(command);
+    const std::string request_id = meta != nullptr ? meta->request_id : std::string();
+    const std::string& task_id = domain::TaskIdOf(command);
+    if (!request_id.empty()) {
+      auto reused = [&] {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "request_id: \"", request_id, "\" was already used for a different request"));
+      };
+      if (auto pending = batch.requests.find(request_id); pending != batch.requests.end()) {
+        if (pending->second.fingerprint != fingerprint) return reused();
+        return CommandResult{pending->second.task, {}, true};
+      }
+      std::string raw;
+      rocksdb::Status s =
+          db_->Get(rocksdb::ReadOptions(), cf(keys::kRequests), request_id, &raw);
+      if (s.ok()) {
+        storage::v1::RequestRecord record;
+        if (!record.ParseFromString(raw)) {
+          return absl::DataLossError(
+              absl::StrCat("requests: row for \"", request_id, "\" is malformed"));
+        }
+        if (record.fingerprint() != fingerprint) return reused();
+        absl::StatusOr<v1::Task> task = FoldStream(record.task_id(), record.task_version());
+        if (!task.ok()) return task.status();
+        return CommandResult{*std::move(task), {}, true};
+      }
+      if (!s.IsNotFound()) return FromRocks(s, "reading the idempotency key");
+    }
+
+    std::optional<v1::Task> state;
+    if (auto it = batch.tasks.find(task_id); it != batch.tasks.end()) {
+      state = it->second;
+    } else {
+      absl::StatusOr<v1::Task> stored = GetTask(task_id);
+      if (stored.ok()) {
+        state = *std::move(stored);
+      } else if (stored.status().code() != absl::StatusCode::kNotFound) {
+        return stored.status();
+      }
+    }
+
+    const absl::Time now = std::max(clock_->Now(), batch.last_recorded_at);
+    absl::StatusOr<std::vector<domain::NewEvent>> decided =
+        domain::Decide(state, command, domain::DecideContext{now, options_.time_zone});
+    if (!decided.ok()) return decided.status();
+    if (decided->empty()) return CommandResult{state.value_or(v1::Task()), {}, false};
+
+    // Everything is computed before the first row goes into the shared batch, so that a
+    // command that fails here leaves no trace.
+    v1::Task next = state.value_or(v1::Task());
+    uint64_t position = batch.position;
+    Hash hash = batch.hash;
+    std::vector<std::pair<uint64_t, std::string>> event_rows;
+    CommandResult result;
+    for (std::size_t i = 0; i < decided->size(); ++i) {
+      StoredEvent& event = (*decided)[i].event;
+      event.set_schema_version(kEventSchemaVersion);
+      event.set_position(++position);
+      event.set_task_id(task_id);
+      event.set_version(next.version() + 1);
+      event.set_event_id(NewEventId(gen_));
+      *event.mutable_recorded_at() = domain::ToProto(now);
+      if (i == 0 && !request_id.empty()) event.set_request_fingerprint(fingerprint);
+      if (absl::Status s = domain::Apply(next, event); !s.ok()) {
+        return absl::InternalError(
+            absl::StrCat("the rules rejected their own event: ", s.message()));
+      }
+      DecodedEvent decoded;
+      decoded.position = position;
+      decoded.prev_hash = hash;
+      event_rows.emplace_back(position, EncodeEvent(event, hash, &hash));
+      decoded.hash = hash;
+      decoded.event = event;
+      result.events.push_back(ToEventRecord(decoded));
+    }
+
+    rocksdb::WriteBatch& rows = batch.rows;
+    for (std::size_t i = 0; i < event_rows.size(); ++i) {
+      const v1::EventRecord& record = result.events[i];
+      rows.Put(cf(keys::kEvents), keys::EventKey(event_rows[i].first), event_rows[i].second);
+      rows.Put(cf(keys::kStreams), keys::StreamKey(task_id, record.version()),
+               keys::EncodeFixed64BE(record.position()));
+    }
+    if (state.has_value()) {
+      const keys::IndexRows old_rows = keys::IndexRowsFor(*state);
+      for (const auto& [key, value] : old_rows.worklist) rows.Delete(cf(keys::kWorklist), key);
+      if (old_rows.expiry.has_value()) rows.Delete(cf(keys::kExpiry), *old_rows.expiry);
+    }
+    const keys::IndexRows new_rows = keys::IndexRowsFor(next);
+    for (const auto& [key, value] : new_rows.worklist) rows.Put(cf(keys::kWorklist), key, value);
+    if (new_rows.expiry.has_value()) rows.Put(cf(keys::kExpiry), *new_rows.expiry, "");
+    rows.Put(cf(keys::kTasks), task_id, keys::EncodeTask(next));
+    if (!request_id.empty()) {
+      storage::v1::RequestRecord record;
+      record.set_fingerprint(fingerprint);
+      record.set_task_id(task_id);
+      record.set_task_version(next.version());
+      record.set_last_position(position);
+      rows.Put(cf(keys::kRequests), request_id, keys::EncodeRequestRecord(record));
+      batch.requests[request_id] = BatchState::Request{fingerprint, next};
+    }
+
+    batch.position = position;
+    batch.hash = hash;
+    batch.last_recorded_at = now;
+    batch.appended = true;
+    batch.tasks[task_id] = next;
+    result.task = std::move(next);
+    return result;
+  }
+
+  // The task's state right after its version `version`, folded from its stream.
+  absl::StatusOr<v1::Task> FoldStream(const std::string& task_id, int64_t version) const {
+    rocksdb::ManagedSnapshot snapshot(db_.get());
+    rocksdb::ReadOptions read;
+    read.snapshot = snapshot.snapshot();
+    v1::Task task;
+    for (int64_t v = 1; v <= version; ++v) {
+      std::string raw;
+      uint64_t position = 0;
+      rocksdb::Status s = db_->Get(read, cf(keys::kStreams), keys::StreamKey(task_id, v), &raw);
+      if (!s.ok() || !keys::DecodeFixed64BE(raw, &position)) {
+        return absl::DataLossError(absl::StrCat("streams: task \"", task_id, "\" version ", v,
+                                                " is missing or malformed"));
+      }
+      absl::StatusOr<DecodedEvent> event = ReadEvent(read, position);
+      if (!event.ok()) return event.status();
+      if (absl::Status a = ApplyChecked(task, event->event); !a.ok()) return a;
+    }
+    return task;
+  }
+
+  // ---- Rebuild (the writer is stopped or paused) ----
+
+  absl::Status RebuildLocked() {
+    // An interrupted rebuild must be redone at the next Open: the format row goes first.
+    {
+      rocksdb::WriteBatch batch;
+      batch.Delete(cf(keys::kDefault), keys::kProjectionFormatKey);
+      if (absl::Status s = WriteSynced(&batch, "rebuild"); !s.ok()) return s;
+    }
+    rocksdb::WriteBatch batch;
+    int pending = 0;
+    auto flush = [&](bool force) -> absl::Status {
+      if (pending == 0 || (!force && pending < kRebuildBatchRows)) return absl::OkStatus();
+      rocksdb::WriteOptions write;
+      write.sync = false;  // the final format row is synced; a crash before it rebuilds again
+      absl::Status s = FromRocks(db_->Write(write, &batch), "rebuild");
+      batch.Clear();
+      pending = 0;
+      return s;
+    };
+    for (keys::Cf family : keys::kProjectionCfs) {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(family)));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        batch.Delete(cf(family), it->key());
+        ++pending;
+        if (absl::Status s = flush(false); !s.ok()) return s;
+      }
+      if (!it->status().ok()) return FromRocks(it->status(), "rebuild: clearing projections");
+    }
+    if (absl::Status s = flush(true); !s.ok()) return s;
+
+    std::map<std::string, v1::Task> tasks;
+    std::map<std::string, storage::v1::RequestRecord> requests;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), cf(keys::kEvents)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      uint64_t position = 0;
+      if (!keys::ParseEventKey(View(it->key()), &position)) {
+        return absl::DataLossError("rebuild: malformed event key");
+      }
+      absl::StatusOr<DecodedEvent> decoded = DecodeEvent(position, View(it->value()));
+      if (!decoded.ok()) return decoded.status();
+      const StoredEvent& event = decoded->event;
+      if (absl::Status s = ApplyChecked(tasks[event.task_id()], event); !s.ok()) return s;
+      batch.Put(cf(keys::kStreams), keys::StreamKey(event.task_id(), event.version()),
+                keys::EncodeFixed64BE(position));
+      ++pending;
+      if (!event.request_id().empty()) {
+        auto [record, inserted] = requests.try_emplace(event.request_id());
+        if (inserted) {
+          record->second.set_fingerprint(event.request_fingerprint());
+          record->second.set_task_id(event.task_id());
+        }
+        record->second.set_task_version(event.version());
+        record->second.set_last_position(position);
+      }
+      if (absl::Status s = flush(false); !s.ok()) return s;
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "rebuild: reading the event log");
+    for (const auto& [task_id, task] : tasks) {
+      batch.Put(cf(keys::kTasks), task_id, keys::EncodeTask(task));
+      const keys::IndexRows rows = keys::IndexRowsFor(task);
+      for (const auto& [key, value] : rows.worklist) batch.Put(cf(keys::kWorklist), key, value);
+      if (rows.expiry.has_value()) batch.Put(cf(keys::kExpiry), *rows.expiry, "");
+      pending += 2 + static_cast<int>(rows.worklist.size());
+      if (absl::Status s = flush(false); !s.ok()) return s;
+    }
+    for (const auto& [request_id, record] : requests) {
+      batch.Put(cf(keys::kRequests), request_id, keys::EncodeRequestRecord(record));
+      ++pending;
+      if (absl::Status s = flush(false); !s.ok()) return s;
+    }
+    if (absl::Status s = flush(true); !s.ok()) return s;
+    batch.Put(cf(keys::kDefault), keys::kProjectionFormatKey,
+              keys::EncodeFixed32BE(keys::kProjectionFormat));
+    return WriteSynced(&batch, "rebuild: recording the projection format");
+  }
+
+  const std::string dir_;
+  const StoreOptions options_;
+  Clock* const clock_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // indexed by keys::Cf
+
+  mutable absl::Mutex mu_;
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;    // the writer is processing a batch
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;  // a rebuild holds the writer off
+  absl::Status write_error_ ABSL_GUARDED_BY(mu_);
+
+  // Owned by the writer thread (or by Recover/RebuildLocked while there is no writer work).
+  uint64_t head_position_ = 0;
+  Hash head_hash_{};
+  absl::Time last_recorded_at_ = absl::InfinitePast();
+  absl::BitGen gen_;
+  // head_position_ as readers may see it: advanced only after the batch is durable.
+  std::atomic<uint64_t> published_head_{0};
+
+  std::thread writer_;
+};
+
+EventStore::EventStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+EventStore::~EventStore() = default;
+
+absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
+                                                             StoreOptions options) {
+  auto impl = std::make_unique<Impl>(dir, options);
+  if (absl::Status s = impl->OpenDb(); !s.ok()) return s;
+  if (absl::Status s = impl->Recover(); !s.ok()) return s;
+  impl->StartWriter();
+  return std::unique_ptr<EventStore>(new EventStore(std::move(impl)));
+}
+
+void EventStore::Submit(domain::Command command, std::string fingerprint, Done done) {
+  std::vector<Impl::Queued> one;
+  one.push_back(Impl::Queued{std::move(command), std::move(fingerprint), std::move(done)});
+  impl_->Submit(std::move(one));
+}
+
+absl::StatusOr<CommandResult> EventStore::Execute(domain::Command command,
+                                                  std::string fingerprint) {
+  absl::Notification finished;
+  absl::StatusOr<CommandResult> out;
+  Submit(std::move(command), std::move(fingerprint),
+         [&](absl::StatusOr<CommandResult> result) {
+           out = std::move(result);
+           finished.Notify();
+         });
+  finished.WaitForNotification();
+  return out;
+}
+
+absl::StatusOr<v1::Task> EventStore::GetTask(absl::string_view task_id) const {
+  return impl_->GetTask(task_id);
+}
+
+absl::StatusOr<ListPage> EventStore::ListTasks(const ListQuery& query) const {
+  return impl_->ListTasks(query);
+}
+
+absl::StatusOr<std::vector<v1::EventRecord>> EventStore::ReadEvents(uint64_t from_position,
+                                                                    absl::string_view task_id,
+                                                                    uint64_t limit) const {
+  return impl_->ReadEvents(from_position, task_id, limit);
+}
+
+uint64_t EventStore::HeadPosition() const { return impl_->HeadPosition(); }
+
+VerifyReport EventStore::VerifyLog() const { return impl_->VerifyLog(); }
+
+absl::Status EventStore::RebuildProjections() { return impl_->RebuildProjections(); }
+
+absl::StatusOr<std::string> EventStore::DumpProjections() const {
+  return impl_->DumpProjections();
+}
+
+std::optional<absl::Time> EventStore::NextExpiry() const { return impl_->NextExpiry(); }
+
+absl::StatusOr<int> EventStore::ExpireDue(absl::Time now) {
+  int closed = 0;
+  std::string start;
+  while (true) {
+    absl::StatusOr<std::vector<std::string>> due =
+        impl_->DueTasks(now, &start, impl_->max_commands_per_batch());
+    if (!due.ok()) return due.status();
+    if (due->empty()) return closed;
+    // One group: every command is queued at once, so the writer can commit them together.
+    absl::Mutex mu;
+    absl::Status failure;
+    absl::BlockingCounter remaining(static_cast<int>(due->size()));
+    std::vector<Impl::Queued> commands;
+    for (std::string& task_id : *due) {
+      commands.push_back(Impl::Queued{
+          domain::ExpireTaskCommand{std::move(task_id)}, std::string(),
+          [&](absl::StatusOr<CommandResult> result) {
+            {
+              absl::MutexLock lock(&mu);
+              if (result.ok()) {
+                if (!result->events.empty()) ++closed;
+              } else if (result.status().code() != absl::StatusCode::kFailedPrecondition &&
+                         result.status().code() != absl::StatusCode::kNotFound &&
+                         failure.ok()) {
+                // FAILED_PRECONDITION: not due by the writer's clock yet; the next call will.
+                failure = result.status();
+              }
+            }
+            remaining.DecrementCount();
+          }});
+    }
+    impl_->Submit(std::move(commands));
+    remaining.Wait();
+    absl::MutexLock lock(&mu);
+    if (!failure.ok()) return failure;
+  }
+}
+
+absl::Status EventStore::WriteHealth() const { return impl_->WriteHealth(); }
+
+}  // namespace outreach::store

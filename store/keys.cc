@@ -1,0 +1,228 @@
+#include "store/keys.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "domain/validation.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "store/event_codec.h"
+
+namespace outreach::store::keys {
+namespace {
+
+constexpr uint64_t kSignBit = uint64_t{1} << 63;
+
+void AppendFixed64BE(std::string* out, uint64_t value) {
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>((value >> shift) & 0xFF));
+  }
+}
+
+void AppendFixed32BE(std::string* out, uint32_t value) {
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>((value >> shift) & 0xFF));
+  }
+}
+
+template <typename Message>
+std::string SerializeDeterministic(const Message& message) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }
+  return out;
+}
+
+}  // namespace
+
+const std::vector<std::string>& ColumnFamilyNames() {
+  static const std::vector<std::string>* const kNames = new std::vector<std::string>{
+      "default", "events", "streams", "tasks", "worklist", "expiry", "requests"};
+  return *kNames;
+}
+
+std::string EncodeFixed64BE(uint64_t value) {
+  std::string out;
+  AppendFixed64BE(&out, value);
+  return out;
+}
+
+std::string EncodeFixed32BE(uint32_t value) {
+  std::string out;
+  AppendFixed32BE(&out, value);
+  return out;
+}
+
+bool DecodeFixed64BE(absl::string_view bytes, uint64_t* value) {
+  if (bytes.size() != 8) return false;
+  uint64_t v = 0;
+  for (char c : bytes) v = (v << 8) | static_cast<uint8_t>(c);
+  *value = v;
+  return true;
+}
+
+bool DecodeFixed32BE(absl::string_view bytes, uint32_t* value) {
+  if (bytes.size() != 4) return false;
+  uint32_t v = 0;
+  for (char c : bytes) v = (v << 8) | static_cast<uint8_t>(c);
+  *value = v;
+  return true;
+}
+
+std::string EventKey(uint64_t position) { return EncodeFixed64BE(position); }
+
+bool ParseEventKey(absl::string_view key, uint64_t* position) {
+  return DecodeFixed64BE(key, position);
+}
+
+std::string StreamPrefix(absl::string_view task_id) {
+  std::string out(task_id);
+  out.push_back('\0');
+  return out;
+}
+
+std::string StreamKey(absl::string_view task_id, int64_t version) {
+  std::string out = StreamPrefix(task_id);
+  AppendFixed64BE(&out, static_cast<uint64_t>(version));
+  return out;
+}
+
+std::string ExpiryTimeKey(int64_t unix_micros) {
+  return EncodeFixed64BE(static_cast<uint64_t>(unix_micros) ^ kSignBit);
+}
+
+std::string ExpiryKey(absl::Time expires_at, absl::string_view task_id) {
+  std::string out = ExpiryTimeKey(absl::ToUnixMicros(expires_at));
+  absl::StrAppend(&out, task_id);
+  return out;
+}
+
+bool ParseExpiryKey(absl::string_view key, absl::Time* expires_at, std::string* task_id) {
+  uint64_t raw = 0;
+  if (key.size() <= 8 || !DecodeFixed64BE(key.substr(0, 8), &raw)) return false;
+  *expires_at = absl::FromUnixMicros(static_cast<int64_t>(raw ^ kSignBit));
+  *task_id = std::string(key.substr(8));
+  return true;
+}
+
+uint32_t DayKey(absl::CivilDay day) {
+  const int64_t days = day - absl::CivilDay(1970, 1, 1);
+  return static_cast<uint32_t>(days + kDayOffset);
+}
+
+uint32_t DayKeyOfDate(absl::string_view follow_up_date) {
+  if (follow_up_date.empty()) return kNoFollowUpDay;
+  absl::StatusOr<absl::CivilDay> day = domain::ParseDate("follow_up_date", follow_up_date);
+  if (!day.ok()) return kNoFollowUpDay;
+  return DayKey(*day);
+}
+
+std::string WorklistPrefix(Scope scope, absl::string_view scope_value, v1::TaskStatus status) {
+  std::string out;
+  out.push_back(static_cast<char>(scope));
+  absl::StrAppend(&out, scope_value);
+  out.push_back('\0');
+  out.push_back(static_cast<char>(status));
+  return out;
+}
+
+std::string KindScopeValue(v1::TaskKind kind) { return absl::StrCat(static_cast<int>(kind)); }
+
+std::string WorklistKey(absl::string_view prefix, uint32_t day_key, absl::string_view task_id) {
+  std::string out(prefix);
+  AppendFixed32BE(&out, day_key);
+  absl::StrAppend(&out, task_id);
+  return out;
+}
+
+bool ParseWorklistSuffix(absl::string_view suffix, uint32_t* day_key, std::string* task_id) {
+  if (suffix.size() <= 4 || !DecodeFixed32BE(suffix.substr(0, 4), day_key)) return false;
+  *task_id = std::string(suffix.substr(4));
+  return true;
+}
+
+std::string EncodeWorklistValue(const WorklistValue& value) {
+  std::string out;
+  out.push_back(static_cast<char>(value.kind));
+  absl::StrAppend(&out, value.patient_id);
+  out.push_back('\0');
+  absl::StrAppend(&out, value.assignee);
+  return out;
+}
+
+bool DecodeWorklistValue(absl::string_view bytes, WorklistValue* value) {
+  if (bytes.empty()) return false;
+  const std::size_t nul = bytes.find('\0', 1);
+  if (nul == absl::string_view::npos) return false;
+  value->kind = static_cast<v1::TaskKind>(static_cast<uint8_t>(bytes[0]));
+  value->patient_id = std::string(bytes.substr(1, nul - 1));
+  value->assignee = std::string(bytes.substr(nul + 1));
+  return true;
+}
+
+IndexRows IndexRowsFor(const v1::Task& task) {
+  IndexRows rows;
+  const uint32_t day_key = DayKeyOfDate(task.follow_up_date());
+  const std::string value = EncodeWorklistValue(
+      WorklistValue{task.kind(), task.patient_id(), task.assignee()});
+  auto add = [&](Scope scope, absl::string_view scope_value) {
+    rows.worklist.emplace_back(
+        WorklistKey(WorklistPrefix(scope, scope_value, task.status()), day_key, task.task_id()),
+        value);
+  };
+  add(Scope::kAll, "");
+  add(Scope::kKind, KindScopeValue(task.kind()));
+  add(Scope::kPatient, task.patient_id());
+  if (!task.assignee().empty()) add(Scope::kAssignee, task.assignee());
+  if (task.kind() == v1::AUTOMATIC && task.status() != v1::CLOSED && task.has_expires_at()) {
+    rows.expiry = ExpiryKey(domain::FromProto(task.expires_at()), task.task_id());
+  }
+  return rows;
+}
+
+std::string EncodeTask(const v1::Task& task) { return SerializeDeterministic(task); }
+
+std::string EncodeRequestRecord(const storage::v1::RequestRecord& record) {
+  return SerializeDeterministic(record);
+}
+
+std::string EncodeHead(uint64_t position, absl::string_view hash) {
+  std::string out = EncodeFixed64BE(position);
+  absl::StrAppend(&out, hash);
+  return out;
+}
+
+bool DecodeHead(absl::string_view bytes, uint64_t* position, std::string* hash) {
+  if (bytes.size() != 8 + kHashSize) return false;
+  DecodeFixed64BE(bytes.substr(0, 8), position);
+  *hash = std::string(bytes.substr(8));
+  return true;
+}
+
+std::string EncodeCheckpoint(const storage::v1::VerifiedCheckpoint& checkpoint) {
+  std::string out = SerializeDeterministic(checkpoint);
+  const Hash checksum = Sha256(out);
+  absl::StrAppend(&out, AsBytes(checksum));
+  return out;
+}
+
+absl::StatusOr<storage::v1::VerifiedCheckpoint> DecodeCheckpoint(absl::string_view bytes) {
+  if (bytes.size() < kHashSize) {
+    return absl::DataLossError("verified checkpoint: value truncated");
+  }
+  const absl::string_view body = bytes.substr(0, bytes.size() - kHashSize);
+  if (AsBytes(Sha256(body)) != bytes.substr(body.size())) {
+    return absl::DataLossError("verified checkpoint: checksum mismatch");
+  }
+  storage::v1::VerifiedCheckpoint checkpoint;
+  if (!checkpoint.ParseFromString(std::string(body)) ||
+      (checkpoint.position() > 0 && checkpoint.hash().size() != kHashSize)) {
+    return absl::DataLossError("verified checkpoint: malformed body");
+  }
+  return checkpoint;
+}
+
+}  // namespace outreach::store::keys

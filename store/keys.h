@@ -1,0 +1,127 @@
+// Key and value encodings of every column family the store writes (format version 1).
+//
+// Numbers are big-endian so that RocksDB's bytewise key order is numeric order. Ids (task ids,
+// patient ids, assignees, request ids) are 1-64 characters of [A-Za-z0-9._:-] (domain/
+// validation.h), so they never contain '\0' and '\0' can end a variable-length id inside a key.
+//
+//   "default" (metadata):
+//     "head"              -> position: fixed64_be | hash: byte[32]      (the last event; absent
+//                                                                      while the log is empty)
+//     "checkpoint"        -> body | checksum: byte[32]
+//                            body := serialized outreach.storage.v1.VerifiedCheckpoint
+//                            checksum := SHA-256(body)
+//                            (the log is known good through body.position; Open re-verifies
+//                            only from there)
+//     "projection_format" -> fixed32_be (kProjectionFormat; any other value or none with a
+//                            non-empty log makes Open rebuild every projection from the log)
+//   "events":   see store/event_codec.h
+//   "streams":  task_id '\0' version: fixed64_be -> position: fixed64_be
+//   "tasks":    task_id -> deterministic serialization of the outreach.v1.Task projection
+//   "worklist": scope_tag: u8 | scope_value | '\0' | status: u8 | day_key: fixed32_be | task_id
+//                 -> kind: u8 | patient_id | '\0' | assignee
+//               scope_tag := 'a' (all; scope_value empty) | 'k' (kind; decimal enum number)
+//                          | 'p' (patient_id) | 'u' (assignee; only when the task has one)
+//               status    := the outreach.v1.TaskStatus number
+//               day_key   := days from 1970-01-01 to follow_up_date + kDayOffset,
+//                            or kNoFollowUpDay (0xFFFFFFFF, sorts last) without one
+//               Every task has one row per scope it belongs to, in every status (closed ones too).
+//   "expiry":   expires_at: fixed64_be(unix micros XOR 2^63) | task_id -> empty
+//               (only open automatic tasks; the XOR makes signed order bytewise order)
+//   "requests": request_id -> serialized outreach.storage.v1.RequestRecord
+//
+// A reader that finds a projection_format it does not know rebuilds the projections (everything
+// but "events" and the "head"/"checkpoint" rows) from the log. Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "outreach/v1/storage.pb.h"
+#include "outreach/v1/task.pb.h"
+
+namespace outreach::store::keys {
+
+// Column families, in the order Open creates their handles.
+enum Cf : int { kDefault = 0, kEvents, kStreams, kTasks, kWorklist, kExpiry, kRequests, kNumCfs };
+// The RocksDB name of each column family, indexed by Cf.
+const std::vector<std::string>& ColumnFamilyNames();
+// The column families that are a pure fold of the log (rebuilt and dumped).
+inline constexpr Cf kProjectionCfs[] = {kStreams, kTasks, kWorklist, kExpiry, kRequests};
+
+inline constexpr uint32_t kProjectionFormat = 1;
+inline constexpr char kHeadKey[] = "head";
+inline constexpr char kCheckpointKey[] = "checkpoint";
+inline constexpr char kProjectionFormatKey[] = "projection_format";
+
+// Fixed-width big-endian numbers.
+std::string EncodeFixed64BE(uint64_t value);
+std::string EncodeFixed32BE(uint32_t value);
+// False unless `bytes` is exactly 8 (or 4) bytes.
+bool DecodeFixed64BE(absl::string_view bytes, uint64_t* value);
+bool DecodeFixed32BE(absl::string_view bytes, uint32_t* value);
+
+// "events"
+std::string EventKey(uint64_t position);
+bool ParseEventKey(absl::string_view key, uint64_t* position);
+
+// "streams"
+std::string StreamPrefix(absl::string_view task_id);
+std::string StreamKey(absl::string_view task_id, int64_t version);
+
+// "expiry"
+std::string ExpiryTimeKey(int64_t unix_micros);  // the key prefix for one instant
+std::string ExpiryKey(absl::Time expires_at, absl::string_view task_id);
+bool ParseExpiryKey(absl::string_view key, absl::Time* expires_at, std::string* task_id);
+
+// "worklist"
+enum class Scope : char { kAll = 'a', kKind = 'k', kPatient = 'p', kAssignee = 'u' };
+inline constexpr uint32_t kDayOffset = 1u << 20;
+inline constexpr uint32_t kNoFollowUpDay = 0xFFFFFFFFu;
+
+uint32_t DayKey(absl::CivilDay day);
+// kNoFollowUpDay for an empty or unparsable date.
+uint32_t DayKeyOfDate(absl::string_view follow_up_date);
+// scope_tag | scope_value | '\0' | status: every row of one scope and status starts with it.
+std::string WorklistPrefix(Scope scope, absl::string_view scope_value, v1::TaskStatus status);
+std::string KindScopeValue(v1::TaskKind kind);
+// prefix | day_key | task_id
+std::string WorklistKey(absl::string_view prefix, uint32_t day_key, absl::string_view task_id);
+// Splits what follows the prefix; false if malformed.
+bool ParseWorklistSuffix(absl::string_view suffix, uint32_t* day_key, std::string* task_id);
+
+struct WorklistValue {
+  v1::TaskKind kind = v1::TASK_KIND_UNSPECIFIED;
+  std::string patient_id;
+  std::string assignee;
+};
+std::string EncodeWorklistValue(const WorklistValue& value);
+bool DecodeWorklistValue(absl::string_view bytes, WorklistValue* value);
+
+// The index rows a task's projection owns.
+struct IndexRows {
+  std::vector<std::pair<std::string, std::string>> worklist;
+  std::optional<std::string> expiry;  // set for open automatic tasks only
+};
+IndexRows IndexRowsFor(const v1::Task& task);
+
+// "tasks": the deterministic serialization of a projection.
+std::string EncodeTask(const v1::Task& task);
+
+// "requests": the deterministic serialization of an idempotency record.
+std::string EncodeRequestRecord(const storage::v1::RequestRecord& record);
+
+// "default" metadata rows.
+std::string EncodeHead(uint64_t position, absl::string_view hash);
+bool DecodeHead(absl::string_view bytes, uint64_t* position, std::string* hash);
+std::string EncodeCheckpoint(const storage::v1::VerifiedCheckpoint& checkpoint);
+// DATA_LOSS when the checksum or the body is bad.
+absl::StatusOr<storage::v1::VerifiedCheckpoint> DecodeCheckpoint(absl::string_view bytes);
+
+}  // namespace outreach::store::keys

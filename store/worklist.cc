@@ -1,0 +1,229 @@
+#include "store/worklist.h"
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "store/event_codec.h"
+#include "store/keys.h"
+#include "store/rocks.h"
+
+namespace outreach::store {
+namespace {
+
+constexpr uint8_t kTokenVersion = 1;
+constexpr std::size_t kFilterHashSize = 8;
+
+struct Cursor {
+  uint32_t day_key = 0;
+  std::string task_id;
+};
+
+// One status's key range of the chosen scope, with its own iterator.
+struct Range {
+  std::string prefix;
+  std::string lower;
+  std::string upper;
+  rocksdb::Slice upper_slice;  // points into `upper`; must outlive `it`
+  std::unique_ptr<rocksdb::Iterator> it;
+};
+
+std::vector<v1::TaskStatus> Statuses(const ListQuery& query) {
+  std::vector<v1::TaskStatus> out = query.statuses;
+  if (out.empty()) out = {v1::OPEN, v1::IN_PROGRESS};
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+absl::Status CheckQuery(const ListQuery& query, const std::vector<v1::TaskStatus>& statuses) {
+  for (v1::TaskStatus status : statuses) {
+    if (status == v1::TASK_STATUS_UNSPECIFIED || !v1::TaskStatus_IsValid(status)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "statuses: ", static_cast<int>(status), " is not OPEN, IN_PROGRESS or CLOSED"));
+    }
+  }
+  if (query.kind != v1::TASK_KIND_UNSPECIFIED && !v1::TaskKind_IsValid(query.kind)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kind: ", static_cast<int>(query.kind), " is not MANUAL or AUTOMATIC"));
+  }
+  if (query.page_size < 1 || query.page_size > kMaxPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size: ", query.page_size,
+                                                   " is not between 1 and ", kMaxPageSize));
+  }
+  return absl::OkStatus();
+}
+
+// Identifies the query's filters, so that a token cannot be replayed against another query.
+std::string FilterHash(const ListQuery& query, const std::vector<v1::TaskStatus>& statuses) {
+  std::string canonical = "worklist-v1";
+  canonical.push_back('\0');
+  for (v1::TaskStatus status : statuses) canonical.push_back(static_cast<char>(status));
+  canonical.push_back('\0');
+  canonical.push_back(static_cast<char>(query.kind));
+  absl::StrAppend(&canonical, query.patient_id);
+  canonical.push_back('\0');
+  absl::StrAppend(&canonical, query.assignee);
+  canonical.push_back('\0');
+  absl::StrAppend(&canonical, query.follow_up_on_or_before.has_value()
+                       ? keys::EncodeFixed32BE(keys::DayKey(*query.follow_up_on_or_before))
+                       : std::string("none"));
+  return std::string(AsBytes(Sha256(canonical)).substr(0, kFilterHashSize));
+}
+
+std::string EncodeToken(absl::string_view filter_hash, const Cursor& cursor) {
+  std::string raw;
+  raw.push_back(static_cast<char>(kTokenVersion));
+  absl::StrAppend(&raw, filter_hash);
+  absl::StrAppend(&raw, keys::EncodeFixed32BE(cursor.day_key));
+  absl::StrAppend(&raw, cursor.task_id);
+  return absl::WebSafeBase64Escape(raw);
+}
+
+absl::StatusOr<Cursor> DecodeToken(absl::string_view token, absl::string_view filter_hash) {
+  std::string raw;
+  constexpr std::size_t kFixed = 1 + kFilterHashSize + 4;
+  if (!absl::WebSafeBase64Unescape(token, &raw) || raw.size() <= kFixed ||
+      static_cast<uint8_t>(raw[0]) != kTokenVersion) {
+    return absl::InvalidArgumentError("page_token: malformed (pass next_page_token unchanged)");
+  }
+  if (absl::string_view(raw).substr(1, kFilterHashSize) != filter_hash) {
+    return absl::InvalidArgumentError(
+        "page_token: was issued for a query with other filters (keep the filters unchanged "
+        "while paging)");
+  }
+  Cursor cursor;
+  keys::DecodeFixed32BE(absl::string_view(raw).substr(1 + kFilterHashSize, 4), &cursor.day_key);
+  cursor.task_id = raw.substr(kFixed);
+  return cursor;
+}
+
+// The smallest key that is greater than every key starting with `prefix` (whose last byte, a
+// status number, is never 0xFF).
+std::string PrefixSuccessor(std::string prefix) {
+  prefix.back() = static_cast<char>(static_cast<uint8_t>(prefix.back()) + 1);
+  return prefix;
+}
+
+}  // namespace
+
+absl::StatusOr<ListPage> ListWorklist(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* worklist,
+                                      rocksdb::ColumnFamilyHandle* tasks,
+                                      const rocksdb::Snapshot* snapshot, const ListQuery& query) {
+  const std::vector<v1::TaskStatus> statuses = Statuses(query);
+  if (absl::Status s = CheckQuery(query, statuses); !s.ok()) return s;
+  const std::string filter_hash = FilterHash(query, statuses);
+  std::optional<Cursor> after;
+  if (!query.page_token.empty()) {
+    absl::StatusOr<Cursor> cursor = DecodeToken(query.page_token, filter_hash);
+    if (!cursor.ok()) return cursor.status();
+    after = *std::move(cursor);
+  }
+
+  // The most selective scope the query names; the other filters are checked per row.
+  keys::Scope scope = keys::Scope::kAll;
+  std::string scope_value;
+  if (!query.patient_id.empty()) {
+    scope = keys::Scope::kPatient;
+    scope_value = query.patient_id;
+  } else if (!query.assignee.empty()) {
+    scope = keys::Scope::kAssignee;
+    scope_value = query.assignee;
+  } else if (query.kind != v1::TASK_KIND_UNSPECIFIED) {
+    scope = keys::Scope::kKind;
+    scope_value = keys::KindScopeValue(query.kind);
+  }
+
+  std::vector<std::unique_ptr<Range>> ranges;
+  for (v1::TaskStatus status : statuses) {
+    auto range = std::make_unique<Range>();
+    range->prefix = keys::WorklistPrefix(scope, scope_value, status);
+    range->upper = query.follow_up_on_or_before.has_value()
+                       ? keys::WorklistKey(range->prefix,
+                                           keys::DayKey(*query.follow_up_on_or_before) + 1, "")
+                       : PrefixSuccessor(range->prefix);
+    // task_id + '\0' is the least key after task_id: ids never contain '\0'.
+    range->lower = after.has_value()
+                       ? keys::WorklistKey(range->prefix, after->day_key, after->task_id + '\0')
+                       : range->prefix;
+    if (range->lower >= range->upper) continue;
+    range->upper_slice = rocksdb::Slice(range->upper);
+    rocksdb::ReadOptions read;
+    read.snapshot = snapshot;
+    read.iterate_upper_bound = &range->upper_slice;
+    range->it.reset(db->NewIterator(read, worklist));
+    range->it->Seek(range->lower);
+    ranges.push_back(std::move(range));
+  }
+
+  std::vector<Cursor> matches;
+  bool has_more = false;
+  while (true) {
+    Range* next = nullptr;
+    for (const auto& range : ranges) {
+      if (!range->it->Valid()) continue;
+      if (next == nullptr || View(range->it->key()).substr(range->prefix.size()) <
+                                 View(next->it->key()).substr(next->prefix.size())) {
+        next = range.get();
+      }
+    }
+    if (next == nullptr) break;
+    const absl::string_view key = View(next->it->key());
+    Cursor cursor;
+    keys::WorklistValue value;
+    if (!keys::ParseWorklistSuffix(key.substr(next->prefix.size()), &cursor.day_key,
+                                   &cursor.task_id) ||
+        !keys::DecodeWorklistValue(View(next->it->value()), &value)) {
+      return absl::DataLossError(
+          absl::StrCat("worklist index: malformed row ", absl::BytesToHexString(key)));
+    }
+    const bool keep = (query.kind == v1::TASK_KIND_UNSPECIFIED || value.kind == query.kind) &&
+                      (query.patient_id.empty() || value.patient_id == query.patient_id) &&
+                      (query.assignee.empty() || value.assignee == query.assignee);
+    if (keep) {
+      if (matches.size() == static_cast<std::size_t>(query.page_size)) {
+        has_more = true;
+        break;
+      }
+      matches.push_back(std::move(cursor));
+    }
+    next->it->Next();
+  }
+  for (const auto& range : ranges) {
+    if (!range->it->status().ok()) return FromRocks(range->it->status(), "worklist index");
+  }
+
+  ListPage page;
+  if (matches.empty()) return page;
+  std::vector<rocksdb::Slice> task_keys;
+  task_keys.reserve(matches.size());
+  for (const Cursor& match : matches) task_keys.emplace_back(match.task_id);
+  std::vector<std::string> values;
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot;
+  const std::vector<rocksdb::Status> statuses_read = db->MultiGet(
+      read, std::vector<rocksdb::ColumnFamilyHandle*>(task_keys.size(), tasks), task_keys,
+      &values);
+  page.tasks.reserve(matches.size());
+  for (std::size_t i = 0; i < matches.size(); ++i) {
+    if (statuses_read[i].IsNotFound()) {
+      return absl::DataLossError(absl::StrCat("worklist index: row for task \"",
+                                              matches[i].task_id, "\" has no task"));
+    }
+    if (!statuses_read[i].ok()) return FromRocks(statuses_read[i], "tasks");
+    v1::Task& task = page.tasks.emplace_back();
+    if (!task.ParseFromString(values[i])) {
+      return absl::DataLossError(
+          absl::StrCat("tasks: row for \"", matches[i].task_id, "\" is not a valid Task"));
+    }
+  }
+  if (has_more) page.next_page_token = EncodeToken(filter_hash, matches.back());
+  return page;
+}
+
+}  // namespace outreach::store

@@ -1,0 +1,30 @@
+// The worklist query: ListTasks served from the "worklist" index rows (store/keys.h).
+//
+// Plan: the most selective scope the query names (patient > assignee > kind > all); one key
+// range per requested status, bounded by iterate_upper_bound (follow_up_on_or_before caps the
+// day_key); the ranges are k-way merged in (day_key, task_id) order, the remaining filters are
+// checked against each row's value, and the page's Task rows are read with one MultiGet. Every
+// read uses one snapshot. Never a scan of every task.
+//
+// Page tokens (opaque to clients):
+//   token  := base64url(version: u8 (= 1) | filters: byte[8] | day_key: fixed32_be | task_id)
+//   filters := the first 8 bytes of SHA-256 of the query's canonical filters (not page_size)
+// The next page starts strictly after (day_key, task_id). A malformed token, or one minted for
+// other filters, is INVALID_ARGUMENT naming page_token.
+//
+// Thread-safe: a pure function of the database snapshot it is given.
+#pragma once
+
+#include "absl/status/statusor.h"
+#include "rocksdb/db.h"
+#include "store/event_store.h"
+
+namespace outreach::store {
+
+inline constexpr int kMaxPageSize = 500;
+
+absl::StatusOr<ListPage> ListWorklist(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* worklist,
+                                      rocksdb::ColumnFamilyHandle* tasks,
+                                      const rocksdb::Snapshot* snapshot, const ListQuery& query);
+
+}  // namespace outreach::store

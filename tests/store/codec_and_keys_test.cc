@@ -1,0 +1,150 @@
+// The on-disk formats of store/event_codec.h and store/keys.h: round trips, ordering, and what a
+// reader does with bytes it must not trust.
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "domain/validation.h"
+#include "gtest/gtest.h"
+#include "store/event_codec.h"
+#include "store/keys.h"
+
+namespace outreach::store {
+namespace {
+
+storage::v1::StoredEvent SampleEvent(uint64_t position) {
+  storage::v1::StoredEvent event;
+  event.set_schema_version(kEventSchemaVersion);
+  event.set_position(position);
+  event.set_task_id("t1");
+  event.set_version(1);
+  event.set_event_id("e1");
+  event.set_actor("coordinator-1");
+  event.mutable_task_created()->set_patient_id("p1");
+  event.mutable_task_created()->set_kind(v1::MANUAL);
+  return event;
+}
+
+TEST(EventCodecTest, EncodedEventDecodesToTheSameEventAndVerifies) {
+  Hash hash;
+  const std::string value = EncodeEvent(SampleEvent(7), ZeroHash(), &hash);
+  absl::StatusOr<DecodedEvent> decoded = DecodeEvent(7, value);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->event.task_id(), "t1");
+  EXPECT_EQ(decoded->prev_hash, ZeroHash());
+  EXPECT_EQ(decoded->hash, hash);
+  EXPECT_TRUE(VerifyEventHash(*decoded));
+  const v1::EventRecord record = ToEventRecord(*decoded);
+  EXPECT_EQ(record.position(), 7u);
+  EXPECT_EQ(record.hash(), std::string(AsBytes(hash)));
+  EXPECT_EQ(record.schema_version(), kEventSchemaVersion);
+  EXPECT_TRUE(record.has_task_created());
+}
+
+TEST(EventCodecTest, HashCoversThePosition) {
+  EXPECT_NE(ChainHash(ZeroHash(), 1, "body"), ChainHash(ZeroHash(), 2, "body"));
+}
+
+TEST(EventCodecTest, FlippedBodyByteFailsTheHash) {
+  Hash hash;
+  std::string value = EncodeEvent(SampleEvent(1), ZeroHash(), &hash);
+  value.back() ^= 0x01;
+  absl::StatusOr<DecodedEvent> decoded = DecodeEvent(1, value);
+  if (decoded.ok()) {
+    EXPECT_FALSE(VerifyEventHash(*decoded));
+  } else {
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss);
+  }
+}
+
+TEST(EventCodecTest, UnknownFormatVersionIsDataLossNamingIt) {
+  Hash hash;
+  std::string value = EncodeEvent(SampleEvent(3), ZeroHash(), &hash);
+  value[0] = 2;
+  absl::StatusOr<DecodedEvent> decoded = DecodeEvent(3, value);
+  ASSERT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(decoded.status().message().find("format_version 2"), std::string::npos);
+  EXPECT_NE(decoded.status().message().find("position 3"), std::string::npos);
+}
+
+TEST(EventCodecTest, NewerSchemaVersionIsDataLossNotSkipped) {
+  storage::v1::StoredEvent event = SampleEvent(4);
+  event.set_schema_version(kEventSchemaVersion + 1);
+  Hash hash;
+  absl::StatusOr<DecodedEvent> decoded = DecodeEvent(4, EncodeEvent(event, ZeroHash(), &hash));
+  ASSERT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(decoded.status().message().find("schema_version 2"), std::string::npos);
+}
+
+TEST(EventCodecTest, TruncatedOrMisplacedValueIsDataLoss) {
+  Hash hash;
+  const std::string value = EncodeEvent(SampleEvent(5), ZeroHash(), &hash);
+  EXPECT_EQ(DecodeEvent(5, value.substr(0, 20)).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeEvent(5, "").status().code(), absl::StatusCode::kDataLoss);
+  // The body says 5; stored under key 6 it is misplaced.
+  EXPECT_EQ(DecodeEvent(6, value).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(KeysTest, EventKeysSortInPositionOrder) {
+  EXPECT_LT(keys::EventKey(255), keys::EventKey(256));
+  EXPECT_LT(keys::EventKey(1), keys::EventKey(uint64_t{1} << 40));
+  uint64_t position = 0;
+  ASSERT_TRUE(keys::ParseEventKey(keys::EventKey(123456789), &position));
+  EXPECT_EQ(position, 123456789u);
+}
+
+TEST(KeysTest, WorklistKeysSortByFollowUpDateThenTaskIdWithNoDateLast) {
+  const std::string prefix = keys::WorklistPrefix(keys::Scope::kAll, "", v1::OPEN);
+  const std::string early = keys::WorklistKey(
+      prefix, keys::DayKeyOfDate("2025-01-02"), "zzz");
+  const std::string late_a = keys::WorklistKey(prefix, keys::DayKeyOfDate("2025-10-01"), "a");
+  const std::string late_b = keys::WorklistKey(prefix, keys::DayKeyOfDate("2025-10-01"), "b");
+  const std::string none = keys::WorklistKey(prefix, keys::DayKeyOfDate(""), "a");
+  EXPECT_LT(early, late_a);
+  EXPECT_LT(late_a, late_b);
+  EXPECT_LT(late_b, none);
+  EXPECT_LT(keys::DayKeyOfDate("1900-01-01"), keys::DayKeyOfDate("1970-01-01"));
+}
+
+TEST(KeysTest, ExpiryKeysSortByTimeAndRoundTrip) {
+  const absl::Time t = absl::FromUnixMicros(1'700'000'000'123'456);
+  EXPECT_LT(keys::ExpiryKey(t, "b"), keys::ExpiryKey(t + absl::Microseconds(1), "a"));
+  EXPECT_LT(keys::ExpiryKey(absl::FromUnixSeconds(-5), "a"), keys::ExpiryKey(t, "a"));
+  absl::Time parsed;
+  std::string task_id;
+  ASSERT_TRUE(keys::ParseExpiryKey(keys::ExpiryKey(t, "task-1"), &parsed, &task_id));
+  EXPECT_EQ(parsed, t);
+  EXPECT_EQ(task_id, "task-1");
+}
+
+TEST(KeysTest, OpenAutomaticTaskOwnsAnExpiryRowAndClosedOneDoesNot) {
+  v1::Task task;
+  task.set_task_id("t1");
+  task.set_patient_id("p1");
+  task.set_kind(v1::AUTOMATIC);
+  task.set_status(v1::OPEN);
+  task.set_assignee("nurse-1");
+  *task.mutable_expires_at() = domain::ToProto(absl::FromUnixSeconds(1'800'000'000));
+  keys::IndexRows rows = keys::IndexRowsFor(task);
+  EXPECT_TRUE(rows.expiry.has_value());
+  EXPECT_EQ(rows.worklist.size(), 4u);  // all, kind, patient, assignee
+  task.set_status(v1::CLOSED);
+  task.clear_assignee();
+  rows = keys::IndexRowsFor(task);
+  EXPECT_FALSE(rows.expiry.has_value());
+  EXPECT_EQ(rows.worklist.size(), 3u);
+}
+
+TEST(KeysTest, CheckpointWithABadChecksumIsDataLoss) {
+  storage::v1::VerifiedCheckpoint checkpoint;
+  checkpoint.set_position(9);
+  checkpoint.set_hash(std::string(kHashSize, 'h'));
+  std::string bytes = keys::EncodeCheckpoint(checkpoint);
+  absl::StatusOr<storage::v1::VerifiedCheckpoint> decoded = keys::DecodeCheckpoint(bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->position(), 9u);
+  bytes[0] ^= 0x20;
+  EXPECT_EQ(keys::DecodeCheckpoint(bytes).status().code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace outreach::store
