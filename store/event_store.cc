@@ -303,6 +303,12 @@ class EventStore::Impl {
     absl::Status s = RebuildLocked();
     absl::MutexLock lock(&mu_);
     paused_ = false;
+    // A rebuild that stopped part-way has left projections the writer must not decide on: a
+    // cleared task row would let a second TaskCreated into that task's stream. Refuse writes
+    // until the next Open, which redoes the rebuild (its format row is already deleted).
+    if (!s.ok() && write_error_.ok()) {
+      write_error_ = absl::Status(s.code(), absl::StrCat("rebuilding projections: ", s.message()));
+    }
     return s;
   }
 

@@ -118,7 +118,8 @@ class EventStore {
 
   // Deletes every projection and index row and folds them again from the log alone.
   // Waits for queued writes first; writes are held off while it runs (reads meanwhile may see
-  // partly rebuilt projections).
+  // partly rebuilt projections). If it fails, writes stay refused (UNAVAILABLE) until the store
+  // is reopened, which rebuilds again.
   absl::Status RebuildProjections();
   // Every projection and index row, as "column family \t hex(key) \t hex(value)" lines in key
   // order: byte-for-byte comparison of live vs rebuilt state.

@@ -818,6 +818,32 @@ TEST_F(EventStoreTest, CorruptionBeforeTheCheckpointIsReportedByVerifyLog) {
   EXPECT_FALSE(report.problem.empty());
 }
 
+TEST_F(EventStoreTest, FailedRebuildRefusesWritesUntilReopenInsteadOfDecidingOnClearedRows) {
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Create(absl::StrCat("t", i)).ok());
+  ASSERT_TRUE(Reopen().ok());  // verified through position 3: start-up will not re-read event 2
+  EditRawDb([](rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
+    std::string value;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), cfs[keys::kEvents], keys::EventKey(2), &value)
+                    .ok());
+    value[0] = 9;  // an envelope version the rebuild cannot decode
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cfs[keys::kEvents], keys::EventKey(2), value)
+                    .ok());
+  });
+  ASSERT_TRUE(Reopen().ok());
+  ASSERT_EQ(store_->RebuildProjections().code(), absl::StatusCode::kDataLoss);
+  // The rebuild stopped after clearing the projections: deciding on them would accept a second
+  // TaskCreated for t0 and break its stream. Writes are refused instead.
+  absl::StatusOr<CommandResult> again = Create("t0");
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kUnavailable) << again.status();
+  EXPECT_THAT(std::string(again.status().message()), HasSubstr("position 2"));
+  EXPECT_EQ(store_->WriteHealth().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(store_->HeadPosition(), 3u);
+  // The interrupted rebuild is redone at the next Open, which now meets the bad event.
+  absl::Status reopened = Reopen();
+  EXPECT_EQ(reopened.code(), absl::StatusCode::kDataLoss) << reopened;
+  EXPECT_THAT(std::string(reopened.message()), HasSubstr("position 2"));
+}
+
 TEST_F(EventStoreTest, TamperedCheckpointIsDataLossAtOpen) {
   ASSERT_TRUE(Create("t1").ok());
   ASSERT_TRUE(Reopen().ok());

@@ -1,0 +1,690 @@
+// EventStore under I/O faults (issue 3), on a temporary directory through FaultFs:
+//  - the FaultFs model itself (what a power cut keeps);
+//  - lost syncs: a power cut while clients are writing keeps every acknowledged event, and
+//    leaves a gap-free, verifiable log whose projections equal a rebuild;
+//  - retries after the cut: a request_id is applied at most once;
+//  - a failing sync: the store refuses writes, keeps serving reads, and half-applies nothing.
+//
+// The LostSync run is seeded. It prints its seed; OUTREACH_FAULT_SEED=<seed> reruns the same
+// choices (thread timing still varies), OUTREACH_FAULT_ROUNDS=<n> sets the number of power cuts.
+#include <stdlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
+#include "store/event_store.h"
+#include "tests/store/fault_fs.h"
+
+namespace outreach::store {
+namespace {
+
+using ::outreach::store::faults::FaultFs;
+using ::testing::HasSubstr;
+
+const absl::Time kStart =
+    absl::FromCivil(absl::CivilSecond(2025, 3, 10, 9, 0, 0), absl::UTCTimeZone());
+
+std::string MakeTempDir(const char* prefix) {
+  std::string pattern = absl::StrCat("/tmp/", prefix, ".XXXXXX");
+  if (mkdtemp(pattern.data()) == nullptr) return std::string();
+  return pattern;
+}
+
+std::optional<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// ---- The FaultFs model ----
+
+class FaultFsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir("outreach-faultfs-test");
+    ASSERT_FALSE(dir_.empty());
+    ASSERT_TRUE(fs_->NewDirectory(dir_, rocksdb::IOOptions(), &directory_, nullptr).ok());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Path(const char* name) const { return absl::StrCat(dir_, "/", name); }
+
+  std::unique_ptr<rocksdb::FSWritableFile> NewFile(const std::string& path) {
+    std::unique_ptr<rocksdb::FSWritableFile> file;
+    EXPECT_TRUE(fs_->NewWritableFile(path, rocksdb::FileOptions(), &file, nullptr).ok());
+    return file;
+  }
+  rocksdb::IOStatus Append(rocksdb::FSWritableFile& file, const char* data) {
+    return file.Append(rocksdb::Slice(data), rocksdb::IOOptions(), nullptr);
+  }
+  rocksdb::IOStatus Sync(rocksdb::FSWritableFile& file) {
+    return file.Sync(rocksdb::IOOptions(), nullptr);
+  }
+  rocksdb::IOStatus SyncDirectory() { return directory_->Fsync(rocksdb::IOOptions(), nullptr); }
+  // A file made durable the way RocksDB writes CURRENT: written, synced, directory synced.
+  void WriteDurably(const std::string& path, const char* data) {
+    std::unique_ptr<rocksdb::FSWritableFile> file = NewFile(path);
+    ASSERT_TRUE(Append(*file, data).ok());
+    ASSERT_TRUE(Sync(*file).ok());
+    ASSERT_TRUE(file->Close(rocksdb::IOOptions(), nullptr).ok());
+    ASSERT_TRUE(SyncDirectory().ok());
+  }
+  void CutAndDrop() {
+    fs_->PowerCut();
+    ASSERT_TRUE(fs_->DropUnsyncedData().ok());
+  }
+
+  std::string dir_;
+  std::shared_ptr<FaultFs> fs_ = std::make_shared<FaultFs>();
+  std::unique_ptr<rocksdb::FSDirectory> directory_;
+};
+
+TEST_F(FaultFsTest, PowerCutKeepsASyncedPrefixAndDropsTheRestEvenAfterClose) {
+  const std::string path = Path("000004.log");
+  std::unique_ptr<rocksdb::FSWritableFile> file = NewFile(path);
+  ASSERT_TRUE(SyncDirectory().ok());
+  ASSERT_TRUE(Append(*file, "abc").ok());
+  ASSERT_TRUE(Sync(*file).ok());
+  ASSERT_TRUE(Append(*file, "def").ok());
+  ASSERT_TRUE(file->RangeSync(0, 6, rocksdb::IOOptions(), nullptr).ok());  // not a sync
+  ASSERT_TRUE(file->Close(rocksdb::IOOptions(), nullptr).ok());           // nor is Close
+  EXPECT_EQ(ReadWholeFile(path), "abcdef");  // the page cache: readable before the cut
+  FaultFs::FileState state;
+  ASSERT_TRUE(fs_->Tracked(path, &state));
+  EXPECT_EQ(state.written, 6u);
+  EXPECT_EQ(state.synced, 3u);
+  CutAndDrop();
+  EXPECT_EQ(ReadWholeFile(path), "abc");
+}
+
+TEST_F(FaultFsTest, PowerCutFailsWritesAndSyncsButNotReads) {
+  const std::string path = Path("000005.log");
+  std::unique_ptr<rocksdb::FSWritableFile> file = NewFile(path);
+  ASSERT_TRUE(Append(*file, "abc").ok());
+  fs_->PowerCut();
+  EXPECT_TRUE(Append(*file, "def").IsIOError());
+  EXPECT_TRUE(Sync(*file).IsIOError());
+  EXPECT_TRUE(SyncDirectory().IsIOError());
+  std::unique_ptr<rocksdb::FSWritableFile> other;
+  EXPECT_TRUE(
+      fs_->NewWritableFile(Path("other"), rocksdb::FileOptions(), &other, nullptr).IsIOError());
+  EXPECT_TRUE(fs_->RenameFile(path, Path("x"), rocksdb::IOOptions(), nullptr).IsIOError());
+  EXPECT_TRUE(fs_->DeleteFile(path, rocksdb::IOOptions(), nullptr).IsIOError());
+  EXPECT_TRUE(fs_->FileExists(path, rocksdb::IOOptions(), nullptr).ok());
+  EXPECT_TRUE(file->Close(rocksdb::IOOptions(), nullptr).IsIOError());
+  ASSERT_TRUE(fs_->DropUnsyncedData().ok());
+  EXPECT_EQ(ReadWholeFile(path), std::nullopt);  // never made durable by a directory sync
+}
+
+TEST_F(FaultFsTest, FileCreatedWithoutADirectorySyncVanishes) {
+  const std::string kept = Path("000007.sst");
+  const std::string lost = Path("000008.sst");
+  WriteDurably(kept, "kept");
+  std::unique_ptr<rocksdb::FSWritableFile> file = NewFile(lost);
+  ASSERT_TRUE(Append(*file, "lost").ok());
+  ASSERT_TRUE(Sync(*file).ok());  // its data is synced, its name is not
+  CutAndDrop();
+  EXPECT_EQ(ReadWholeFile(kept), "kept");
+  EXPECT_EQ(ReadWholeFile(lost), std::nullopt);
+}
+
+TEST_F(FaultFsTest, RenameOntoCurrentIsUndoneWithoutADirectorySync) {
+  const std::string current = Path("CURRENT");
+  const std::string temp = Path("000009.dbtmp");
+  WriteDurably(current, "MANIFEST-000001\n");
+  std::unique_ptr<rocksdb::FSWritableFile> file = NewFile(temp);
+  ASSERT_TRUE(Append(*file, "MANIFEST-000009\n").ok());
+  ASSERT_TRUE(Sync(*file).ok());
+  ASSERT_TRUE(file->Close(rocksdb::IOOptions(), nullptr).ok());
+  ASSERT_TRUE(fs_->RenameFile(temp, current, rocksdb::IOOptions(), nullptr).ok());
+  EXPECT_EQ(ReadWholeFile(current), "MANIFEST-000009\n");
+  CutAndDrop();
+  EXPECT_EQ(ReadWholeFile(current), "MANIFEST-000001\n");
+  EXPECT_EQ(ReadWholeFile(temp), std::nullopt);
+
+  // The same rename followed by a directory sync survives.
+  file = NewFile(temp);
+  ASSERT_TRUE(Append(*file, "MANIFEST-000010\n").ok());
+  ASSERT_TRUE(Sync(*file).ok());
+  ASSERT_TRUE(file->Close(rocksdb::IOOptions(), nullptr).ok());
+  ASSERT_TRUE(fs_->RenameFile(temp, current, rocksdb::IOOptions(), nullptr).ok());
+  ASSERT_TRUE(SyncDirectory().ok());
+  CutAndDrop();
+  EXPECT_EQ(ReadWholeFile(current), "MANIFEST-000010\n");
+}
+
+TEST_F(FaultFsTest, DeleteWithoutADirectorySyncBringsBackTheDurableBytes) {
+  const std::string path = Path("000003.log");
+  std::unique_ptr<rocksdb::FSWritableFile> file = NewFile(path);
+  ASSERT_TRUE(SyncDirectory().ok());
+  ASSERT_TRUE(Append(*file, "synced").ok());
+  ASSERT_TRUE(Sync(*file).ok());
+  ASSERT_TRUE(Append(*file, "+unsynced").ok());
+  ASSERT_TRUE(file->Close(rocksdb::IOOptions(), nullptr).ok());
+  ASSERT_TRUE(fs_->DeleteFile(path, rocksdb::IOOptions(), nullptr).ok());
+  EXPECT_EQ(ReadWholeFile(path), std::nullopt);
+  CutAndDrop();
+  EXPECT_EQ(ReadWholeFile(path), "synced");
+}
+
+TEST_F(FaultFsTest, FailSyncsFailsOnlySyncsAndMakesNothingDurable) {
+  const std::string path = Path("000011.log");
+  std::unique_ptr<rocksdb::FSWritableFile> file = NewFile(path);
+  ASSERT_TRUE(SyncDirectory().ok());
+  fs_->FailSyncs(true);
+  ASSERT_TRUE(Append(*file, "abc").ok());
+  rocksdb::IOStatus s = Sync(*file);
+  EXPECT_TRUE(s.IsIOError());
+  EXPECT_THAT(s.ToString(), HasSubstr("injected sync failure"));
+  EXPECT_TRUE(file->Fsync(rocksdb::IOOptions(), nullptr).IsIOError());
+  EXPECT_TRUE(SyncDirectory().IsIOError());
+  fs_->FailSyncs(false);
+  ASSERT_TRUE(Append(*file, "def").ok());
+  ASSERT_TRUE(file->Close(rocksdb::IOOptions(), nullptr).ok());
+  CutAndDrop();
+  EXPECT_EQ(ReadWholeFile(path), "");
+}
+
+// ---- The store under faults ----
+
+std::string Fingerprint(const std::string& request_id) { return absl::StrCat("fp:", request_id); }
+
+domain::Command CreateCommand(const std::string& task_id, const std::string& request_id) {
+  domain::CreateTaskCommand c;
+  c.task_id = task_id;
+  c.patient_id = absl::StrCat("p-", task_id);
+  c.kind = v1::MANUAL;
+  c.title = "Book annual wellness visit";
+  c.follow_up_date = "2025-03-12";
+  c.meta = {"coordinator-1", request_id};
+  return c;
+}
+
+domain::Command LogCommand(const std::string& task_id, const std::string& request_id,
+                           bool close_task) {
+  domain::LogContactCommand c;
+  c.task_id = task_id;
+  c.outcome = close_task ? v1::SCHEDULED : v1::NO_ANSWER;
+  c.notes = "called";
+  c.follow_up_date = close_task ? "" : "2025-03-20";
+  c.close_task = close_task;
+  c.meta = {"coordinator-1", request_id};
+  return c;
+}
+
+// How many events the command appends when it applies (every command here is valid).
+std::size_t EventsOf(const domain::Command& command) {
+  const auto* log = std::get_if<domain::LogContactCommand>(&command);
+  return log != nullptr && log->close_task ? 2 : 1;
+}
+
+// One command as a client sent it: enough to send it again.
+struct Sent {
+  std::string request_id;
+  domain::Command command;
+};
+
+// What the clients know. `acknowledged` holds every result a client heard, with the events the
+// command appended (for a retry that replayed: the events it had appended unheard).
+// `in_doubt` holds commands whose answer never reached their client.
+struct Ledger {
+  std::map<std::string, CommandResult> acknowledged;  // by request_id
+  std::vector<Sent> in_doubt;
+};
+
+class FaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir("outreach-fault-test");
+    ASSERT_FALSE(dir_.empty());
+  }
+
+  void TearDown() override {
+    store_.reset();  // before the env it uses
+    env_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // Opens the store on `env` (nullptr = the default, healthy one).
+  absl::Status Open(rocksdb::Env* env) {
+    store_.reset();
+    StoreOptions options;
+    options.clock = &clock_;
+    options.sync_writes = true;  // what the durability claim is about
+    options.block_cache_bytes = 1 << 20;
+    options.env = env;
+    absl::StatusOr<std::unique_ptr<EventStore>> opened = EventStore::Open(dir_, options);
+    if (!opened.ok()) return opened.status();
+    store_ = *std::move(opened);
+    return absl::OkStatus();
+  }
+
+  // Opens the store over a fresh FaultFs.
+  void OpenFaulty() {
+    store_.reset();
+    fs_ = std::make_shared<FaultFs>();
+    env_ = rocksdb::NewCompositeEnv(fs_);
+    absl::Status s = Open(env_.get());
+    ASSERT_TRUE(s.ok()) << s;
+  }
+
+  // Cuts the power (if not yet), destroys the store, drops what was not durable, and reopens
+  // on a healthy file system.
+  void CutPowerAndReopen() {
+    fs_->PowerCut();
+    store_.reset();
+    ASSERT_TRUE(fs_->DropUnsyncedData().ok());
+    env_.reset();
+    fs_.reset();
+    absl::Status s = Open(nullptr);
+    ASSERT_TRUE(s.ok()) << s;
+  }
+
+  absl::StatusOr<CommandResult> Send(const Sent& sent) {
+    return store_->Execute(sent.command, Fingerprint(sent.request_id));
+  }
+
+  std::vector<v1::EventRecord> AllEvents() {
+    absl::StatusOr<std::vector<v1::EventRecord>> events = store_->ReadEvents(0, "", 0);
+    EXPECT_TRUE(events.ok()) << events.status();
+    return events.ok() ? *std::move(events) : std::vector<v1::EventRecord>{};
+  }
+
+  // The log verifies, is gap-free from position 1 to the head, and the projections are exactly
+  // what a rebuild from the log gives.
+  void ExpectConsistent() {
+    const VerifyReport report = store_->VerifyLog();
+    EXPECT_TRUE(report.ok) << "position " << report.first_bad_position << ": " << report.problem;
+    const std::vector<v1::EventRecord> events = AllEvents();
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      ASSERT_EQ(events[i].position(), i + 1) << "the log has a gap";
+    }
+    EXPECT_EQ(store_->HeadPosition(), events.size());
+    EXPECT_EQ(report.head_position, events.size());
+    absl::StatusOr<std::string> live = store_->DumpProjections();
+    ASSERT_TRUE(live.ok()) << live.status();
+    absl::Status rebuilt = store_->RebuildProjections();
+    ASSERT_TRUE(rebuilt.ok()) << rebuilt;
+    absl::StatusOr<std::string> after = store_->DumpProjections();
+    ASSERT_TRUE(after.ok()) << after.status();
+    EXPECT_EQ(*live, *after) << "projections differ from a rebuild";
+  }
+
+  // The recovered log against what the clients know: every acknowledged event exactly once at
+  // its position with its hash; every event from a request some client sent; a request in
+  // doubt applied once or not at all. With ExpectConsistent: a gap-free prefix.
+  void ExpectLogMatchesLedger(const Ledger& ledger) {
+    ExpectConsistent();
+    const std::vector<v1::EventRecord> events = AllEvents();
+    std::set<std::string> event_ids;
+    std::map<std::string, std::vector<const v1::EventRecord*>> by_request;
+    for (const v1::EventRecord& e : events) {
+      EXPECT_TRUE(event_ids.insert(e.event_id()).second)
+          << "event " << e.event_id() << " appears twice";
+      by_request[e.request_id()].push_back(&e);
+    }
+    for (const auto& [request_id, result] : ledger.acknowledged) {
+      const auto logged = by_request.find(request_id);
+      ASSERT_NE(logged, by_request.end()) << "acknowledged request " << request_id << " is lost";
+      ASSERT_EQ(logged->second.size(), result.events.size())
+          << "request " << request_id << " is not applied exactly once";
+      for (std::size_t i = 0; i < result.events.size(); ++i) {
+        const v1::EventRecord& want = result.events[i];
+        const v1::EventRecord& got = *logged->second[i];
+        EXPECT_EQ(got.position(), want.position()) << request_id;
+        EXPECT_EQ(got.event_id(), want.event_id()) << request_id;
+        EXPECT_EQ(got.hash(), want.hash()) << request_id;
+        EXPECT_EQ(got.task_id(), want.task_id()) << request_id;
+        EXPECT_EQ(got.version(), want.version()) << request_id;
+      }
+    }
+    std::map<std::string, const Sent*> in_doubt;
+    for (const Sent& sent : ledger.in_doubt) in_doubt[sent.request_id] = &sent;
+    for (const auto& [request_id, logged] : by_request) {
+      if (ledger.acknowledged.count(request_id) != 0) continue;
+      const auto sent = in_doubt.find(request_id);
+      ASSERT_NE(sent, in_doubt.end()) << "events of request " << request_id << " nobody sent";
+      ASSERT_EQ(logged.size(), EventsOf(sent->second->command))
+          << "request " << request_id << " in doubt is not applied exactly once";
+      for (std::size_t i = 1; i < logged.size(); ++i) {
+        EXPECT_EQ(logged[i]->position(), logged[0]->position() + i) << request_id;
+      }
+    }
+  }
+
+  // Sends every command in doubt again with its request_id: one that landed replays (nothing
+  // appended), one that did not is applied now. Moves them to `acknowledged`.
+  void RetryInDoubt(Ledger& ledger, int* landed_count) {
+    std::map<std::string, std::vector<v1::EventRecord>> by_request;
+    for (v1::EventRecord& e : AllEvents()) by_request[e.request_id()].push_back(std::move(e));
+    for (const Sent& sent : ledger.in_doubt) {
+      SCOPED_TRACE(sent.request_id);
+      absl::StatusOr<CommandResult> result = Send(sent);
+      ASSERT_TRUE(result.ok()) << result.status();
+      const auto landed = by_request.find(sent.request_id);
+      if (landed != by_request.end()) {
+        ++*landed_count;
+        EXPECT_TRUE(result->replayed);
+        EXPECT_TRUE(result->events.empty());
+        EXPECT_EQ(result->task.version(), landed->second.back().version());
+        result->events = landed->second;
+      } else {
+        EXPECT_FALSE(result->replayed);
+        EXPECT_EQ(result->events.size(), EventsOf(sent.command));
+      }
+      ledger.acknowledged.emplace(sent.request_id, *std::move(result));
+    }
+    ledger.in_doubt.clear();
+  }
+
+  std::string dir_;
+  FakeClock clock_{kStart};
+  std::shared_ptr<FaultFs> fs_;
+  std::unique_ptr<rocksdb::Env> env_;
+  std::unique_ptr<EventStore> store_;
+};
+
+// One client of the LostSync run: it works through its own tasks (create, contacts, sometimes
+// log-and-close or leave the task open), one command at a time, so no two clients' commands
+// conflict and every command it sends is valid. It records what it hears in the ledger and
+// stops once it is disconnected; the command it had in flight then is in doubt.
+void RunClient(EventStore* store, uint64_t seed, const std::string& name,
+               const std::atomic<bool>* disconnected, absl::Mutex* mu, Ledger* ledger,
+               std::atomic<int>* heard) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> dice(0, 9);
+  int tasks = 0;
+  int commands = 0;
+  std::string task;  // the open task this client works on; empty = none
+  while (!disconnected->load()) {
+    Sent sent;
+    sent.request_id = absl::StrCat(name, "-c", commands++);
+    bool closes = false;
+    if (task.empty()) {
+      task = absl::StrCat(name, "-t", tasks++);
+      sent.command = CreateCommand(task, sent.request_id);
+    } else {
+      const int roll = dice(rng);
+      if (roll == 0) {  // leave it open, start another
+        task.clear();
+        continue;
+      }
+      closes = roll <= 2;
+      sent.command = LogCommand(task, sent.request_id, closes);
+    }
+    absl::Notification answered;
+    absl::StatusOr<CommandResult> result;
+    bool was_heard = false;
+    store->Submit(sent.command, Fingerprint(sent.request_id),
+                  [&](absl::StatusOr<CommandResult> r) {
+                    // The answer reaches the client only while it is connected.
+                    was_heard = !disconnected->load();
+                    result = std::move(r);
+                    answered.Notify();
+                  });
+    answered.WaitForNotification();
+    absl::MutexLock lock(mu);
+    if (!was_heard) {
+      ledger->in_doubt.push_back(std::move(sent));
+      return;
+    }
+    // The clients are cut off before the power: every answer heard predates the cut.
+    if (!result.ok()) {
+      ADD_FAILURE() << sent.request_id << " failed before the power cut: " << result.status();
+      return;
+    }
+    ledger->acknowledged.emplace(sent.request_id, *std::move(result));
+    heard->fetch_add(1);
+    if (closes) task.clear();
+  }
+}
+
+uint64_t SeedFromEnvOr(uint64_t fallback) {
+  const char* text = getenv("OUTREACH_FAULT_SEED");
+  return text != nullptr ? strtoull(text, nullptr, 10) : fallback;
+}
+
+int RoundsFromEnvOr(int fallback) {
+  const char* text = getenv("OUTREACH_FAULT_ROUNDS");
+  return text != nullptr ? atoi(text) : fallback;
+}
+
+TEST_F(FaultTest, LostSyncKeepsEveryAcknowledgedEventInAGapFreeVerifiedPrefix) {
+  constexpr int kClients = 4;
+  constexpr int kHeardBeforeCut = 8;
+  const uint64_t seed = SeedFromEnvOr(std::random_device()());
+  const int rounds = RoundsFromEnvOr(6);
+  std::cout << "[ seed     ] OUTREACH_FAULT_SEED=" << seed << " OUTREACH_FAULT_ROUNDS=" << rounds
+            << std::endl;
+  SCOPED_TRACE(absl::StrCat("OUTREACH_FAULT_SEED=", seed));
+  std::mt19937_64 rng(seed);
+  Ledger ledger;  // across rounds: each round reopens the same database
+
+  for (int round = 0; round < rounds; ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    ASSERT_NO_FATAL_FAILURE(OpenFaulty());
+    std::atomic<bool> disconnected{false};
+    std::atomic<int> heard{0};
+    absl::Mutex mu;
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c) {
+      clients.emplace_back(RunClient, store_.get(), rng(), absl::StrCat("r", round, "-k", c),
+                           &disconnected, &mu, &ledger, &heard);
+    }
+    // Let the clients get going, cut them off at a random moment, and the power a little later:
+    // commands that land in between are durable but unheard.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (heard.load() < kHeardBeforeCut && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::this_thread::sleep_for(
+        std::chrono::microseconds(std::uniform_int_distribution<int>(0, 30000)(rng)));
+    disconnected = true;
+    std::this_thread::sleep_for(
+        std::chrono::microseconds(std::uniform_int_distribution<int>(0, 3000)(rng)));
+    fs_->PowerCut();
+    for (std::thread& t : clients) t.join();
+    ASSERT_GE(heard.load(), kHeardBeforeCut);
+
+    // The database still open sees the I/O errors: a command now fails and latches the store.
+    Sent late{absl::StrCat("r", round, "-late"), {}};
+    late.command = CreateCommand(absl::StrCat("r", round, "-late-t"), late.request_id);
+    absl::StatusOr<CommandResult> refused = Send(late);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+    EXPECT_EQ(store_->WriteHealth().code(), absl::StatusCode::kUnavailable);
+    ledger.in_doubt.push_back(std::move(late));
+    const std::size_t in_doubt = ledger.in_doubt.size();
+
+    ASSERT_NO_FATAL_FAILURE(CutPowerAndReopen());
+    ASSERT_NO_FATAL_FAILURE(ExpectLogMatchesLedger(ledger));
+    const uint64_t recovered_head = store_->HeadPosition();
+    int landed = 0;
+    ASSERT_NO_FATAL_FAILURE(RetryInDoubt(ledger, &landed));
+    ASSERT_NO_FATAL_FAILURE(ExpectLogMatchesLedger(ledger));
+    std::cout << "[ round " << round << "  ] heard " << heard.load() << ", in doubt " << in_doubt
+              << " (landed " << landed << "), head after the cut " << recovered_head
+              << ", after retries " << store_->HeadPosition() << std::endl;
+    store_.reset();
+  }
+}
+
+TEST_F(FaultTest, UnacknowledgedCommandsRetriedAfterAPowerCutApplyAtMostOnce) {
+  ASSERT_NO_FATAL_FAILURE(OpenFaulty());
+  const Sent create{"req-1", CreateCommand("t1", "req-1")};
+  const Sent unheard{"req-2", LogCommand("t1", "req-2", false)};
+  const Sent close{"req-3", LogCommand("t1", "req-3", true)};
+  const Sent create_other{"req-4", CreateCommand("t2", "req-4")};
+  ASSERT_TRUE(Send(create).ok());
+  // Lands and is durable, but its answer is lost with the connection.
+  ASSERT_TRUE(Send(unheard).ok());
+  fs_->PowerCut();
+  EXPECT_EQ(Send(close).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Send(create_other).status().code(), absl::StatusCode::kUnavailable);
+  ASSERT_NO_FATAL_FAILURE(CutPowerAndReopen());
+  EXPECT_EQ(store_->HeadPosition(), 2u);
+
+  absl::StatusOr<CommandResult> r2 = Send(unheard);
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  EXPECT_TRUE(r2->replayed);
+  EXPECT_TRUE(r2->events.empty());
+  EXPECT_EQ(r2->task.version(), 2);
+  absl::StatusOr<CommandResult> r3 = Send(close);
+  ASSERT_TRUE(r3.ok()) << r3.status();
+  EXPECT_FALSE(r3->replayed);
+  ASSERT_EQ(r3->events.size(), 2u);
+  EXPECT_EQ(r3->events[0].position(), 3u);
+  EXPECT_EQ(r3->task.status(), v1::CLOSED);
+  absl::StatusOr<CommandResult> r4 = Send(create_other);
+  ASSERT_TRUE(r4.ok()) << r4.status();
+  EXPECT_FALSE(r4->replayed);
+  ASSERT_EQ(r4->events.size(), 1u);
+  EXPECT_EQ(r4->events[0].position(), 5u);
+
+  // Another retry of each, after another restart, changes nothing.
+  ASSERT_TRUE(Open(nullptr).ok());
+  for (const Sent* sent : {&create, &unheard, &close, &create_other}) {
+    absl::StatusOr<CommandResult> again = Send(*sent);
+    ASSERT_TRUE(again.ok()) << sent->request_id << ": " << again.status();
+    EXPECT_TRUE(again->replayed) << sent->request_id;
+  }
+  EXPECT_EQ(store_->HeadPosition(), 5u);
+  std::map<std::string, int> events_per_request;
+  for (const v1::EventRecord& e : AllEvents()) ++events_per_request[e.request_id()];
+  EXPECT_EQ(events_per_request,
+            (std::map<std::string, int>{{"req-1", 1}, {"req-2", 1}, {"req-3", 2}, {"req-4", 1}}));
+  ExpectConsistent();
+}
+
+// ---- Error paths: a failing sync ----
+
+TEST_F(FaultTest, SyncFailureFailsTheNextCommandThenRefusesWritesWhileReadsServeAcknowledgedState) {
+  ASSERT_NO_FATAL_FAILURE(OpenFaulty());
+  const Sent create{"req-1", CreateCommand("t1", "req-1")};
+  const Sent contact{"req-2", LogCommand("t1", "req-2", false)};
+  const Sent failing{"req-3", CreateCommand("t2", "req-3")};
+  const Sent refused_contact{"req-4", LogCommand("t1", "req-4", true)};
+  ASSERT_TRUE(Send(create).ok());
+  ASSERT_TRUE(Send(contact).ok());
+  const std::vector<v1::EventRecord> acknowledged = AllEvents();
+  ASSERT_EQ(acknowledged.size(), 2u);
+  absl::StatusOr<std::string> dump = store_->DumpProjections();
+  ASSERT_TRUE(dump.ok()) << dump.status();
+
+  fs_->FailSyncs(true);
+  absl::StatusOr<CommandResult> failed = Send(failing);
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable) << failed.status();
+  EXPECT_THAT(std::string(failed.status().message()), HasSubstr("injected sync failure"));
+
+  fs_->FailSyncs(false);  // the disk "recovers", but nothing may be guessed: writes stay refused
+  absl::StatusOr<CommandResult> refused = Send(refused_contact);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("refuses writes"));
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("injected sync failure"));
+  const absl::Status health = store_->WriteHealth();
+  EXPECT_EQ(health.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(health.message()), HasSubstr("injected sync failure"));
+
+  // Reads go on, and show only what was acknowledged.
+  EXPECT_EQ(store_->HeadPosition(), 2u);
+  const std::vector<v1::EventRecord> events = AllEvents();
+  ASSERT_EQ(events.size(), acknowledged.size());
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].event_id(), acknowledged[i].event_id());
+    EXPECT_EQ(events[i].hash(), acknowledged[i].hash());
+  }
+  absl::StatusOr<v1::Task> t1 = store_->GetTask("t1");
+  ASSERT_TRUE(t1.ok()) << t1.status();
+  EXPECT_EQ(t1->version(), 2);
+  EXPECT_EQ(t1->status(), v1::IN_PROGRESS);
+  EXPECT_EQ(store_->GetTask("t2").status().code(), absl::StatusCode::kNotFound);
+  absl::StatusOr<ListPage> page = store_->ListTasks(ListQuery{});
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->tasks.size(), 1u);
+  EXPECT_EQ(page->tasks[0].task_id(), "t1");
+  EXPECT_EQ(store_->DumpProjections().value_or(""), *dump);
+  EXPECT_TRUE(store_->VerifyLog().ok);
+
+  // The failed sync made nothing durable: after a power cut only the acknowledged state is back,
+  // and both commands apply once when retried.
+  ASSERT_NO_FATAL_FAILURE(CutPowerAndReopen());
+  EXPECT_EQ(store_->HeadPosition(), 2u);
+  EXPECT_EQ(store_->GetTask("t2").status().code(), absl::StatusCode::kNotFound);
+  ExpectConsistent();
+  absl::StatusOr<CommandResult> retried = Send(failing);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_FALSE(retried->replayed);
+  EXPECT_EQ(retried->events.at(0).position(), 3u);
+  retried = Send(refused_contact);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_FALSE(retried->replayed);
+  EXPECT_EQ(retried->task.status(), v1::CLOSED);
+  ExpectConsistent();
+}
+
+TEST_F(FaultTest, AfterASyncFailureARestartShowsTheFailedCommandWhollyOrNotAtAll) {
+  ASSERT_NO_FATAL_FAILURE(OpenFaulty());
+  const Sent create{"req-1", CreateCommand("t1", "req-1")};
+  const Sent failing{"req-2", LogCommand("t1", "req-2", true)};  // two events in one batch
+  const Sent refused{"req-3", CreateCommand("t2", "req-3")};
+  ASSERT_TRUE(Send(create).ok());
+  fs_->FailSyncs(true);
+  EXPECT_EQ(Send(failing).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Send(refused).status().code(), absl::StatusCode::kUnavailable);
+
+  // No power cut: whatever the failed sync wrote may or may not have reached the disk (it sits
+  // in the page cache here, so RocksDB may replay it). Either way, all of the batch or none.
+  store_.reset();
+  env_.reset();
+  ASSERT_TRUE(Open(nullptr).ok());
+  ExpectConsistent();
+  const uint64_t head = store_->HeadPosition();
+  absl::StatusOr<v1::Task> t1 = store_->GetTask("t1");
+  ASSERT_TRUE(t1.ok()) << t1.status();
+  std::cout << "[ outcome  ] the command whose sync failed is "
+            << (head == 1 ? "absent" : "present") << " after a restart" << std::endl;
+  if (head == 1) {
+    EXPECT_EQ(t1->version(), 1);
+    EXPECT_EQ(t1->status(), v1::OPEN);
+  } else {
+    ASSERT_EQ(head, 3u);  // both events of the log-and-close, never one
+    EXPECT_EQ(t1->version(), 3);
+    EXPECT_EQ(t1->status(), v1::CLOSED);
+  }
+  // The refused command never reached the log: refused before the writer wrote anything.
+  EXPECT_EQ(store_->GetTask("t2").status().code(), absl::StatusCode::kNotFound);
+
+  absl::StatusOr<CommandResult> retried = Send(failing);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->replayed, head == 3);
+  EXPECT_EQ(retried->task.status(), v1::CLOSED);
+  retried = Send(refused);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_FALSE(retried->replayed);
+  EXPECT_EQ(store_->HeadPosition(), 4u);
+  ExpectConsistent();
+}
+
+}  // namespace
+}  // namespace outreach::store
