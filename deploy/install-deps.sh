@@ -7,6 +7,8 @@ PACKAGES=(
   build-essential cmake pkg-config
   protobuf-compiler libprotobuf-dev
   libgrpc++-dev protobuf-compiler-grpc
+  grpc-proto
+  tzdata
   libabsl-dev
   librocksdb-dev
   libssl-dev

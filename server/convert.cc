@@ -1,0 +1,215 @@
+#include "server/convert.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "domain/validation.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+
+namespace outreach::server {
+namespace {
+
+// Actors the service writes itself (e.g. system:expiry); a caller must not impersonate them.
+constexpr char kReservedActorPrefix[] = "system:";
+
+// Quotes a client-supplied value for an error message, escaped and cut to a readable length.
+std::string Quote(absl::string_view value) {
+  constexpr std::size_t kMaxShown = 80;
+  if (value.size() > kMaxShown) {
+    return absl::StrCat("\"", absl::CHexEscape(value.substr(0, kMaxShown)), "\"... (",
+                        value.size(), " bytes)");
+  }
+  return absl::StrCat("\"", absl::CHexEscape(value), "\"");
+}
+
+absl::StatusOr<std::optional<absl::Time>> OptionalTimestamp(absl::string_view field,
+                                                            bool present,
+                                                            const google::protobuf::Timestamp& ts) {
+  if (!present) return std::optional<absl::Time>();
+  absl::StatusOr<absl::Time> t = domain::ParseTimestamp(field, ts);
+  if (!t.ok()) return t.status();
+  return std::optional<absl::Time>(*t);
+}
+
+std::string DeterministicBytes(const google::protobuf::MessageLite& message) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream raw(&bytes);
+    google::protobuf::io::CodedOutputStream out(&raw);
+    out.SetSerializationDeterministic(true);
+    message.SerializeWithCachedSizes(&out);
+  }
+  return bytes;
+}
+
+void AppendLengthPrefixed(std::string& out, absl::string_view part) {
+  const uint64_t n = part.size();
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(n >> shift));
+  out.append(part.data(), part.size());
+}
+
+std::string Sha256(absl::string_view data) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest;
+  unsigned int size = 0;
+  // EVP_Digest only fails on allocation failure, where there is nothing sensible left to do.
+  if (EVP_Digest(data.data(), data.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1) {
+    std::abort();
+  }
+  return std::string(reinterpret_cast<const char*>(digest.data()), size);
+}
+
+std::string FingerprintOf(absl::string_view method, absl::string_view actor,
+                          const google::protobuf::MessageLite& request_without_id) {
+  // ByteSizeLong caches sizes for SerializeWithCachedSizes.
+  request_without_id.ByteSizeLong();
+  std::string input;
+  AppendLengthPrefixed(input, method);
+  AppendLengthPrefixed(input, actor);
+  AppendLengthPrefixed(input, DeterministicBytes(request_without_id));
+  return Sha256(input);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ResolveActor(std::optional<absl::string_view> x_actor) {
+  if (!x_actor.has_value()) return std::string(kAnonymousActor);
+  if (!domain::IsValidId(*x_actor)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kActorMetadataKey, ": ", Quote(*x_actor),
+                     " is not a valid actor id (want 1-64 characters of [A-Za-z0-9._:-])"));
+  }
+  if (absl::StartsWith(*x_actor, kReservedActorPrefix)) {
+    return absl::InvalidArgumentError(absl::StrCat(kActorMetadataKey, ": ", Quote(*x_actor),
+                                                   " is reserved for the service itself"));
+  }
+  return std::string(*x_actor);
+}
+
+std::string NewTaskId() {
+  std::array<unsigned char, 16> b;
+  if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) {
+    // OpenSSL's CSPRNG failing means the process cannot make ids safely at all.
+    std::abort();
+  }
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  return absl::StrFormat("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+                         b[12], b[13], b[14], b[15]);
+}
+
+absl::StatusOr<domain::CreateTaskCommand> ToCommand(const v1::CreateTaskRequest& request,
+                                                    std::string actor) {
+  if (!v1::TaskKind_IsValid(request.kind())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kind: ", request.kind(), " is not a TaskKind (want MANUAL or AUTOMATIC)"));
+  }
+  domain::CreateTaskCommand command;
+  command.task_id = request.task_id().empty() ? NewTaskId() : request.task_id();
+  command.patient_id = request.patient_id();
+  command.kind = request.kind();
+  command.title = request.title();
+  command.assignee = request.assignee();
+  command.follow_up_date = request.follow_up_date();
+  absl::StatusOr<std::optional<absl::Time>> expires_at =
+      OptionalTimestamp("expires_at", request.has_expires_at(), request.expires_at());
+  if (!expires_at.ok()) return expires_at.status();
+  command.expires_at = *expires_at;
+  command.meta.actor = std::move(actor);
+  command.meta.request_id = request.request_id();
+  absl::Status shape = domain::ValidateShape(command);
+  if (!shape.ok()) return shape;
+  return command;
+}
+
+absl::StatusOr<domain::LogContactCommand> ToCommand(const v1::LogContactRequest& request,
+                                                    std::string actor) {
+  if (!v1::ContactOutcome_IsValid(request.outcome())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("outcome: ", request.outcome(), " is not a ContactOutcome"));
+  }
+  domain::LogContactCommand command;
+  command.task_id = request.task_id();
+  command.outcome = request.outcome();
+  command.notes = request.notes();
+  command.follow_up_date = request.follow_up_date();
+  command.close_task = request.close_task();
+  absl::StatusOr<std::optional<absl::Time>> contacted_at =
+      OptionalTimestamp("contacted_at", request.has_contacted_at(), request.contacted_at());
+  if (!contacted_at.ok()) return contacted_at.status();
+  command.contacted_at = *contacted_at;
+  command.expected_version = request.expected_version();
+  command.meta.actor = std::move(actor);
+  command.meta.request_id = request.request_id();
+  absl::Status shape = domain::ValidateShape(command);
+  if (!shape.ok()) return shape;
+  return command;
+}
+
+absl::StatusOr<store::ListQuery> ToListQuery(const v1::ListTasksRequest& request) {
+  store::ListQuery query;
+  for (int raw : request.statuses()) {
+    if (!v1::TaskStatus_IsValid(raw) || raw == v1::TASK_STATUS_UNSPECIFIED) {
+      const std::string shown = raw == v1::TASK_STATUS_UNSPECIFIED
+                                    ? std::string("TASK_STATUS_UNSPECIFIED")
+                                    : absl::StrCat(raw);
+      return absl::InvalidArgumentError(absl::StrCat(
+          "statuses: ", shown, " is not a status (want OPEN, IN_PROGRESS or CLOSED)"));
+    }
+    query.statuses.push_back(static_cast<v1::TaskStatus>(raw));
+  }
+  if (!v1::TaskKind_IsValid(request.kind())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "kind: ", request.kind(), " is not a TaskKind (want MANUAL, AUTOMATIC or unset)"));
+  }
+  query.kind = request.kind();
+  if (absl::Status s = domain::ValidateOptionalId("patient_id", request.patient_id()); !s.ok()) {
+    return s;
+  }
+  query.patient_id = request.patient_id();
+  if (absl::Status s = domain::ValidateOptionalId("assignee", request.assignee()); !s.ok()) {
+    return s;
+  }
+  query.assignee = request.assignee();
+  if (!request.follow_up_on_or_before().empty()) {
+    absl::StatusOr<absl::CivilDay> day =
+        domain::ParseDate("follow_up_on_or_before", request.follow_up_on_or_before());
+    if (!day.ok()) return day.status();
+    query.follow_up_on_or_before = *day;
+  }
+  if (request.page_size() < 0 || request.page_size() > kMaxPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size: ", request.page_size(),
+                                                   " is out of range (want 0..", kMaxPageSize,
+                                                   "; 0 means ", kDefaultPageSize, ")"));
+  }
+  query.page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
+  query.page_token = request.page_token();
+  return query;
+}
+
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::CreateTaskRequest& request) {
+  v1::CreateTaskRequest copy = request;
+  copy.clear_request_id();
+  return FingerprintOf(method, actor, copy);
+}
+
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::LogContactRequest& request) {
+  v1::LogContactRequest copy = request;
+  copy.clear_request_id();
+  return FingerprintOf(method, actor, copy);
+}
+
+}  // namespace outreach::server

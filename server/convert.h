@@ -1,0 +1,53 @@
+// Translation of API requests into domain commands and store queries, at the edge.
+//
+// Every function here checks what the request alone can tell (ids, enum values, dates, page
+// sizes) and returns INVALID_ARGUMENT naming the field, so that bad input never reaches the
+// store's writer. Nothing here knows gRPC transport types; pure functions, thread-safe.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "domain/task_rules.h"
+#include "outreach/v1/task_service.pb.h"
+#include "store/event_store.h"
+
+namespace outreach::server {
+
+// The actor recorded when the caller does not say who it is.
+inline constexpr char kAnonymousActor[] = "anonymous";
+// The metadata key naming the caller until authentication lands.
+inline constexpr char kActorMetadataKey[] = "x-actor";
+
+inline constexpr int kDefaultPageSize = 50;
+inline constexpr int kMaxPageSize = 500;
+
+// The caller's identity from the x-actor metadata value (nullopt = not sent): a valid id, and not
+// one of the service's own "system:" actors. "anonymous" when absent.
+absl::StatusOr<std::string> ResolveActor(std::optional<absl::string_view> x_actor);
+
+// A fresh task id: a random UUID (version 4), 36 characters of [0-9a-f-].
+std::string NewTaskId();
+
+// Requests -> commands. `actor` must come from ResolveActor. The command has passed
+// domain::ValidateShape. An empty task_id in CreateTask is replaced by NewTaskId().
+absl::StatusOr<domain::CreateTaskCommand> ToCommand(const v1::CreateTaskRequest& request,
+                                                    std::string actor);
+absl::StatusOr<domain::LogContactCommand> ToCommand(const v1::LogContactRequest& request,
+                                                    std::string actor);
+
+// A worklist query: page_size 0 means kDefaultPageSize; statuses must be real statuses.
+absl::StatusOr<store::ListQuery> ToListQuery(const v1::ListTasksRequest& request);
+
+// The idempotency fingerprint of a mutating request: SHA-256 over the method name, the actor
+// and the deterministic serialization of the request with request_id cleared (each part
+// length-prefixed). 32 raw bytes. The same request retried by the same caller fingerprints the
+// same; anything else that reuses its request_id does not.
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::CreateTaskRequest& request);
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::LogContactRequest& request);
+
+}  // namespace outreach::server

@@ -1,0 +1,14 @@
+// The one place where absl::Status becomes grpc::Status. The canonical codes are the same set in
+// both libraries, so the mapping is one to one; the message is kept as is. Thread-safe.
+#pragma once
+
+#include <grpcpp/support/status.h>
+
+#include "absl/status/status.h"
+
+namespace outreach::server {
+
+grpc::StatusCode ToGrpcCode(absl::StatusCode code);
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+}  // namespace outreach::server

@@ -1,0 +1,107 @@
+#include "server/task_service.h"
+
+#include <iterator>
+#include <optional>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "domain/validation.h"
+#include "server/convert.h"
+#include "server/grpc_status.h"
+
+namespace outreach::server {
+namespace {
+
+// Full method names: part of the idempotency fingerprint, so a request_id used for one method
+// never matches a request to another.
+constexpr absl::string_view kCreateTaskMethod = "/outreach.v1.TaskService/CreateTask";
+constexpr absl::string_view kLogContactMethod = "/outreach.v1.TaskService/LogContact";
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ActorOf(const grpc::CallbackServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  auto [begin, end] = metadata.equal_range(kActorMetadataKey);
+  if (begin == end) return ResolveActor(std::nullopt);
+  if (std::next(begin) != end) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kActorMetadataKey, ": sent more than once; send one actor"));
+  }
+  return ResolveActor(absl::string_view(begin->second.data(), begin->second.size()));
+}
+
+grpc::ServerUnaryReactor* TaskService::CreateTask(grpc::CallbackServerContext* context,
+                                                  const v1::CreateTaskRequest* request,
+                                                  v1::Task* response) {
+  absl::StatusOr<std::string> actor = ActorOf(*context);
+  if (!actor.ok()) return FinishNow(context, actor.status());
+  std::string fingerprint = Fingerprint(kCreateTaskMethod, *actor, *request);
+  absl::StatusOr<domain::CreateTaskCommand> command = ToCommand(*request, *std::move(actor));
+  if (!command.ok()) return FinishNow(context, command.status());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  SubmitAndFinish(reactor, response, *std::move(command), std::move(fingerprint));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TaskService::GetTask(grpc::CallbackServerContext* context,
+                                               const v1::GetTaskRequest* request,
+                                               v1::Task* response) {
+  if (absl::Status s = domain::ValidateId("task_id", request->task_id()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<v1::Task> task = store_->GetTask(request->task_id());
+  if (!task.ok()) return FinishNow(context, task.status());
+  *response = *std::move(task);
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* TaskService::ListTasks(grpc::CallbackServerContext* context,
+                                                 const v1::ListTasksRequest* request,
+                                                 v1::ListTasksResponse* response) {
+  absl::StatusOr<store::ListQuery> query = ToListQuery(*request);
+  if (!query.ok()) return FinishNow(context, query.status());
+  absl::StatusOr<store::ListPage> page = store_->ListTasks(*query);
+  if (!page.ok()) return FinishNow(context, page.status());
+  response->mutable_tasks()->Reserve(static_cast<int>(page->tasks.size()));
+  for (v1::Task& task : page->tasks) *response->add_tasks() = std::move(task);
+  response->set_next_page_token(std::move(page->next_page_token));
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* TaskService::LogContact(grpc::CallbackServerContext* context,
+                                                  const v1::LogContactRequest* request,
+                                                  v1::Task* response) {
+  absl::StatusOr<std::string> actor = ActorOf(*context);
+  if (!actor.ok()) return FinishNow(context, actor.status());
+  std::string fingerprint = Fingerprint(kLogContactMethod, *actor, *request);
+  absl::StatusOr<domain::LogContactCommand> command = ToCommand(*request, *std::move(actor));
+  if (!command.ok()) return FinishNow(context, command.status());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  SubmitAndFinish(reactor, response, *std::move(command), std::move(fingerprint));
+  return reactor;
+}
+
+void TaskService::SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* response,
+                                  domain::Command command, std::string fingerprint) {
+  // The reactor and the response stay alive until Finish, which only this callback calls.
+  store_->Submit(std::move(command), std::move(fingerprint),
+                 [reactor, response](absl::StatusOr<store::CommandResult> result) {
+                   if (!result.ok()) {
+                     reactor->Finish(ToGrpcStatus(result.status()));
+                     return;
+                   }
+                   *response = std::move(result->task);
+                   reactor->Finish(grpc::Status::OK);
+                 });
+}
+
+}  // namespace outreach::server
