@@ -1,5 +1,6 @@
 // SPEC §5: every bad input gets its exact code, a message naming the field, and appends nothing.
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct BadCreate {
   std::string field;  // the error message starts with it
   grpc::StatusCode code = grpc::StatusCode::INVALID_ARGUMENT;
 };
+// ctest lists the case by its name, not by its bytes.
+void PrintTo(const BadCreate& c, std::ostream* os) { *os << c.name; }
+
 
 class BadCreateTaskTest : public ServerFixture, public ::testing::WithParamInterface<BadCreate> {};
 
@@ -113,6 +117,9 @@ struct BadLog {
   std::string field;  // the error message starts with it
   grpc::StatusCode code = grpc::StatusCode::INVALID_ARGUMENT;
 };
+// ctest lists the case by its name, not by its bytes.
+void PrintTo(const BadLog& c, std::ostream* os) { *os << c.name; }
+
 
 class BadLogContactTest : public ServerFixture, public ::testing::WithParamInterface<BadLog> {};
 
@@ -235,6 +242,9 @@ struct BadList {
   std::function<void(v1::ListTasksRequest&)> spoil;
   std::string field;
 };
+// ctest lists the case by its name, not by its bytes.
+void PrintTo(const BadList& c, std::ostream* os) { *os << c.name; }
+
 
 class BadListTasksTest : public ServerFixture, public ::testing::WithParamInterface<BadList> {};
 
