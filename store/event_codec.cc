@@ -6,6 +6,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <memory>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -41,6 +42,70 @@ Hash Digest(std::initializer_list<absl::string_view> pieces) {
 }
 
 }  // namespace
+
+const SchemaRegistry& SchemaRegistry::Production() {
+  static const SchemaRegistry* const kProduction = [] {
+    auto* registry = new SchemaRegistry(kEventSchemaVersion);
+    // Production upcasters go here, one per step, as the schema grows: none yet (version 1).
+    return registry;
+  }();
+  return *kProduction;
+}
+
+SchemaRegistry::SchemaRegistry(uint32_t current_version)
+    : current_version_(current_version < 1 ? 1 : current_version),
+      upcasters_(current_version_ - 1) {}
+
+absl::Status SchemaRegistry::Register(uint32_t from_version, Upcaster upcaster) {
+  if (from_version < 1 || from_version >= current_version_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("schema registry: no step from version ", from_version,
+                     " (the current version is ", current_version_, ")"));
+  }
+  if (upcaster == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("schema registry: empty upcaster for version ", from_version));
+  }
+  Upcaster& slot = upcasters_[from_version - 1];
+  if (slot != nullptr) {
+    return absl::AlreadyExistsError(absl::StrCat("schema registry: version ", from_version,
+                                                 " already has an upcaster"));
+  }
+  slot = std::move(upcaster);
+  return absl::OkStatus();
+}
+
+absl::Status SchemaRegistry::CheckComplete() const {
+  for (std::size_t i = 0; i < upcasters_.size(); ++i) {
+    if (upcasters_[i] == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("schema registry: no upcaster from version ", i + 1, " to ", i + 2));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SchemaRegistry::Upcast(uint64_t position, storage::v1::StoredEvent& event) const {
+  const uint32_t stored = event.schema_version();
+  if (stored == 0) return Corrupt(position, "StoredEvent schema_version is missing");
+  if (stored > current_version_) {
+    return Corrupt(position, absl::StrCat("StoredEvent schema_version ", stored,
+                                          " is newer than this build supports (",
+                                          current_version_, ")"));
+  }
+  for (uint32_t version = stored; version < current_version_; ++version) {
+    const Upcaster& step = upcasters_[version - 1];
+    if (step == nullptr) {
+      return Corrupt(position, absl::StrCat("no upcaster from schema_version ", version));
+    }
+    if (absl::Status s = step(event); !s.ok()) {
+      return Corrupt(position, absl::StrCat("upcasting schema_version ", version, " to ",
+                                            version + 1, ": ", s.message()));
+    }
+    event.set_schema_version(version + 1);
+  }
+  return absl::OkStatus();
+}
 
 Hash ZeroHash() { return Hash{}; }
 
@@ -80,7 +145,8 @@ std::string EncodeEvent(const storage::v1::StoredEvent& event, const Hash& prev_
   return value;
 }
 
-absl::StatusOr<DecodedEvent> DecodeEvent(uint64_t position, absl::string_view value) {
+absl::StatusOr<DecodedEvent> DecodeEvent(uint64_t position, absl::string_view value,
+                                         const SchemaRegistry& schemas) {
   if (value.empty()) return Corrupt(position, "empty value");
   const uint8_t format = static_cast<uint8_t>(value[0]);
   if (format != kEventFormatVersion) {
@@ -98,18 +164,13 @@ absl::StatusOr<DecodedEvent> DecodeEvent(uint64_t position, absl::string_view va
   if (!decoded.event.ParseFromString(decoded.body)) {
     return Corrupt(position, "body is not a valid StoredEvent");
   }
-  const uint32_t schema = decoded.event.schema_version();
-  if (schema > kEventSchemaVersion) {
-    return Corrupt(position, absl::StrCat("StoredEvent schema_version ", schema,
-                                          " is newer than this build supports (",
-                                          kEventSchemaVersion, ")"));
-  }
-  if (schema == 0) return Corrupt(position, "StoredEvent schema_version is missing");
   if (decoded.event.position() != position) {
     return Corrupt(position,
                    absl::StrCat("body says position ", decoded.event.position(), ", key says ",
                                 position));
   }
+  decoded.stored_schema_version = decoded.event.schema_version();
+  if (absl::Status s = schemas.Upcast(position, decoded.event); !s.ok()) return s;
   return decoded;
 }
 
@@ -143,7 +204,8 @@ v1::EventRecord ToEventRecord(const DecodedEvent& decoded) {
   }
   record.set_prev_hash(std::string(AsBytes(decoded.prev_hash)));
   record.set_hash(std::string(AsBytes(decoded.hash)));
-  record.set_schema_version(e.schema_version());
+  record.set_schema_version(decoded.stored_schema_version != 0 ? decoded.stored_schema_version
+                                                               : e.schema_version());
   return record;
 }
 

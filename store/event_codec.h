@@ -13,17 +13,28 @@
 // The hash covers the exact stored body bytes, so a reader never re-serializes to check it.
 //
 // Readers: a format_version other than kEventFormatVersion, or a StoredEvent schema_version
-// newer than kEventSchemaVersion, is DATA_LOSS with a message that says so: the event is never
-// skipped or guessed at. An older schema_version would be upcast here before use (none exists
-// yet: version 1 is the first). Any other malformed value is DATA_LOSS naming the position.
+// newer than the reader's SchemaRegistry supports, is DATA_LOSS with a message that says so: the
+// event is never skipped or guessed at. An older schema_version is upcast on every decode, one
+// registered Upcaster per version step (v -> v+1 -> ... -> current), before anyone (Apply, a
+// reader, a rebuild) sees it; the stored bytes, and so the hash, never change. Any other
+// malformed value is DATA_LOSS naming the position.
 //
-// Pure functions; thread-safe.
+// Schema history (StoredEvent.schema_version):
+//   1  the first version (today's). No upcasters exist yet; when version 2 is introduced, its
+//      1 -> 2 upcaster is registered in SchemaRegistry::Production() and kEventSchemaVersion
+//      becomes 2.
+//
+// Pure functions; thread-safe. A SchemaRegistry is immutable once its owner starts sharing it
+// (Register before handing it to a store); its const methods are thread-safe.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "outreach/v1/events.pb.h"
@@ -49,13 +60,49 @@ Hash ChainHash(const Hash& prev_hash, uint64_t position, absl::string_view body)
 // SHA-256 of arbitrary bytes (checksums of metadata rows, query fingerprints).
 Hash Sha256(absl::string_view bytes);
 
+// Upgrades one stored event from schema version N to N + 1 in place (the registry then sets
+// schema_version to N + 1). An error means the event cannot be upgraded: DATA_LOSS for the reader.
+using Upcaster = std::function<absl::Status(storage::v1::StoredEvent& event)>;
+
+// The schema versions a reader understands: the current one, and one Upcaster for each step from
+// version 1 up to it.
+class SchemaRegistry {
+ public:
+  // What this build reads and writes: kEventSchemaVersion and every production upcaster.
+  static const SchemaRegistry& Production();
+
+  // A registry whose current version is `current_version` (0 is taken as 1), with no upcasters
+  // yet.
+  explicit SchemaRegistry(uint32_t current_version);
+
+  // Registers the step from `from_version` to `from_version + 1`. INVALID_ARGUMENT unless
+  // 1 <= from_version < current_version; ALREADY_EXISTS if that step has an upcaster.
+  absl::Status Register(uint32_t from_version, Upcaster upcaster);
+
+  // The version new events are written with, and every read event is upgraded to.
+  uint32_t current_version() const { return current_version_; }
+
+  // OK when every step from 1 to current_version has an upcaster; FAILED_PRECONDITION naming the
+  // first missing step otherwise (a store refuses to open with an incomplete registry).
+  absl::Status CheckComplete() const;
+
+  // Brings `event` (read at `position`) to current_version. DATA_LOSS naming the position when
+  // its version is 0, newer than current_version, or an upcaster fails.
+  absl::Status Upcast(uint64_t position, storage::v1::StoredEvent& event) const;
+
+ private:
+  uint32_t current_version_;
+  std::vector<Upcaster> upcasters_;  // [i] upgrades version i + 1 to i + 2
+};
+
 // One decoded "events" row.
 struct DecodedEvent {
   uint64_t position = 0;  // from the key
   Hash prev_hash{};
   Hash hash{};
   std::string body;  // the exact stored body bytes the hash covers
-  storage::v1::StoredEvent event;
+  uint32_t stored_schema_version = 0;  // as stored; `event` has been upcast past it
+  storage::v1::StoredEvent event;      // in the reader's current schema version
 };
 
 // Builds the value of an "events" row for `event` (whose position must be set), chained to
@@ -63,14 +110,18 @@ struct DecodedEvent {
 // `prev_hash`).
 std::string EncodeEvent(const storage::v1::StoredEvent& event, const Hash& prev_hash, Hash* hash);
 
-// Parses an "events" row. `position` comes from the key. DATA_LOSS naming the position on any
-// malformed or unsupported value. Does not check the hash (see VerifyEventHash).
-absl::StatusOr<DecodedEvent> DecodeEvent(uint64_t position, absl::string_view value);
+// Parses an "events" row and upcasts it through `schemas`. `position` comes from the key.
+// DATA_LOSS naming the position on any malformed or unsupported value. Does not check the hash
+// (see VerifyEventHash).
+absl::StatusOr<DecodedEvent> DecodeEvent(
+    uint64_t position, absl::string_view value,
+    const SchemaRegistry& schemas = SchemaRegistry::Production());
 
 // True when the stored hash equals the recomputed one.
 bool VerifyEventHash(const DecodedEvent& decoded);
 
-// The client-facing record of a stored event.
+// The client-facing record of a stored event: the upcast event, with schema_version saying the
+// version it was stored at.
 v1::EventRecord ToEventRecord(const DecodedEvent& decoded);
 
 }  // namespace outreach::store

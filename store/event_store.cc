@@ -4,11 +4,16 @@
 #include <atomic>
 #include <cstdio>
 #include <deque>
+#include <filesystem>
+#include <functional>
+#include <limits>
 #include <map>
+#include <system_error>
 #include <thread>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
@@ -24,6 +29,7 @@
 #include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/backup_engine.h"
 #include "rocksdb/write_batch.h"
 #include "store/event_codec.h"
 #include "store/keys.h"
@@ -73,6 +79,10 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
   return options;
 }
 
+absl::Status ReadOnlyError() {
+  return absl::FailedPreconditionError("store is open read-only: writes are refused");
+}
+
 // Applies every event of a stream; DATA_LOSS if the stream breaks the rules.
 absl::Status ApplyChecked(v1::Task& task, const StoredEvent& event) {
   absl::Status s = domain::Apply(task, event);
@@ -90,15 +100,52 @@ class EventStore::Impl {
     Done done;
   };
 
-  Impl(std::string dir, StoreOptions options)
+  // `read_only`: no writer; `secondary_path` non-empty: a RocksDB secondary instance.
+  Impl(std::string dir, StoreOptions options, bool read_only = false,
+       std::string secondary_path = "")
       : dir_(std::move(dir)),
         options_(options),
-        clock_(options.clock != nullptr ? options.clock : Clock::Real()) {}
+        clock_(options.clock != nullptr ? options.clock : Clock::Real()),
+        schemas_(options.schemas != nullptr ? options.schemas : &SchemaRegistry::Production()),
+        read_only_(read_only),
+        secondary_path_(std::move(secondary_path)) {}
 
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
+  // One consistent view of the database for a read that looks at several rows: a snapshot, or,
+  // in a secondary instance (which has no snapshots, and whose view moves only in
+  // CatchUpWithPrimary), a shared hold that keeps CatchUpWithPrimary out.
+  class ReadView {
+   public:
+    explicit ReadView(const Impl& impl) : impl_(impl) {
+      if (impl.secondary_path_.empty()) {
+        snapshot_.emplace(impl.db_.get());
+        options_.snapshot = snapshot_->snapshot();
+      } else {
+        impl.catch_up_mu_.ReaderLock();
+      }
+    }
+    ~ReadView() {
+      if (!impl_.secondary_path_.empty()) impl_.catch_up_mu_.ReaderUnlock();
+    }
+    ReadView(const ReadView&) = delete;
+    ReadView& operator=(const ReadView&) = delete;
+    const rocksdb::ReadOptions& options() const { return options_; }
+
+   private:
+    const Impl& impl_;
+    std::optional<rocksdb::ManagedSnapshot> snapshot_;
+    rocksdb::ReadOptions options_;
+  };
+
   ~Impl() {
+    {
+      // Followers first: wake every waiter and let it return before anything goes away.
+      absl::MutexLock lock(&head_mu_);
+      closing_ = true;
+      head_mu_.Await(absl::Condition(this, &Impl::NoWaiters));
+    }
     {
       absl::MutexLock lock(&mu_);
       stopping_ = true;
@@ -116,8 +163,8 @@ class EventStore::Impl {
 
   absl::Status OpenDb() {
     rocksdb::DBOptions db_options;
-    db_options.create_if_missing = true;
-    db_options.create_missing_column_families = true;
+    db_options.create_if_missing = options_.create_if_missing && !read_only_;
+    db_options.create_missing_column_families = !read_only_;
     db_options.max_background_jobs = 2;
     db_options.keep_log_file_num = 10;
     if (options_.env != nullptr) db_options.env = options_.env;
@@ -127,80 +174,175 @@ class EventStore::Impl {
       const bool bloom = cf == keys::kTasks || cf == keys::kRequests || cf == keys::kEvents;
       families.emplace_back(keys::ColumnFamilyNames()[cf], FamilyOptions(cache, bloom));
     }
+    if (read_only_ || !options_.create_if_missing) {
+      // Say so plainly, rather than whatever RocksDB says about a missing CURRENT file.
+      std::error_code error;
+      if (!std::filesystem::exists(std::filesystem::path(dir_) / "CURRENT", error)) {
+        return absl::NotFoundError(absl::StrCat(
+            dir_, std::filesystem::is_directory(dir_, error)
+                      ? ": not an outreach data directory (no database in it)"
+                      : ": no such directory"));
+      }
+    }
     rocksdb::DB* db = nullptr;
-    rocksdb::Status s = rocksdb::DB::Open(db_options, dir_, families, &handles_, &db);
-    if (!s.ok()) return FromRocks(s, absl::StrCat("opening database ", dir_));
+    rocksdb::Status s;
+    if (!read_only_) {
+      s = rocksdb::DB::Open(db_options, dir_, families, &handles_, &db);
+    } else if (secondary_path_.empty()) {
+      s = rocksdb::DB::OpenForReadOnly(db_options, dir_, families, &handles_, &db);
+    } else {
+      db_options.max_open_files = -1;  // required of secondary instances
+      s = rocksdb::DB::OpenAsSecondary(db_options, dir_, secondary_path_, families, &handles_,
+                                       &db);
+    }
+    if (!s.ok()) {
+      return FromRocks(s, absl::StrCat("opening database ", dir_, read_only_ ? " read-only" : ""));
+    }
     db_.reset(db);
+    if (!secondary_path_.empty()) {
+      s = db_->TryCatchUpWithPrimary();
+      if (!s.ok()) return FromRocks(s, absl::StrCat("catching up with the primary of ", dir_));
+    }
     return absl::OkStatus();
   }
 
   // Verifies the log from the checkpoint to the head, records a new checkpoint, and rebuilds the
   // projections when their format changed. Runs before the writer starts.
-  absl::Status Recover() {
-    // Released before a rebuild, which would otherwise pin every row it replaces.
-    auto snapshot = std::make_unique<rocksdb::ManagedSnapshot>(db_.get());
+  // Read-only stores skip the verification when `verify` is false (the head then comes from the
+  // head row), never write, and refuse projections that would need a rebuild.
+  absl::Status Recover(bool verify = true) {
+    if (absl::Status s = schemas_->CheckComplete(); !s.ok()) return s;
+    // Released before a rebuild, which would otherwise pin every row it replaces. A secondary
+    // has no snapshots, and nothing changes its view before Recover returns.
+    std::unique_ptr<rocksdb::ManagedSnapshot> snapshot;
     rocksdb::ReadOptions read;
-    read.snapshot = snapshot->snapshot();
+    if (secondary_path_.empty()) {
+      snapshot = std::make_unique<rocksdb::ManagedSnapshot>(db_.get());
+      read.snapshot = snapshot->snapshot();
+    }
     std::string raw;
 
     uint64_t from = 0;
     Hash from_hash = ZeroHash();
-    rocksdb::Status s = db_->Get(read, cf(keys::kDefault), keys::kCheckpointKey, &raw);
-    if (s.ok()) {
-      absl::StatusOr<storage::v1::VerifiedCheckpoint> checkpoint = keys::DecodeCheckpoint(raw);
-      if (!checkpoint.ok()) return checkpoint.status();
-      if (checkpoint->position() > 0) {
-        from = checkpoint->position();
-        absl::StatusOr<DecodedEvent> event = ReadEvent(read, from);
-        if (!event.ok()) return event.status();
-        if (AsBytes(event->hash) != checkpoint->hash() || !VerifyEventHash(*event)) {
-          return absl::DataLossError(absl::StrCat(
-              "event log: position ", from, ": does not match the verified checkpoint"));
+    uint32_t max_schema = 1;
+    if (verify) {
+      rocksdb::Status s = db_->Get(read, cf(keys::kDefault), keys::kCheckpointKey, &raw);
+      if (s.ok()) {
+        absl::StatusOr<storage::v1::VerifiedCheckpoint> checkpoint = keys::DecodeCheckpoint(raw);
+        if (!checkpoint.ok()) return checkpoint.status();
+        max_schema = std::max<uint32_t>(checkpoint->max_schema_version(), 1);
+        // Events this build cannot read lie before the checkpoint (a newer build wrote them):
+        // re-read the whole log so that the error names the first of them.
+        if (max_schema > schemas_->current_version()) checkpoint->set_position(0);
+        if (checkpoint->position() > 0) {
+          from = checkpoint->position();
+          absl::StatusOr<DecodedEvent> event = ReadEvent(read, from);
+          if (!event.ok()) return event.status();
+          if (AsBytes(event->hash) != checkpoint->hash() || !VerifyEventHash(*event)) {
+            return absl::DataLossError(absl::StrCat(
+                "event log: position ", from, ": does not match the verified checkpoint"));
+          }
+          from_hash = event->hash;
         }
-        from_hash = event->hash;
+      } else if (!s.IsNotFound()) {
+        return FromRocks(s, "reading the verified checkpoint");
       }
-    } else if (!s.IsNotFound()) {
-      return FromRocks(s, "reading the verified checkpoint");
     }
 
-    bool projections_current = false;
-    s = db_->Get(read, cf(keys::kDefault), keys::kProjectionFormatKey, &raw);
-    uint32_t format = 0;
-    if (s.ok()) {
-      projections_current = keys::DecodeFixed32BE(raw, &format) && format == keys::kProjectionFormat;
-    } else if (!s.IsNotFound()) {
-      return FromRocks(s, "reading the projection format");
-    }
+    absl::StatusOr<bool> current = ProjectionsCurrent(read);
+    if (!current.ok()) return current.status();
+    bool projections_current = *current;
 
-    const VerifyReport report = Verify(read, from, from_hash, projections_current);
-    if (!report.ok) {
-      return absl::DataLossError(absl::StrCat("event log is corrupt at position ",
-                                              report.first_bad_position, ": ", report.problem));
+    if (verify) {
+      uint32_t seen_schema = 0;
+      const VerifyReport report =
+          Verify(read, from, from_hash, projections_current, /*to=*/0, &seen_schema);
+      if (!report.ok) {
+        return absl::DataLossError(absl::StrCat("event log is corrupt at position ",
+                                                report.first_bad_position, ": ", report.problem));
+      }
+      if (max_schema > schemas_->current_version()) {
+        return absl::DataLossError(absl::StrCat(
+            "event log: the verified checkpoint says events use schema_version ", max_schema,
+            ", newer than this build supports (", schemas_->current_version(), ")"));
+      }
+      max_schema = std::max(max_schema, seen_schema);
+      head_position_ = report.head_position;
+      HashFromBytes(report.head_hash, &head_hash_);
+    } else if (absl::Status h = ReadHeadRow(read, &head_position_, &head_hash_); !h.ok()) {
+      return h;
     }
-    head_position_ = report.head_position;
-    HashFromBytes(report.head_hash, &head_hash_);
-    if (head_position_ > 0) {
+    if (head_position_ > 0 && !read_only_) {  // only the writer needs it
       absl::StatusOr<DecodedEvent> head = ReadEvent(read, head_position_);
       if (!head.ok()) return head.status();
       last_recorded_at_ = domain::FromProto(head->event.recorded_at());
     }
-    published_head_.store(head_position_);
+    PublishHead(head_position_);
     snapshot.reset();
+
+    if (read_only_) {
+      if (!projections_current && head_position_ > 0) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the projections in ", dir_, " were folded with another projection format or event "
+            "schema version than this build's (format ", keys::kProjectionFormat, ", schema ",
+            schemas_->current_version(), "): open it read-write, or run `outreachctl rebuild` "
+            "on a copy"));
+      }
+      return absl::OkStatus();
+    }
 
     storage::v1::VerifiedCheckpoint checkpoint;
     checkpoint.set_position(head_position_);
     checkpoint.set_hash(std::string(AsBytes(head_hash_)));
+    checkpoint.set_max_schema_version(max_schema);
     rocksdb::WriteBatch batch;
     batch.Put(cf(keys::kDefault), keys::kCheckpointKey, keys::EncodeCheckpoint(checkpoint));
     if (head_position_ == 0 && !projections_current) {
       batch.Put(cf(keys::kDefault), keys::kProjectionFormatKey,
                 keys::EncodeFixed32BE(keys::kProjectionFormat));
+      batch.Put(cf(keys::kDefault), keys::kProjectionSchemaKey,
+                keys::EncodeFixed32BE(schemas_->current_version()));
       projections_current = true;
     }
     if (absl::Status w = WriteSynced(&batch, "writing the verified checkpoint"); !w.ok()) return w;
-    if (!projections_current) return RebuildLocked();
+    if (!projections_current) return RebuildLocked([](const RebuildProgress&) {}, 0);
     return absl::OkStatus();
   }
+
+  // True when the projections were folded with this build's projection format and schema.
+  absl::StatusOr<bool> ProjectionsCurrent(const rocksdb::ReadOptions& read) const {
+    std::string raw;
+    rocksdb::Status s = db_->Get(read, cf(keys::kDefault), keys::kProjectionFormatKey, &raw);
+    uint32_t format = 0;
+    if (s.IsNotFound()) return false;
+    if (!s.ok()) return FromRocks(s, "reading the projection format");
+    if (!keys::DecodeFixed32BE(raw, &format) || format != keys::kProjectionFormat) return false;
+    s = db_->Get(read, cf(keys::kDefault), keys::kProjectionSchemaKey, &raw);
+    uint32_t schema = 1;  // the row is absent in stores written before it existed, at version 1
+    if (s.ok()) {
+      if (!keys::DecodeFixed32BE(raw, &schema)) return false;
+    } else if (!s.IsNotFound()) {
+      return FromRocks(s, "reading the projection schema");
+    }
+    return schema == schemas_->current_version();
+  }
+
+  absl::Status ReadHeadRow(const rocksdb::ReadOptions& read, uint64_t* position,
+                           Hash* hash) const {
+    std::string raw;
+    rocksdb::Status s = db_->Get(read, cf(keys::kDefault), keys::kHeadKey, &raw);
+    *position = 0;
+    *hash = ZeroHash();
+    if (s.IsNotFound()) return absl::OkStatus();
+    if (!s.ok()) return FromRocks(s, "reading the head row");
+    std::string bytes;
+    if (!keys::DecodeHead(raw, position, &bytes) || !HashFromBytes(bytes, hash)) {
+      return absl::DataLossError("event log: the head row is malformed");
+    }
+    return absl::OkStatus();
+  }
+
+  bool read_only() const { return read_only_; }
 
   void StartWriter() { writer_ = std::thread([this] { WriterLoop(); }); }
 
@@ -232,17 +374,16 @@ class EventStore::Impl {
   }
 
   absl::StatusOr<ListPage> ListTasks(const ListQuery& query) const {
-    rocksdb::ManagedSnapshot snapshot(db_.get());
-    return ListWorklist(db_.get(), cf(keys::kWorklist), cf(keys::kTasks), snapshot.snapshot(),
+    const ReadView view(*this);
+    return ListWorklist(db_.get(), cf(keys::kWorklist), cf(keys::kTasks), view.options().snapshot,
                         query);
   }
 
   absl::StatusOr<std::vector<v1::EventRecord>> ReadEvents(uint64_t from_position,
                                                           absl::string_view task_id,
                                                           uint64_t limit) const {
-    rocksdb::ManagedSnapshot snapshot(db_.get());
-    rocksdb::ReadOptions read;
-    read.snapshot = snapshot.snapshot();
+    const ReadView view(*this);
+    const rocksdb::ReadOptions& read = view.options();
     std::vector<v1::EventRecord> out;
     auto full = [&] { return limit != 0 && out.size() >= limit; };
     if (task_id.empty()) {
@@ -254,7 +395,7 @@ class EventStore::Impl {
           return absl::DataLossError(absl::StrCat("event log: malformed key ",
                                                   absl::BytesToHexString(View(it->key()))));
         }
-        absl::StatusOr<DecodedEvent> event = DecodeEvent(position, View(it->value()));
+        absl::StatusOr<DecodedEvent> event = DecodeEvent(position, View(it->value()), *schemas_);
         if (!event.ok()) return event.status();
         out.push_back(ToEventRecord(*event));
       }
@@ -287,20 +428,221 @@ class EventStore::Impl {
   uint64_t HeadPosition() const { return published_head_.load(); }
 
   VerifyReport VerifyLog() const {
-    rocksdb::ManagedSnapshot snapshot(db_.get());
-    rocksdb::ReadOptions read;
-    read.snapshot = snapshot.snapshot();
-    return Verify(read, 0, ZeroHash(), /*projections_current=*/false);
+    const ReadView view(*this);
+    const rocksdb::ReadOptions& read = view.options();
+    return Verify(read, 0, ZeroHash(), /*projections_current=*/false, /*to=*/0, nullptr);
   }
 
-  absl::Status RebuildProjections() {
+  absl::StatusOr<VerifyReport> VerifyLog(const VerifyOptions& options) const {
+    Hash expected{};
+    const bool check_hash = !options.expected_head_hash.empty();
+    if (check_hash && !HashFromBytes(options.expected_head_hash, &expected)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("expected_head_hash: must be ", kHashSize, " bytes, got ",
+                       options.expected_head_hash.size()));
+    }
+    const ReadView view(*this);
+    const rocksdb::ReadOptions& read = view.options();
+    VerifyReport report = Verify(read, 0, ZeroHash(), /*projections_current=*/false,
+                                 options.to_position, nullptr);
+    if (!report.ok) return report;
+    if (options.to_position > report.head_position) {
+      report.ok = false;
+      report.first_bad_position = report.head_position + 1;
+      report.problem = absl::StrCat("to_position ", options.to_position,
+                                    " is beyond the head position ", report.head_position);
+      return report;
+    }
+    if (check_hash && report.head_hash != AsBytes(expected)) {
+      report.ok = false;
+      report.first_bad_position = report.head_position;
+      report.problem = absl::StrCat(
+          "hash at position ", report.head_position, " is ",
+          absl::BytesToHexString(report.head_hash), ", expected ",
+          absl::BytesToHexString(AsBytes(expected)),
+          ": the log through this position is not the one the expected hash was taken from");
+    }
+    return report;
+  }
+
+  absl::Status VerifyProjections() const {
+    const ReadView view(*this);
+    const rocksdb::ReadOptions& read = view.options();
+    std::vector<std::map<std::string, std::string>> replayed(keys::kNumCfs);
+    absl::Status folded = FoldLog(
+        read,
+        [&](keys::Cf family, absl::string_view key, absl::string_view value) {
+          replayed[family][std::string(key)] = std::string(value);
+          return absl::OkStatus();
+        },
+        [](uint64_t) {});
+    if (!folded.ok()) return folded;
+    for (keys::Cf family : keys::kProjectionCfs) {
+      const std::string& name = keys::ColumnFamilyNames()[family];
+      auto want = replayed[family].begin();
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(family)));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        const absl::string_view key = View(it->key());
+        if (want == replayed[family].end() || key < absl::string_view(want->first)) {
+          return absl::DataLossError(
+              absl::StrCat("projections: ", name, " row ", absl::BytesToHexString(key),
+                           " is stored but not produced by replaying the log"));
+        }
+        if (key > absl::string_view(want->first)) break;  // `want` is missing: reported below
+        if (View(it->value()) != want->second) {
+          return absl::DataLossError(absl::StrCat("projections: ", name, " row ",
+                                                  absl::BytesToHexString(key),
+                                                  " differs from the replay of the log"));
+        }
+        ++want;
+      }
+      if (!it->status().ok()) return FromRocks(it->status(), "reading the projections");
+      if (want != replayed[family].end()) {
+        return absl::DataLossError(absl::StrCat(
+            "projections: ", name, " row ", absl::BytesToHexString(want->first),
+            " is produced by replaying the log but missing or out of place in the store"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::Task> GetTaskAsOfVersion(absl::string_view task_id, int64_t version) const {
+    if (version < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("as_of_version: must be at least 1, got ", version));
+    }
+    const ReadView view(*this);
+    const rocksdb::ReadOptions& read = view.options();
+    v1::Task task;
+    absl::StatusOr<int64_t> folded = FoldTask(
+        read, task_id, version, [](const DecodedEvent&) { return true; },
+        [](const v1::Task&, const v1::Task&, const DecodedEvent&) {}, &task);
+    if (!folded.ok()) return folded.status();
+    if (*folded == 0) return NoTask(task_id);
+    if (*folded < version) {
+      return absl::OutOfRangeError(absl::StrCat("as_of_version: task \"", task_id,
+                                                "\" is at version ", *folded, ", not ", version));
+    }
+    return task;
+  }
+
+  absl::StatusOr<v1::Task> GetTaskAsOfTime(absl::string_view task_id, absl::Time time) const {
+    const ReadView view(*this);
+    const rocksdb::ReadOptions& read = view.options();
+    bool exists = false;
+    v1::Task task;
+    absl::StatusOr<int64_t> folded = FoldTask(
+        read, task_id, std::numeric_limits<int64_t>::max(),
+        [&](const DecodedEvent& event) {
+          exists = true;
+          return domain::FromProto(event.event.recorded_at()) <= time;
+        },
+        [](const v1::Task&, const v1::Task&, const DecodedEvent&) {}, &task);
+    if (!folded.ok()) return folded.status();
+    if (!exists) return NoTask(task_id);
+    if (*folded == 0) {
+      return absl::NotFoundError(absl::StrCat("as_of_time: task \"", task_id,
+                                              "\" did not exist yet at ",
+                                              absl::FormatTime(absl::RFC3339_full, time,
+                                                               absl::UTCTimeZone())));
+    }
+    return task;
+  }
+
+  absl::StatusOr<std::vector<HistoryEntry>> GetTaskHistory(absl::string_view task_id) const {
+    const ReadView view(*this);
+    const rocksdb::ReadOptions& read = view.options();
+    std::vector<HistoryEntry> history;
+    v1::Task task;
+    absl::StatusOr<int64_t> folded = FoldTask(
+        read, task_id, std::numeric_limits<int64_t>::max(),
+        [](const DecodedEvent&) { return true; },
+        [&](const v1::Task& before, const v1::Task& after, const DecodedEvent& event) {
+          history.push_back(HistoryEntry{ToEventRecord(event), before.status(), after.status()});
+        },
+        &task);
+    if (!folded.ok()) return folded.status();
+    if (*folded == 0) return NoTask(task_id);
+    return history;
+  }
+
+  // ---- Followers ----
+
+  bool WaitForHeadAbove(uint64_t position, absl::Duration timeout) const {
+    absl::MutexLock lock(&head_mu_);
+    if (closing_) return followed_head_ > position;
+    ++waiters_;
+    HeadWait wait{this, position};
+    head_mu_.AwaitWithTimeout(absl::Condition(&HeadWait::Done, &wait), timeout);
+    --waiters_;
+    return followed_head_ > position;
+  }
+
+  HeadListenerId AddHeadListener(HeadListener listener) {
+    absl::MutexLock lock(&listeners_mu_);
+    const HeadListenerId id = ++last_listener_id_;
+    listeners_.emplace(id, std::move(listener));
+    return id;
+  }
+
+  void RemoveHeadListener(HeadListenerId id) {
+    // Held while the writer calls listeners: once we have it, `id` is not running.
+    absl::MutexLock lock(&listeners_mu_);
+    listeners_.erase(id);
+  }
+
+  absl::Status CatchUpWithPrimary() {
+    if (secondary_path_.empty()) {
+      return absl::FailedPreconditionError("not a secondary (read-only, live) store");
+    }
+    absl::MutexLock lock(&catch_up_mu_);
+    rocksdb::Status s = db_->TryCatchUpWithPrimary();
+    if (!s.ok()) return FromRocks(s, absl::StrCat("catching up with the primary of ", dir_));
+    uint64_t head = 0;
+    Hash hash{};
+    if (absl::Status h = ReadHeadRow(rocksdb::ReadOptions(), &head, &hash); !h.ok()) return h;
+    PublishHead(head);
+    return absl::OkStatus();
+  }
+
+  // ---- Backups ----
+
+  absl::Status BackupTo(const std::string& backup_dir) {
+    if (read_only_) {
+      return absl::FailedPreconditionError(
+          "store is open read-only: back up from the process that has it open for writing, or "
+          "offline");
+    }
+    // Everything acknowledged is in the WAL file before its bytes are copied.
+    rocksdb::Status s = db_->FlushWAL(/*sync=*/true);
+    if (!s.ok()) return FromRocks(s, "backup: flushing the WAL");
+    rocksdb::BackupEngine* raw = nullptr;
+    s = rocksdb::BackupEngine::Open(rocksdb::BackupEngineOptions(backup_dir), db_->GetEnv(),
+                                    &raw);
+    if (!s.ok()) return FromRocks(s, absl::StrCat("backup: opening ", backup_dir));
+    std::unique_ptr<rocksdb::BackupEngine> engine(raw);
+    rocksdb::CreateBackupOptions create;
+    // The live files plus the WAL (not a flush): a flush of several column families is not
+    // atomic, while replaying the copied WAL restores every batch whole.
+    create.flush_before_backup = false;
+    rocksdb::BackupID id = 0;
+    s = engine->CreateNewBackup(create, db_.get(), &id);
+    if (!s.ok()) return FromRocks(s, absl::StrCat("backup: writing to ", backup_dir));
+    s = engine->VerifyBackup(id, /*verify_with_checksum=*/true);
+    if (!s.ok()) return FromRocks(s, absl::StrCat("backup: verifying backup ", id));
+    return absl::OkStatus();
+  }
+
+  absl::Status RebuildProjections(absl::FunctionRef<void(const RebuildProgress&)> progress,
+                                  uint64_t every) {
+    if (read_only_) return ReadOnlyError();
     {
       absl::MutexLock lock(&mu_);
       // Writes queued before the rebuild land first; later ones wait for it.
       mu_.Await(absl::Condition(this, &Impl::Quiescent));
       paused_ = true;
     }
-    absl::Status s = RebuildLocked();
+    absl::Status s = RebuildLocked(progress, every);
     absl::MutexLock lock(&mu_);
     paused_ = false;
     // A rebuild that stopped part-way has left projections the writer must not decide on: a
@@ -313,9 +655,8 @@ class EventStore::Impl {
   }
 
   absl::StatusOr<std::string> DumpProjections() const {
-    rocksdb::ManagedSnapshot snapshot(db_.get());
-    rocksdb::ReadOptions read;
-    read.snapshot = snapshot.snapshot();
+    const ReadView view(*this);
+    const rocksdb::ReadOptions& read = view.options();
     std::string out;
     for (keys::Cf family : keys::kProjectionCfs) {
       std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(family)));
@@ -370,12 +711,38 @@ class EventStore::Impl {
   }
 
   absl::Status WriteHealth() const {
+    if (read_only_) return ReadOnlyError();
     absl::MutexLock lock(&mu_);
     return write_error_;
   }
 
  private:
   rocksdb::ColumnFamilyHandle* cf(keys::Cf family) const { return handles_[family]; }
+
+  static absl::Status NoTask(absl::string_view task_id) {
+    return absl::NotFoundError(absl::StrCat("task_id: no task \"", task_id, "\""));
+  }
+
+  // WaitForHeadAbove's condition, evaluated with head_mu_ held.
+  struct HeadWait {
+    const Impl* impl;
+    uint64_t position;
+    static bool Done(HeadWait* wait) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return wait->impl->closing_ || wait->impl->followed_head_ > wait->position;
+    }
+  };
+  bool NoWaiters() const ABSL_SHARED_LOCKS_REQUIRED(head_mu_) { return waiters_ == 0; }
+
+  // Makes `head` visible to readers and followers, then tells the listeners.
+  void PublishHead(uint64_t head) {
+    published_head_.store(head);
+    {
+      absl::MutexLock lock(&head_mu_);
+      followed_head_ = head;
+    }
+    absl::MutexLock lock(&listeners_mu_);
+    for (auto& [id, listener] : listeners_) listener(head);
+  }
 
   bool Quiescent() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return queue_.empty() && !busy_ && !paused_;
@@ -398,7 +765,46 @@ class EventStore::Impl {
       return absl::DataLossError(absl::StrCat("event log: position ", position, ": missing"));
     }
     if (!s.ok()) return FromRocks(s, absl::StrCat("reading event ", position));
-    return DecodeEvent(position, raw);
+    return DecodeEvent(position, raw, *schemas_);
+  }
+
+  // Folds task `task_id`'s stream in version order under `read`, through version `max_version`
+  // or up to the first event `keep` refuses, calling `visit(before, after, event)` for each
+  // event folded. Sets `*task` to the result; returns how many events were folded.
+  absl::StatusOr<int64_t> FoldTask(
+      const rocksdb::ReadOptions& read, absl::string_view task_id, int64_t max_version,
+      absl::FunctionRef<bool(const DecodedEvent&)> keep,
+      absl::FunctionRef<void(const v1::Task&, const v1::Task&, const DecodedEvent&)> visit,
+      v1::Task* task) const {
+    const std::string prefix = keys::StreamPrefix(task_id);
+    std::string upper = prefix;
+    upper.back() = '\1';
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions stream_read = read;
+    stream_read.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(stream_read, cf(keys::kStreams)));
+    int64_t folded = 0;
+    for (it->Seek(prefix); it->Valid() && folded < max_version; it->Next()) {
+      uint64_t position = 0;
+      if (!keys::DecodeFixed64BE(View(it->value()), &position)) {
+        return absl::DataLossError(
+            absl::StrCat("streams: malformed row for task \"", task_id, "\""));
+      }
+      absl::StatusOr<DecodedEvent> event = ReadEvent(read, position);
+      if (!event.ok()) return event.status();
+      if (event->event.task_id() != task_id || event->event.version() != folded + 1) {
+        return absl::DataLossError(absl::StrCat("streams: task \"", task_id, "\" version ",
+                                                folded + 1, " points at position ", position,
+                                                ", which holds another event"));
+      }
+      if (!keep(*event)) break;
+      v1::Task before = *task;
+      if (absl::Status a = ApplyChecked(*task, event->event); !a.ok()) return a;
+      visit(before, *task, *event);
+      ++folded;
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "reading a task stream");
+    return folded;
   }
 
   // Checks the events after `from` (whose hash is `from_hash`) through the end of the log, and
@@ -406,8 +812,10 @@ class EventStore::Impl {
   // From a checkpoint, a stream first met at version v > 1 must have version v - 1 in the
   // "streams" rows at an earlier position when `projections_current`; otherwise the rebuild
   // that follows re-checks every stream while folding it.
+  // Stops after position `to` when it is not 0 (the head row is then not checked). Sets
+  // `*max_schema` (if not null) to the highest stored schema_version checked.
   VerifyReport Verify(const rocksdb::ReadOptions& read, uint64_t from, const Hash& from_hash,
-                      bool projections_current) const {
+                      bool projections_current, uint64_t to, uint32_t* max_schema) const {
     VerifyReport report;
     report.head_position = from;
     report.head_hash = std::string(AsBytes(from_hash));
@@ -421,7 +829,8 @@ class EventStore::Impl {
     Hash prev = from_hash;
     uint64_t expected = from + 1;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(keys::kEvents)));
-    for (it->Seek(keys::EventKey(expected)); it->Valid(); it->Next(), ++expected) {
+    for (it->Seek(keys::EventKey(expected)); it->Valid() && (to == 0 || expected <= to);
+         it->Next(), ++expected) {
       uint64_t position = 0;
       if (!keys::ParseEventKey(View(it->key()), &position)) {
         return fail(expected, "malformed event key");
@@ -430,8 +839,11 @@ class EventStore::Impl {
         return fail(expected, absl::StrCat("missing (the next stored event is at position ",
                                            position, ")"));
       }
-      absl::StatusOr<DecodedEvent> event = DecodeEvent(position, View(it->value()));
+      absl::StatusOr<DecodedEvent> event = DecodeEvent(position, View(it->value()), *schemas_);
       if (!event.ok()) return fail(position, std::string(event.status().message()));
+      if (max_schema != nullptr) {
+        *max_schema = std::max(*max_schema, event->stored_schema_version);
+      }
       if (event->prev_hash != prev) {
         return fail(position, "prev_hash does not match the previous event's hash");
       }
@@ -465,6 +877,7 @@ class EventStore::Impl {
     if (!it->status().ok()) {
       return fail(expected, absl::StrCat("read error: ", it->status().ToString()));
     }
+    if (to != 0 && report.head_position >= to) return report;
     std::string raw;
     rocksdb::Status s = db_->Get(read, cf(keys::kDefault), keys::kHeadKey, &raw);
     uint64_t head = 0;
@@ -559,7 +972,7 @@ class EventStore::Impl {
           head_position_ = state.position;
           head_hash_ = state.hash;
           last_recorded_at_ = state.last_recorded_at;
-          published_head_.store(head_position_);
+          PublishHead(head_position_);
         } else {
           // Like leveldb's RecordBackgroundError: never guess what reached the disk.
           {
@@ -633,7 +1046,7 @@ class EventStore::Impl {
     CommandResult result;
     for (std::size_t i = 0; i < decided->size(); ++i) {
       StoredEvent& event = (*decided)[i].event;
-      event.set_schema_version(kEventSchemaVersion);
+      event.set_schema_version(schemas_->current_version());
       event.set_position(++position);
       event.set_task_id(task_id);
       event.set_version(next.version() + 1);
@@ -649,6 +1062,7 @@ class EventStore::Impl {
       decoded.prev_hash = hash;
       event_rows.emplace_back(position, EncodeEvent(event, hash, &hash));
       decoded.hash = hash;
+      decoded.stored_schema_version = event.schema_version();
       decoded.event = event;
       result.events.push_back(ToEventRecord(decoded));
     }
@@ -690,9 +1104,8 @@ class EventStore::Impl {
 
   // The task's state right after its version `version`, folded from its stream.
   absl::StatusOr<v1::Task> FoldStream(const std::string& task_id, int64_t version) const {
-    rocksdb::ManagedSnapshot snapshot(db_.get());
-    rocksdb::ReadOptions read;
-    read.snapshot = snapshot.snapshot();
+    const ReadView view(*this);
+    const rocksdb::ReadOptions& read = view.options();
     v1::Task task;
     for (int64_t v = 1; v <= version; ++v) {
       std::string raw;
@@ -711,7 +1124,70 @@ class EventStore::Impl {
 
   // ---- Rebuild (the writer is stopped or paused) ----
 
-  absl::Status RebuildLocked() {
+  // Folds the whole log under `read` into every projection row, handing each (family, key,
+  // value) to `emit` (streams rows in log order, then tasks with their index rows in task id
+  // order, then requests in request id order), and calling `on_event` with the number of events
+  // folded so far after each one. The one definition of "projections = fold of the log": the
+  // rebuild writes what it emits, VerifyProjections compares it.
+  absl::Status FoldLog(
+      const rocksdb::ReadOptions& read,
+      absl::FunctionRef<absl::Status(keys::Cf, absl::string_view, absl::string_view)> emit,
+      absl::FunctionRef<void(uint64_t)> on_event) const {
+    std::map<std::string, v1::Task> tasks;
+    std::map<std::string, storage::v1::RequestRecord> requests;
+    uint64_t folded = 0;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(keys::kEvents)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      uint64_t position = 0;
+      if (!keys::ParseEventKey(View(it->key()), &position)) {
+        return absl::DataLossError("rebuild: malformed event key");
+      }
+      absl::StatusOr<DecodedEvent> decoded =
+          DecodeEvent(position, View(it->value()), *schemas_);
+      if (!decoded.ok()) return decoded.status();
+      const StoredEvent& event = decoded->event;
+      if (absl::Status s = ApplyChecked(tasks[event.task_id()], event); !s.ok()) return s;
+      if (absl::Status s = emit(keys::kStreams, keys::StreamKey(event.task_id(), event.version()),
+                                keys::EncodeFixed64BE(position));
+          !s.ok()) {
+        return s;
+      }
+      if (!event.request_id().empty()) {
+        auto [record, inserted] = requests.try_emplace(event.request_id());
+        if (inserted) {
+          record->second.set_fingerprint(event.request_fingerprint());
+          record->second.set_task_id(event.task_id());
+        }
+        record->second.set_task_version(event.version());
+        record->second.set_last_position(position);
+      }
+      on_event(++folded);
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "rebuild: reading the event log");
+    for (const auto& [task_id, task] : tasks) {
+      if (absl::Status s = emit(keys::kTasks, task_id, keys::EncodeTask(task)); !s.ok()) return s;
+      const keys::IndexRows rows = keys::IndexRowsFor(task);
+      for (const auto& [key, value] : rows.worklist) {
+        if (absl::Status s = emit(keys::kWorklist, key, value); !s.ok()) return s;
+      }
+      if (rows.expiry.has_value()) {
+        if (absl::Status s = emit(keys::kExpiry, *rows.expiry, ""); !s.ok()) return s;
+      }
+    }
+    for (const auto& [request_id, record] : requests) {
+      if (absl::Status s = emit(keys::kRequests, request_id, keys::EncodeRequestRecord(record));
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // ---- Rebuild (the writer is stopped or paused) ----
+
+  // `progress` is called every `every` events (never when 0) and once at the end.
+  absl::Status RebuildLocked(absl::FunctionRef<void(const RebuildProgress&)> progress,
+                             uint64_t every) {
     // An interrupted rebuild must be redone at the next Open: the format row goes first.
     {
       rocksdb::WriteBatch batch;
@@ -740,56 +1216,36 @@ class EventStore::Impl {
     }
     if (absl::Status s = flush(true); !s.ok()) return s;
 
-    std::map<std::string, v1::Task> tasks;
-    std::map<std::string, storage::v1::RequestRecord> requests;
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(rocksdb::ReadOptions(), cf(keys::kEvents)));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      uint64_t position = 0;
-      if (!keys::ParseEventKey(View(it->key()), &position)) {
-        return absl::DataLossError("rebuild: malformed event key");
-      }
-      absl::StatusOr<DecodedEvent> decoded = DecodeEvent(position, View(it->value()));
-      if (!decoded.ok()) return decoded.status();
-      const StoredEvent& event = decoded->event;
-      if (absl::Status s = ApplyChecked(tasks[event.task_id()], event); !s.ok()) return s;
-      batch.Put(cf(keys::kStreams), keys::StreamKey(event.task_id(), event.version()),
-                keys::EncodeFixed64BE(position));
-      ++pending;
-      if (!event.request_id().empty()) {
-        auto [record, inserted] = requests.try_emplace(event.request_id());
-        if (inserted) {
-          record->second.set_fingerprint(event.request_fingerprint());
-          record->second.set_task_id(event.task_id());
-        }
-        record->second.set_task_version(event.version());
-        record->second.set_last_position(position);
-      }
-      if (absl::Status s = flush(false); !s.ok()) return s;
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "rebuild: reading the event log");
-    for (const auto& [task_id, task] : tasks) {
-      batch.Put(cf(keys::kTasks), task_id, keys::EncodeTask(task));
-      const keys::IndexRows rows = keys::IndexRowsFor(task);
-      for (const auto& [key, value] : rows.worklist) batch.Put(cf(keys::kWorklist), key, value);
-      if (rows.expiry.has_value()) batch.Put(cf(keys::kExpiry), *rows.expiry, "");
-      pending += 2 + static_cast<int>(rows.worklist.size());
-      if (absl::Status s = flush(false); !s.ok()) return s;
-    }
-    for (const auto& [request_id, record] : requests) {
-      batch.Put(cf(keys::kRequests), request_id, keys::EncodeRequestRecord(record));
-      ++pending;
-      if (absl::Status s = flush(false); !s.ok()) return s;
-    }
+    const uint64_t head = head_position_;
+    absl::Status folded = FoldLog(
+        rocksdb::ReadOptions(),
+        [&](keys::Cf family, absl::string_view key, absl::string_view value) {
+          batch.Put(cf(family), ToSlice(key), ToSlice(value));
+          ++pending;
+          return flush(false);
+        },
+        [&](uint64_t events) {
+          if (every > 0 && events % every == 0) progress(RebuildProgress{events, head});
+        });
+    if (!folded.ok()) return folded;
     if (absl::Status s = flush(true); !s.ok()) return s;
     batch.Put(cf(keys::kDefault), keys::kProjectionFormatKey,
               keys::EncodeFixed32BE(keys::kProjectionFormat));
-    return WriteSynced(&batch, "rebuild: recording the projection format");
+    batch.Put(cf(keys::kDefault), keys::kProjectionSchemaKey,
+              keys::EncodeFixed32BE(schemas_->current_version()));
+    absl::Status s = WriteSynced(&batch, "rebuild: recording the projection format");
+    if (s.ok()) progress(RebuildProgress{head, head});
+    return s;
   }
 
   const std::string dir_;
   const StoreOptions options_;
   Clock* const clock_;
+  const SchemaRegistry* const schemas_;
+  const bool read_only_;
+  const std::string secondary_path_;  // non-empty for a secondary instance
+  // Secondary instances: held exclusively by CatchUpWithPrimary, shared by each ReadView.
+  mutable absl::Mutex catch_up_mu_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // indexed by keys::Cf
 
@@ -808,6 +1264,16 @@ class EventStore::Impl {
   // head_position_ as readers may see it: advanced only after the batch is durable.
   std::atomic<uint64_t> published_head_{0};
 
+  // Followers: the same head, under a mutex that WaitForHeadAbove can wait on.
+  mutable absl::Mutex head_mu_;
+  uint64_t followed_head_ ABSL_GUARDED_BY(head_mu_) = 0;
+  bool closing_ ABSL_GUARDED_BY(head_mu_) = false;
+  mutable int waiters_ ABSL_GUARDED_BY(head_mu_) = 0;
+  // Held while the listeners run (on the writer thread), so that removal waits for a call.
+  absl::Mutex listeners_mu_;
+  std::map<HeadListenerId, HeadListener> listeners_ ABSL_GUARDED_BY(listeners_mu_);
+  HeadListenerId last_listener_id_ ABSL_GUARDED_BY(listeners_mu_) = 0;
+
   std::thread writer_;
 };
 
@@ -824,7 +1290,66 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const std::string& 
   return std::unique_ptr<EventStore>(new EventStore(std::move(impl)));
 }
 
+absl::StatusOr<std::unique_ptr<EventStore>> EventStore::OpenReadOnly(const std::string& dir,
+                                                                     ReadOnlyOptions options) {
+  StoreOptions store_options;
+  store_options.block_cache_bytes = options.block_cache_bytes;
+  store_options.env = options.env;
+  store_options.schemas = options.schemas;
+  store_options.create_if_missing = false;
+  auto impl = std::make_unique<Impl>(dir, store_options, /*read_only=*/true,
+                                     std::move(options.secondary_path));
+  if (absl::Status s = impl->OpenDb(); !s.ok()) return s;
+  if (absl::Status s = impl->Recover(options.verify_on_open); !s.ok()) return s;
+  return std::unique_ptr<EventStore>(new EventStore(std::move(impl)));
+}
+
+absl::Status EventStore::RestoreFrom(const std::string& backup_dir, const std::string& db_dir) {
+  std::error_code error;
+  if (std::filesystem::exists(db_dir, error) && !std::filesystem::is_empty(db_dir, error)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "restore: ", db_dir, " is not empty; a restore never overwrites a database"));
+  }
+  if (!std::filesystem::is_directory(backup_dir, error)) {
+    return absl::NotFoundError(absl::StrCat("restore: no backup directory ", backup_dir));
+  }
+  rocksdb::BackupEngineReadOnly* raw = nullptr;
+  rocksdb::Status s = rocksdb::BackupEngineReadOnly::Open(
+      rocksdb::BackupEngineOptions(backup_dir), rocksdb::Env::Default(), &raw);
+  if (!s.ok()) return FromRocks(s, absl::StrCat("restore: opening backups in ", backup_dir));
+  std::unique_ptr<rocksdb::BackupEngineReadOnly> engine(raw);
+  std::vector<rocksdb::BackupInfo> backups;
+  engine->GetBackupInfo(&backups);
+  if (backups.empty()) {
+    return absl::NotFoundError(absl::StrCat("restore: ", backup_dir, " holds no backup"));
+  }
+  const rocksdb::BackupID latest = backups.back().backup_id;
+  s = engine->VerifyBackup(latest, /*verify_with_checksum=*/true);
+  if (!s.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("restore: backup ", latest, " does not verify: ", s.ToString()));
+  }
+  s = engine->RestoreDBFromBackup(latest, db_dir, db_dir);
+  if (!s.ok()) return FromRocks(s, absl::StrCat("restore: writing ", db_dir));
+  engine.reset();
+
+  ReadOnlyOptions options;
+  options.verify_on_open = false;  // the whole log is verified just below
+  absl::StatusOr<std::unique_ptr<EventStore>> restored = OpenReadOnly(db_dir, options);
+  if (!restored.ok()) return restored.status();
+  const VerifyReport report = (*restored)->VerifyLog();
+  if (!report.ok) {
+    return absl::DataLossError(absl::StrCat("restore: the restored log is corrupt at position ",
+                                            report.first_bad_position, ": ", report.problem));
+  }
+  return (*restored)->VerifyProjections();
+}
+
 void EventStore::Submit(domain::Command command, std::string fingerprint, Done done) {
+  if (impl_->read_only()) {
+    std::move(done)(ReadOnlyError());
+    return;
+  }
   std::vector<Impl::Queued> one;
   one.push_back(Impl::Queued{std::move(command), std::move(fingerprint), std::move(done)});
   impl_->Submit(std::move(one));
@@ -847,6 +1372,21 @@ absl::StatusOr<v1::Task> EventStore::GetTask(absl::string_view task_id) const {
   return impl_->GetTask(task_id);
 }
 
+absl::StatusOr<v1::Task> EventStore::GetTaskAsOfVersion(absl::string_view task_id,
+                                                        int64_t version) const {
+  return impl_->GetTaskAsOfVersion(task_id, version);
+}
+
+absl::StatusOr<v1::Task> EventStore::GetTaskAsOfTime(absl::string_view task_id,
+                                                     absl::Time time) const {
+  return impl_->GetTaskAsOfTime(task_id, time);
+}
+
+absl::StatusOr<std::vector<HistoryEntry>> EventStore::GetTaskHistory(
+    absl::string_view task_id) const {
+  return impl_->GetTaskHistory(task_id);
+}
+
 absl::StatusOr<ListPage> EventStore::ListTasks(const ListQuery& query) const {
   return impl_->ListTasks(query);
 }
@@ -859,9 +1399,32 @@ absl::StatusOr<std::vector<v1::EventRecord>> EventStore::ReadEvents(uint64_t fro
 
 uint64_t EventStore::HeadPosition() const { return impl_->HeadPosition(); }
 
+bool EventStore::WaitForHeadAbove(uint64_t position, absl::Duration timeout) const {
+  return impl_->WaitForHeadAbove(position, timeout);
+}
+
+HeadListenerId EventStore::AddHeadListener(HeadListener listener) {
+  return impl_->AddHeadListener(std::move(listener));
+}
+
+void EventStore::RemoveHeadListener(HeadListenerId id) { impl_->RemoveHeadListener(id); }
+
 VerifyReport EventStore::VerifyLog() const { return impl_->VerifyLog(); }
 
-absl::Status EventStore::RebuildProjections() { return impl_->RebuildProjections(); }
+absl::StatusOr<VerifyReport> EventStore::VerifyLog(const VerifyOptions& options) const {
+  return impl_->VerifyLog(options);
+}
+
+absl::Status EventStore::VerifyProjections() const { return impl_->VerifyProjections(); }
+
+absl::Status EventStore::RebuildProjections() {
+  return impl_->RebuildProjections([](const RebuildProgress&) {}, 0);
+}
+
+absl::Status EventStore::RebuildProjections(
+    absl::FunctionRef<void(const RebuildProgress&)> progress, uint64_t every) {
+  return impl_->RebuildProjections(progress, every);
+}
 
 absl::StatusOr<std::string> EventStore::DumpProjections() const {
   return impl_->DumpProjections();
@@ -870,6 +1433,7 @@ absl::StatusOr<std::string> EventStore::DumpProjections() const {
 std::optional<absl::Time> EventStore::NextExpiry() const { return impl_->NextExpiry(); }
 
 absl::StatusOr<int> EventStore::ExpireDue(absl::Time now) {
+  if (impl_->read_only()) return ReadOnlyError();
   int closed = 0;
   std::string start;
   while (true) {
@@ -908,5 +1472,11 @@ absl::StatusOr<int> EventStore::ExpireDue(absl::Time now) {
 }
 
 absl::Status EventStore::WriteHealth() const { return impl_->WriteHealth(); }
+
+absl::Status EventStore::BackupTo(const std::string& backup_dir) {
+  return impl_->BackupTo(backup_dir);
+}
+
+absl::Status EventStore::CatchUpWithPrimary() { return impl_->CatchUpWithPrimary(); }
 
 }  // namespace outreach::store

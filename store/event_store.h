@@ -12,6 +12,13 @@
 //    with writes; they see every acknowledged write.
 //  - After a failed write or sync the store refuses further writes (UNAVAILABLE) and keeps
 //    serving reads: nothing is acknowledged that was not synced.
+//  - OpenReadOnly() gives a handle with no writer thread, for offline tools and for inspecting a
+//    live server's directory (RocksDB secondary instance). Every write is FAILED_PRECONDITION.
+//  - Followers (live subscriptions) learn that the head moved through WaitForHeadAbove() or a
+//    head listener, then read the new events with ReadEvents(): the store never buffers events
+//    for a subscriber, so a slow one costs nothing but its own reads.
+//  - Every event read goes through the store's SchemaRegistry (store/event_codec.h): readers,
+//    projections and rebuilds see events upcast to the current schema version.
 //
 // The on-disk format is documented in store/keys.h and store/event_codec.h.
 #pragma once
@@ -21,18 +28,20 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "domain/task_rules.h"
 #include "outreach/v1/events.pb.h"
 #include "outreach/v1/task.pb.h"
 #include "store/clock.h"
+#include "store/event_codec.h"
 
 namespace rocksdb {
 class Env;
@@ -47,6 +56,24 @@ struct StoreOptions {
   std::size_t block_cache_bytes = 64 << 20;
   std::size_t max_commands_per_batch = 1024;
   rocksdb::Env* env = nullptr;      // nullptr = the default; tests inject I/O faults
+  bool create_if_missing = true;    // false: NOT_FOUND when `dir` holds no database
+  // The schema versions to read and write; nullptr = SchemaRegistry::Production(). Must outlive
+  // the store. Tests pass one with a newer version and its upcasters.
+  const SchemaRegistry* schemas = nullptr;
+};
+
+struct ReadOnlyOptions {
+  // Empty: rocksdb::DB::OpenForReadOnly, for a directory no process has open for writing.
+  // Otherwise: a RocksDB secondary instance (safe beside a running outreachd), which keeps its
+  // own info log in this scratch directory; it sees the primary's writes up to the moment of
+  // OpenReadOnly (and of each CatchUpWithPrimary).
+  std::string secondary_path;
+  // Check the log from the verified checkpoint to the head at open, as Open does (DATA_LOSS on
+  // failure). Tools that run a full VerifyLog themselves may turn it off.
+  bool verify_on_open = true;
+  std::size_t block_cache_bytes = 8 << 20;
+  rocksdb::Env* env = nullptr;
+  const SchemaRegistry* schemas = nullptr;  // nullptr = SchemaRegistry::Production()
 };
 
 struct CommandResult {
@@ -79,15 +106,56 @@ struct VerifyReport {
   uint64_t head_position = 0;
 };
 
+struct VerifyOptions {
+  // Check positions 1..to_position only (0 = through the head). A to_position beyond the head is
+  // reported as not ok, first_bad_position = head + 1.
+  uint64_t to_position = 0;
+  // Empty, or the 32-byte hash an auditor kept for the event at to_position (at the head when
+  // to_position is 0). A different stored hash is reported as not ok with first_bad_position =
+  // that position; head_position / head_hash then describe the log as stored.
+  std::string expected_head_hash;
+};
+
+// One event of a task's history, with the task's status on either side of it: the auditor's
+// "OPEN -> IN_PROGRESS (LEFT_MESSAGE, follow up 2025-03-20) -> CLOSED (SCHEDULED)".
+struct HistoryEntry {
+  v1::EventRecord event;  // the event itself: who, when, why (outcome, notes, close reason)
+  v1::TaskStatus status_before = v1::TASK_STATUS_UNSPECIFIED;  // UNSPECIFIED before TaskCreated
+  v1::TaskStatus status_after = v1::TASK_STATUS_UNSPECIFIED;
+};
+
+// Called on the writer thread after each durable batch, with the new head position. It must be
+// cheap and must not block: wake a waiter, or post work elsewhere (a gRPC reactor's write),
+// then read the events with ReadEvents from that other thread. It must not call Execute,
+// AddHeadListener or RemoveHeadListener.
+using HeadListener = absl::AnyInvocable<void(uint64_t head_position)>;
+using HeadListenerId = uint64_t;
+
+struct RebuildProgress {
+  uint64_t events_folded = 0;
+  uint64_t head_position = 0;  // the total to fold
+};
+
 class EventStore {
  public:
   using Done = absl::AnyInvocable<void(absl::StatusOr<CommandResult>) &&>;
 
   // Opens (creating if missing) the database in `dir`, verifies the log from the last verified
-  // checkpoint to the head (DATA_LOSS naming the first bad position on failure), rebuilds the
-  // projections if their format version changed, and starts the writer thread.
+  // checkpoint to the head (DATA_LOSS naming the first bad position on failure, including an
+  // event whose schema_version is newer than options.schemas supports), rebuilds the projections
+  // if their format or schema version changed, and starts the writer thread.
   static absl::StatusOr<std::unique_ptr<EventStore>> Open(const std::string& dir,
                                                           StoreOptions options);
+  // Opens `dir` without a writer: every read works, every write is FAILED_PRECONDITION
+  // ("read-only"). FAILED_PRECONDITION if the projections need a rebuild (another projection
+  // format or schema version): a read-only handle cannot fix them, and must not serve them.
+  static absl::StatusOr<std::unique_ptr<EventStore>> OpenReadOnly(const std::string& dir,
+                                                                  ReadOnlyOptions options);
+  // Copies the latest backup in `backup_dir` (made by BackupTo) into `db_dir`, which must not
+  // exist or be empty (FAILED_PRECONDITION otherwise: a restore never overwrites a database),
+  // then opens the copy read-only and verifies its whole log and its projections (DATA_LOSS if
+  // either does not hold). NOT_FOUND if `backup_dir` holds no backup.
+  static absl::Status RestoreFrom(const std::string& backup_dir, const std::string& db_dir);
 
   EventStore(const EventStore&) = delete;
   EventStore& operator=(const EventStore&) = delete;
@@ -103,6 +171,16 @@ class EventStore {
 
   // The current state of a task. NOT_FOUND if it does not exist.
   absl::StatusOr<v1::Task> GetTask(absl::string_view task_id) const;
+  // The task as it was right after its first `version` events (a fold of its stream).
+  // INVALID_ARGUMENT if version < 1, NOT_FOUND if there is no such task, OUT_OF_RANGE (saying
+  // the current version) if version is past the stream's head.
+  absl::StatusOr<v1::Task> GetTaskAsOfVersion(absl::string_view task_id, int64_t version) const;
+  // The task as it was after every one of its events recorded at or before `time` (recorded_at
+  // never decreases along the log). NOT_FOUND if there is no such task or it did not exist yet.
+  absl::StatusOr<v1::Task> GetTaskAsOfTime(absl::string_view task_id, absl::Time time) const;
+  // Every event of the task in version order, with its status before and after each.
+  // NOT_FOUND if there is no such task.
+  absl::StatusOr<std::vector<HistoryEntry>> GetTaskHistory(absl::string_view task_id) const;
   // A worklist page, served from the index rows (never a scan of every task).
   absl::StatusOr<ListPage> ListTasks(const ListQuery& query) const;
   // Up to `limit` events (0 = no limit) with position >= from_position, in position order;
@@ -113,14 +191,34 @@ class EventStore {
   // The position of the last appended event (0 when the log is empty).
   uint64_t HeadPosition() const;
 
+  // Live follow. Blocks until HeadPosition() > position (true), or until `timeout` passes or
+  // the store starts closing (false). Thread-safe; any number of waiters. A subscriber loops:
+  // ReadEvents(next, ...) until caught up, then WaitForHeadAbove(last, short timeout), checking
+  // its own cancellation between waits. The destructor wakes every waiter and waits for them to
+  // return. On a read-only store the head moves only in CatchUpWithPrimary.
+  bool WaitForHeadAbove(uint64_t position, absl::Duration timeout) const;
+  // Registers `listener` (see HeadListener) until RemoveHeadListener; returns its id.
+  HeadListenerId AddHeadListener(HeadListener listener);
+  // After this returns, the listener is not running and will not be called again.
+  void RemoveHeadListener(HeadListenerId id);
+
   // Re-checks the whole log: positions gap-free from 1, the hash chain, stream versions.
   VerifyReport VerifyLog() const;
+  // The same checks through options.to_position, and that position's hash against
+  // options.expected_head_hash. INVALID_ARGUMENT if expected_head_hash is not 32 bytes.
+  absl::StatusOr<VerifyReport> VerifyLog(const VerifyOptions& options) const;
+  // Folds the whole log in memory and compares every projection and index row with the stored
+  // ones, in one snapshot. DATA_LOSS naming the first differing row (column family, hex key).
+  absl::Status VerifyProjections() const;
 
   // Deletes every projection and index row and folds them again from the log alone.
   // Waits for queued writes first; writes are held off while it runs (reads meanwhile may see
   // partly rebuilt projections). If it fails, writes stay refused (UNAVAILABLE) until the store
   // is reopened, which rebuilds again.
   absl::Status RebuildProjections();
+  // The same, calling `progress` on the calling thread every `every` events and once at the end.
+  absl::Status RebuildProjections(absl::FunctionRef<void(const RebuildProgress&)> progress,
+                                  uint64_t every = 10000);
   // Every projection and index row, as "column family \t hex(key) \t hex(value)" lines in key
   // order: byte-for-byte comparison of live vs rebuilt state.
   absl::StatusOr<std::string> DumpProjections() const;
@@ -131,8 +229,18 @@ class EventStore {
   // task whose expires_at <= now, as read from the expiry index. Returns how many it closed.
   absl::StatusOr<int> ExpireDue(absl::Time now);
 
-  // Why writes are refused, or OK.
+  // Why writes are refused, or OK. FAILED_PRECONDITION on a read-only store.
   absl::Status WriteHealth() const;
+
+  // A consistent online backup into `backup_dir` (a rocksdb::BackupEngine directory, created if
+  // missing; each call adds a backup, sharing unchanged files): the WAL is flushed and synced,
+  // then the live files and WAL are copied and checksummed. Writes continue meanwhile.
+  // FAILED_PRECONDITION on a read-only store.
+  absl::Status BackupTo(const std::string& backup_dir);
+
+  // Read-only secondary stores: replays what the primary has written since, and moves the head.
+  // FAILED_PRECONDITION on any other store.
+  absl::Status CatchUpWithPrimary();
 
   class Impl;
 

@@ -14,6 +14,9 @@
 //                            only from there)
 //     "projection_format" -> fixed32_be (kProjectionFormat; any other value or none with a
 //                            non-empty log makes Open rebuild every projection from the log)
+//     "projection_schema" -> fixed32_be (the StoredEvent schema version the projections were
+//                            folded at; absent = 1. Projections are folds of upcast events, so
+//                            a store whose SchemaRegistry is at another version rebuilds them)
 //   "events":   see store/event_codec.h
 //   "streams":  task_id '\0' version: fixed64_be -> position: fixed64_be
 //   "tasks":    task_id -> deterministic serialization of the outreach.v1.Task projection
@@ -59,6 +62,7 @@ inline constexpr uint32_t kProjectionFormat = 1;
 inline constexpr char kHeadKey[] = "head";
 inline constexpr char kCheckpointKey[] = "checkpoint";
 inline constexpr char kProjectionFormatKey[] = "projection_format";
+inline constexpr char kProjectionSchemaKey[] = "projection_schema";
 
 // Fixed-width big-endian numbers.
 std::string EncodeFixed64BE(uint64_t value);

@@ -1,0 +1,415 @@
+// outreachctl end to end: runs the built binary on real data directories written by the store,
+// offline and beside a live (open for writing) store, and checks exit codes and output.
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "rocksdb/db.h"
+#include "store/event_store.h"
+#include "store/keys.h"
+
+extern char** environ;
+
+namespace outreach::ctl {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const absl::Time kStart =
+    absl::FromCivil(absl::CivilSecond(2025, 3, 10, 9, 0, 0), absl::UTCTimeZone());
+
+struct Outcome {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// "key: value" from outreachctl's stdout.
+std::string Field(const std::string& out, const std::string& key) {
+  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+    const std::string prefix = key + ": ";
+    if (absl::StartsWith(line, prefix)) return std::string(line.substr(prefix.size()));
+  }
+  return "";
+}
+
+class OutreachctlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = MakeTempDir();
+    db_ = root_ + "/db";
+  }
+
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(root_);
+  }
+
+  static std::string MakeTempDir() {
+    char dir[] = "/tmp/outreachctl-test.XXXXXX";
+    EXPECT_NE(mkdtemp(dir), nullptr);
+    return dir;
+  }
+
+  // Runs outreachctl with `args`; stdout and stderr go to files, read back after it exits.
+  Outcome Ctl(const std::vector<std::string>& args) {
+    const std::string out_path = root_ + "/ctl.stdout";
+    const std::string err_path = root_ + "/ctl.stderr";
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    std::vector<std::string> all = {OUTREACHCTL_PATH};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& arg : all) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    const int spawned = posix_spawn(&pid, OUTREACHCTL_PATH, &actions, nullptr, argv.data(),
+                                    environ);
+    posix_spawn_file_actions_destroy(&actions);
+    Outcome outcome;
+    EXPECT_EQ(spawned, 0) << "cannot run " << OUTREACHCTL_PATH;
+    if (spawned != 0) return outcome;
+    int status = 0;
+    EXPECT_EQ(waitpid(pid, &status, 0), pid);
+    outcome.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    outcome.out = ReadFile(out_path);
+    outcome.err = ReadFile(err_path);
+    return outcome;
+  }
+
+  store::StoreOptions Options() {
+    store::StoreOptions options;
+    options.clock = &clock_;
+    options.block_cache_bytes = 1 << 20;
+    return options;
+  }
+
+  void OpenStore(const std::string& dir) {
+    absl::StatusOr<std::unique_ptr<store::EventStore>> opened =
+        store::EventStore::Open(dir, Options());
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    store_ = *std::move(opened);
+  }
+
+  void Run(domain::Command command) {
+    absl::StatusOr<store::CommandResult> result = store_->Execute(std::move(command), "");
+    ASSERT_TRUE(result.ok()) << result.status();
+  }
+
+  // Writes `tasks` tasks to `db_`, each created, contacted, and every third closed, and leaves
+  // the store open. Returns the head hash (hex).
+  std::string MakeData(int tasks) {
+    OpenStore(db_);
+    for (int i = 0; i < tasks; ++i) {
+      domain::CreateTaskCommand create;
+      create.task_id = absl::StrCat("t", i);
+      create.patient_id = absl::StrCat("p", i % 4);
+      create.kind = v1::MANUAL;
+      create.title = "Book a visit";
+      create.meta = {"coordinator-1", ""};
+      Run(create);
+      clock_.Advance(absl::Minutes(5));
+      domain::LogContactCommand contact;
+      contact.task_id = create.task_id;
+      contact.outcome = i % 3 == 0 ? v1::SCHEDULED : v1::LEFT_MESSAGE;
+      contact.notes = "called";
+      contact.close_task = i % 3 == 0;
+      contact.follow_up_date = contact.close_task ? "" : "2025-03-20";
+      contact.meta = {"coordinator-1", ""};
+      Run(contact);
+    }
+    return absl::BytesToHexString(store_->VerifyLog().head_hash);
+  }
+
+  void EditRawDb(const std::function<void(rocksdb::DB*,
+                                          std::vector<rocksdb::ColumnFamilyHandle*>&)>& edit) {
+    store_.reset();
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const std::string& name : store::keys::ColumnFamilyNames()) {
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), db_, families, &handles, &db).ok());
+    edit(db, handles);
+    for (rocksdb::ColumnFamilyHandle* handle : handles) {
+      ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
+    }
+    ASSERT_TRUE(db->Close().ok());
+    delete db;
+  }
+
+  std::vector<v1::EventRecord> ParseJsonLines(const std::string& out) {
+    std::vector<v1::EventRecord> records;
+    for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
+      v1::EventRecord record;
+      const auto parsed = google::protobuf::util::JsonStringToMessage(std::string(line), &record);
+      EXPECT_TRUE(parsed.ok()) << parsed.ToString() << " in: " << line;
+      records.push_back(record);
+    }
+    return records;
+  }
+
+  std::string root_;
+  std::string db_;
+  store::FakeClock clock_{kStart};
+  std::unique_ptr<store::EventStore> store_;
+};
+
+// ---- verify ----
+
+TEST_F(OutreachctlTest, VerifyOfAGoodDatabaseExitsZeroAndPrintsTheHead) {
+  const std::string head_hash = MakeData(10);
+  store_.reset();
+  const Outcome o = Ctl({"verify", "--db", db_});
+  EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
+  EXPECT_EQ(Field(o.out, "head_position"), "24");  // 10 created, 10 contacts, 4 closes
+  EXPECT_EQ(Field(o.out, "head_hash"), head_hash);
+  EXPECT_EQ(Field(o.out, "log"), "ok");
+  EXPECT_EQ(Field(o.out, "projections"), "ok");
+}
+
+TEST_F(OutreachctlTest, VerifyAgainstAKeptHashAtAPosition) {
+  MakeData(5);
+  const std::string hash_at_4 = absl::BytesToHexString(store_->ReadEvents(4, "", 1)->at(0).hash());
+  store_.reset();
+  const Outcome ok = Ctl({"verify", "--db", db_, "--to", "4", "--expect-hash", hash_at_4});
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  EXPECT_EQ(Field(ok.out, "head_position"), "4");
+  EXPECT_EQ(Field(ok.out, "head_hash"), hash_at_4);
+
+  std::string other = hash_at_4;
+  other[0] = other[0] == '0' ? '1' : '0';
+  const Outcome bad = Ctl({"verify", "--db", db_, "--to=4", "--expect-hash=" + other});
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  EXPECT_THAT(bad.out, HasSubstr("log: FAILED at position 4"));
+
+  const Outcome beyond = Ctl({"verify", "--db", db_, "--to", "99"});
+  EXPECT_EQ(beyond.exit_code, 1) << beyond.out << beyond.err;
+  EXPECT_THAT(beyond.out, HasSubstr("beyond the head position"));
+}
+
+TEST_F(OutreachctlTest, VerifyOfACorruptedEventExitsOneNamingItsPosition) {
+  MakeData(5);
+  EditRawDb([](rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
+    std::string value;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), cfs[store::keys::kEvents],
+                        store::keys::EventKey(3), &value)
+                    .ok());
+    value[value.size() - 1] ^= 0x01;
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cfs[store::keys::kEvents],
+                        store::keys::EventKey(3), value)
+                    .ok());
+  });
+  const Outcome o = Ctl({"verify", "--db", db_});
+  EXPECT_EQ(o.exit_code, 1) << o.out << o.err;
+  EXPECT_THAT(o.out, HasSubstr("log: FAILED at position 3"));
+  EXPECT_THAT(o.err, HasSubstr("position 3"));
+}
+
+TEST_F(OutreachctlTest, VerifyOfATruncatedTailExitsOneNamingTheMissingPosition) {
+  MakeData(5);
+  EditRawDb([](rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
+    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), cfs[store::keys::kEvents],
+                           store::keys::EventKey(12))
+                    .ok());
+  });
+  const Outcome o = Ctl({"verify", "--db", db_});
+  EXPECT_EQ(o.exit_code, 1) << o.out << o.err;
+  EXPECT_THAT(o.out, HasSubstr("log: FAILED at position 12"));
+  EXPECT_EQ(Field(o.out, "head_position"), "11");
+}
+
+TEST_F(OutreachctlTest, VerifyOfTamperedProjectionsExitsOneAndRebuildRepairsThem) {
+  MakeData(5);
+  EditRawDb([](rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
+    ASSERT_TRUE(
+        db->Delete(rocksdb::WriteOptions(), cfs[store::keys::kTasks], "t2").ok());
+  });
+  const Outcome before = Ctl({"verify", "--db", db_});
+  EXPECT_EQ(before.exit_code, 1) << before.out << before.err;
+  EXPECT_EQ(Field(before.out, "log"), "ok");
+  EXPECT_THAT(before.out, HasSubstr("projections: FAILED"));
+
+  const Outcome rebuild = Ctl({"rebuild", "--db", db_});
+  EXPECT_EQ(rebuild.exit_code, 0) << rebuild.out << rebuild.err;
+  EXPECT_THAT(rebuild.err, HasSubstr("rebuild: 12/12 events (100.0%)"));
+  EXPECT_THAT(rebuild.err, HasSubstr("events/s"));
+  EXPECT_THAT(rebuild.err, HasSubstr("rebuild: done: 12 events"));
+
+  const Outcome after = Ctl({"verify", "--db", db_});
+  EXPECT_EQ(after.exit_code, 0) << after.out << after.err;
+}
+
+TEST_F(OutreachctlTest, VerifyOfAMissingDatabaseExitsOneSayingSo) {
+  const Outcome o = Ctl({"verify", "--db", root_ + "/absent"});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_THAT(o.err, HasSubstr("no such directory"));
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/absent"));
+}
+
+// ---- beside a running writer ----
+
+TEST_F(OutreachctlTest, VerifyAndExportWorkBesideALiveStore) {
+  const std::string head_hash = MakeData(4);  // the store stays open, holding the LOCK
+  const Outcome verify = Ctl({"verify", "--db", db_});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_EQ(Field(verify.out, "head_hash"), head_hash);
+  const Outcome exported = Ctl({"export", "--db", db_});
+  EXPECT_EQ(exported.exit_code, 0) << exported.err;
+  EXPECT_EQ(ParseJsonLines(exported.out).size(), store_->HeadPosition());
+  // The writer is unaffected.
+  domain::CreateTaskCommand create;
+  create.task_id = "after";
+  create.patient_id = "p";
+  create.kind = v1::MANUAL;
+  create.meta = {"a", ""};
+  Run(create);
+  EXPECT_EQ(Field(Ctl({"verify", "--db", db_}).out, "head_position"), "11");
+}
+
+TEST_F(OutreachctlTest, RebuildAndBackupOfALiveDirectoryExitOneSayingItIsInUse) {
+  MakeData(2);
+  const Outcome rebuild = Ctl({"rebuild", "--db", db_});
+  EXPECT_EQ(rebuild.exit_code, 1);
+  EXPECT_THAT(rebuild.err, HasSubstr("is outreachd running"));
+  const Outcome backup = Ctl({"backup", "--db", db_, "--to", root_ + "/backups"});
+  EXPECT_EQ(backup.exit_code, 1);
+  EXPECT_THAT(backup.err, HasSubstr("is outreachd running"));
+}
+
+// ---- export ----
+
+TEST_F(OutreachctlTest, ExportPrintsOneParsableJsonLinePerEvent) {
+  MakeData(3);
+  const std::vector<v1::EventRecord> events = *store_->ReadEvents(0, "", 0);
+  store_.reset();
+  const Outcome all = Ctl({"export", "--db", db_});
+  EXPECT_EQ(all.exit_code, 0) << all.err;
+  const std::vector<v1::EventRecord> parsed = ParseJsonLines(all.out);
+  ASSERT_EQ(parsed.size(), events.size());
+  for (std::size_t i = 0; i < parsed.size(); ++i) {
+    EXPECT_EQ(parsed[i].SerializeAsString(), events[i].SerializeAsString()) << i;
+  }
+  EXPECT_THAT(all.out, HasSubstr("\"outcome\":\"SCHEDULED\""));
+
+  const Outcome from = Ctl({"export", "--db", db_, "--from", "5"});
+  EXPECT_EQ(from.exit_code, 0);
+  std::vector<v1::EventRecord> tail = ParseJsonLines(from.out);
+  ASSERT_EQ(tail.size(), events.size() - 4);
+  EXPECT_EQ(tail[0].position(), 5u);
+
+  const Outcome task = Ctl({"export", "--db", db_, "--task", "t1"});
+  EXPECT_EQ(task.exit_code, 0);
+  const std::vector<v1::EventRecord> stream = ParseJsonLines(task.out);
+  ASSERT_EQ(stream.size(), 2u);
+  for (const v1::EventRecord& e : stream) EXPECT_EQ(e.task_id(), "t1");
+}
+
+// ---- backup and restore ----
+
+TEST_F(OutreachctlTest, BackupAndRestoreRoundTripToAVerifiedCopy) {
+  const std::string head_hash = MakeData(6);
+  store_.reset();
+  const std::string backups = root_ + "/backups";
+  const Outcome backup = Ctl({"backup", "--db", db_, "--to", backups});
+  EXPECT_EQ(backup.exit_code, 0) << backup.out << backup.err;
+  EXPECT_EQ(Field(backup.out, "head_hash"), head_hash);
+
+  const std::string copy = root_ + "/copy";
+  const Outcome restore = Ctl({"restore", "--from", backups, "--db", copy});
+  EXPECT_EQ(restore.exit_code, 0) << restore.out << restore.err;
+  EXPECT_EQ(Field(restore.out, "head_hash"), head_hash);
+
+  const Outcome verify = Ctl({"verify", "--db", copy});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_EQ(Field(verify.out, "head_hash"), head_hash);
+  EXPECT_EQ(Ctl({"export", "--db", copy}).out, Ctl({"export", "--db", db_}).out);
+}
+
+TEST_F(OutreachctlTest, RestoreIntoANonEmptyDirectoryExitsOneAndLeavesItAlone) {
+  MakeData(2);
+  store_.reset();
+  const std::string backups = root_ + "/backups";
+  ASSERT_EQ(Ctl({"backup", "--db", db_, "--to", backups}).exit_code, 0);
+  const Outcome o = Ctl({"restore", "--from", backups, "--db", db_});
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_THAT(o.err, HasSubstr("not empty"));
+  EXPECT_EQ(Ctl({"verify", "--db", db_}).exit_code, 0);
+}
+
+// ---- usage ----
+
+TEST_F(OutreachctlTest, HelpOnEveryCommandExitsZeroAndNamesItsFlags) {
+  const Outcome top = Ctl({"--help"});
+  EXPECT_EQ(top.exit_code, 0);
+  for (const char* command : {"verify", "export", "rebuild", "backup", "restore"}) {
+    EXPECT_THAT(top.out, HasSubstr(command));
+    const Outcome help = Ctl({command, "--help"});
+    EXPECT_EQ(help.exit_code, 0) << command;
+    EXPECT_THAT(help.out, HasSubstr(absl::StrCat("usage: outreachctl ", command)));
+    EXPECT_THAT(help.out, HasSubstr("--db"));
+  }
+  EXPECT_THAT(Ctl({"verify", "--help"}).out, HasSubstr("--expect-hash HEX"));
+  EXPECT_THAT(Ctl({"export", "-h"}).out, HasSubstr("--task ID"));
+}
+
+TEST_F(OutreachctlTest, BadUsageExitsTwoAndSaysWhatIsWrong) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {{}, "missing COMMAND"},
+      {{"frobnicate"}, "unknown command \"frobnicate\""},
+      {{"verify"}, "--db DIR is required"},
+      {{"verify", "--db"}, "--db needs a value"},
+      {{"verify", "--db", "x", "--colour", "red"}, "unknown flag --colour"},
+      {{"verify", "--db", "x", "extra"}, "unexpected argument \"extra\""},
+      {{"verify", "--db", "x", "--db", "y"}, "--db is given more than once"},
+      {{"verify", "--db", "x", "--to", "ten"}, "--to: \"ten\" is not a whole number"},
+      {{"verify", "--db", "x", "--expect-hash", "abc"}, "want 64 hex digits"},
+      {{"export", "--db", "x", "--task", "no spaces"}, "is not a task id"},
+      {{"backup", "--db", "x"}, "--to DIR2 is required"},
+      {{"restore", "--db", "x"}, "--from DIR2 is required"},
+  };
+  for (const Case& c : cases) {
+    const Outcome o = Ctl(c.args);
+    EXPECT_EQ(o.exit_code, 2) << absl::StrJoin(c.args, " ");
+    EXPECT_THAT(o.err, HasSubstr(c.says)) << absl::StrJoin(c.args, " ");
+    EXPECT_THAT(o.err, HasSubstr("--help")) << absl::StrJoin(c.args, " ");
+    EXPECT_THAT(o.out, Not(HasSubstr("head_position")));
+  }
+}
+
+}  // namespace
+}  // namespace outreach::ctl
