@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <chrono>
+#include <cstdio>
 #include <utility>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -8,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "grpc/health/v1/health.pb.h"
 
@@ -21,10 +23,15 @@ std::string WithPort(absl::string_view address, int port) {
   return absl::StrCat(address.substr(0, colon), ":", port);
 }
 
+int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
+
 }  // namespace
 
 OutreachServer::OutreachServer(store::EventStore* store, std::string address)
-    : task_service_(store), event_log_service_(store), address_(std::move(address)) {}
+    : store_(store),
+      task_service_(store, [this](const absl::Status& why) { WritesRefused(why); }),
+      event_log_service_(store),
+      address_(std::move(address)) {}
 
 absl::StatusOr<std::unique_ptr<OutreachServer>> OutreachServer::Start(const ServerOptions& options,
                                                                       store::EventStore* store) {
@@ -44,6 +51,14 @@ absl::StatusOr<std::unique_ptr<OutreachServer>> OutreachServer::Start(const Serv
   builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   builder.SetMaxSendMessageSize(options.max_send_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, Millis(options.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, Millis(options.keepalive_timeout));
+  // Neither side pings a connection that has no calls: such a client ping is a strike.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             Millis(options.min_client_ping_interval));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, options.max_ping_strikes);
   builder.RegisterService(&server->task_service_);
   builder.RegisterService(&server->event_log_service_);
   server->server_ = builder.BuildAndStart();
@@ -54,19 +69,70 @@ absl::StatusOr<std::unique_ptr<OutreachServer>> OutreachServer::Start(const Serv
   server->port_ = port;
   server->address_ = WithPort(options.listen_address, port);
   server->SetServing(false);
+  if (options.write_health_poll > absl::ZeroDuration()) {
+    OutreachServer* self = server.get();
+    const absl::Duration poll = options.write_health_poll;
+    server->watcher_ = std::thread([self, poll] { self->WatchWriteHealth(poll); });
+  }
   return server;
 }
 
 OutreachServer::~OutreachServer() { Shutdown(absl::Seconds(5)); }
 
 void OutreachServer::SetServing(bool serving) {
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  if (health == nullptr) return;
-  health->SetServingStatus(serving);  // "" and every registered name
-  for (const char* name : kServiceNames) health->SetServingStatus(name, serving);
+  // Outside mu_: it may take the store's lock, and a refused write calls WritesRefused.
+  absl::Status write_health = store_->WriteHealth();
+  if (!write_health.ok()) WritesRefused(write_health);
+  absl::MutexLock lock(&mu_);
+  serving_ = serving;
+  PublishHealth();
+}
+
+void OutreachServer::WritesRefused(const absl::Status& why) {
+  absl::MutexLock lock(&mu_);
+  if (!writes_refused_.ok()) return;
+  writes_refused_ = why.ok() ? absl::UnavailableError("writes refused") : why;
+  absl::FPrintF(stderr, "outreachd: %s reports NOT_SERVING: the store refuses writes: %s\n",
+                kWritingService, writes_refused_.ToString());
+  PublishHealth();
+}
+
+void OutreachServer::PublishHealth() {
+  grpc::HealthCheckServiceInterface* health =
+      server_ == nullptr ? nullptr : server_->GetHealthCheckService();
+  if (health == nullptr) return;  // (After Shutdown gRPC ignores these calls.)
+  health->SetServingStatus(serving_);  // "" and every registered name
+  for (const char* name : kServiceNames) {
+    const bool writes = absl::string_view(name) == kWritingService;
+    health->SetServingStatus(name, serving_ && (!writes || writes_refused_.ok()));
+  }
+}
+
+void OutreachServer::WatchWriteHealth(absl::Duration poll) {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), poll);
+      if (stopping_ || !writes_refused_.ok()) return;
+    }
+    absl::Status write_health = store_->WriteHealth();
+    if (!write_health.ok()) {
+      WritesRefused(write_health);
+      return;
+    }
+  }
+}
+
+void OutreachServer::StopWatcher() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (watcher_.joinable()) watcher_.join();
 }
 
 void OutreachServer::Shutdown(absl::Duration deadline) {
+  StopWatcher();
   if (shut_down_ || server_ == nullptr) return;
   shut_down_ = true;
   // Tells health watchers first, then refuses new calls and drains the rest.

@@ -3,16 +3,31 @@
 //
 // Start() binds and starts serving with every health status NOT_SERVING, so that the caller can
 // finish recovery (e.g. EventStore::ExpireDue) before calling SetServing(true). The store must
-// outlive the server. Shutdown() (or the destructor) drains in-flight calls. SetServing is
-// thread-safe; Start, Shutdown and destruction belong to the owner's thread.
+// outlive the server. Shutdown() (or the destructor) drains in-flight calls.
+//
+// Health (grpc.health.v1): SetServing sets "" and every name in kServiceNames, except that
+// "outreach.v1.TaskService" (the service that writes) stays NOT_SERVING once the store refuses
+// writes (EventStore::WriteHealth not OK after a failed write or sync), until the process is
+// restarted on a healthy disk; "" and "outreach.v1.EventLog" keep reporting SERVING, because
+// reads (GetTask, ListTasks, ReadEvents, VerifyLog) keep working. Nothing polls on the request
+// path: a refused write flips health from the writer's callback before its call finishes, and a
+// watcher thread re-checks WriteHealth every ServerOptions::write_health_poll for writes that fail
+// outside any call (the expiry closer).
+//
+// SetServing and WritesRefused are thread-safe; Start, Shutdown and destruction belong to the
+// owner's thread.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/event_log_service.h"
 #include "server/task_service.h"
@@ -20,11 +35,29 @@
 
 namespace outreach::server {
 
+// What one client may make the server hold or do. Every limit is set explicitly on the
+// ServerBuilder, so that a gRPC upgrade cannot change them silently.
 struct ServerOptions {
   // host:port; port 0 picks a free port (see OutreachServer::port()).
   std::string listen_address = "127.0.0.1:50051";
+  // A larger request fails with RESOURCE_EXHAUSTED before it is parsed (the largest valid
+  // request, a LogContact with 4000 characters of notes, is far below).
   int max_receive_message_bytes = 4 << 20;
   int max_send_message_bytes = 16 << 20;
+  // HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls in flight per connection.
+  int max_concurrent_streams = 100;
+  // The server pings a connection idle for keepalive_time, and closes it if the ping is not
+  // acknowledged within keepalive_timeout (dead clients, half-open connections).
+  absl::Duration keepalive_time = absl::Minutes(1);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // Keepalive enforcement: a client ping that comes sooner than min_client_ping_interval after
+  // the last one while no data flows, or any ping on a connection without calls, is a strike;
+  // after max_ping_strikes the server closes the connection with GOAWAY "too_many_pings".
+  absl::Duration min_client_ping_interval = absl::Seconds(10);
+  int max_ping_strikes = 2;
+  // How often the watcher re-checks EventStore::WriteHealth (see Health above). Zero: no
+  // watcher; only refused TaskService calls change health.
+  absl::Duration write_health_poll = absl::Seconds(1);
 };
 
 class OutreachServer {
@@ -32,6 +65,8 @@ class OutreachServer {
   // The names whose health status SetServing sets, besides the overall "".
   static constexpr const char* kServiceNames[] = {"outreach.v1.TaskService",
                                                   "outreach.v1.EventLog"};
+  // The one of them that writes, and so reports NOT_SERVING once writes are refused.
+  static constexpr const char* kWritingService = "outreach.v1.TaskService";
 
   // UNAVAILABLE if the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<OutreachServer>> Start(const ServerOptions& options,
@@ -45,8 +80,13 @@ class OutreachServer {
   int port() const { return port_; }
   const std::string& address() const { return address_; }
 
-  // Sets the health status of "" and of every service in kServiceNames.
-  void SetServing(bool serving);
+  // Sets the health status of "" and of every service in kServiceNames (kWritingService stays
+  // NOT_SERVING once writes are refused).
+  void SetServing(bool serving) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Records that the store refuses writes, for good: kWritingService reports NOT_SERVING from
+  // now on. The first call logs `why` to stderr; later calls do nothing.
+  void WritesRefused(const absl::Status& why) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Reports NOT_SERVING, stops accepting calls, waits up to `deadline` for in-flight calls and
   // then cancels the rest. Idempotent.
@@ -55,12 +95,25 @@ class OutreachServer {
  private:
   OutreachServer(store::EventStore* store, std::string address);
 
+  // Pushes serving_ and writes_refused_ to gRPC's health service.
+  void PublishHealth() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The watcher thread: re-checks WriteHealth every `poll` until stopping_ or writes are refused.
+  void WatchWriteHealth(absl::Duration poll) ABSL_LOCKS_EXCLUDED(mu_);
+  void StopWatcher() ABSL_LOCKS_EXCLUDED(mu_);
+
+  store::EventStore* const store_;
   TaskService task_service_;
   EventLogService event_log_service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;
   bool shut_down_ = false;
+
+  absl::Mutex mu_;
+  bool serving_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status writes_refused_ ABSL_GUARDED_BY(mu_);  // OK while the store accepts writes
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;        // tells the watcher to return
+  std::thread watcher_;
 };
 
 }  // namespace outreach::server

@@ -94,14 +94,22 @@ void TaskService::SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* r
                                   domain::Command command, std::string fingerprint) {
   // The reactor and the response stay alive until Finish, which only this callback calls.
   store_->Submit(std::move(command), std::move(fingerprint),
-                 [reactor, response](absl::StatusOr<store::CommandResult> result) {
+                 [this, reactor, response](absl::StatusOr<store::CommandResult> result) {
                    if (!result.ok()) {
+                     // Health changes before the client hears of the refusal.
+                     if (absl::IsUnavailable(result.status())) NoteRefusedWrite();
                      reactor->Finish(ToGrpcStatus(result.status()));
                      return;
                    }
                    *response = std::move(result->task);
                    reactor->Finish(grpc::Status::OK);
                  });
+}
+
+void TaskService::NoteRefusedWrite() const {
+  if (!on_writes_refused_) return;
+  // UNAVAILABLE also means "shutting down"; only a latched write error changes health.
+  if (absl::Status why = store_->WriteHealth(); !why.ok()) on_writes_refused_(why);
 }
 
 }  // namespace outreach::server

@@ -1,24 +1,15 @@
 // End-to-end: runs the real outreachd binary (fork/exec) on a temporary database and a free port,
 // and drives it over gRPC like a client would: the article's workflow, crash safety (SIGKILL right
 // after an acknowledged write), graceful SIGTERM, and expiry while running and while down.
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/types.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
+#include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -31,6 +22,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "outreach/v1/event_log.grpc.pb.h"
 #include "outreach/v1/task_service.grpc.pb.h"
+#include "tests/e2e/outreachd_process.h"
 
 namespace outreach {
 namespace {
@@ -52,139 +44,9 @@ absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
 }
 
-// A port that was free a moment ago (the kernel hands out a fresh one each time).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return 0;
-  }
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// A channel that retries a refused connection within ~200ms (the default backoff starts at 1s
-// and grows, which would make every start-up wait seconds).
-std::shared_ptr<grpc::Channel> Connect(const std::string& address) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
-  // Not shared with other channels (and their backoff state) through the global pool.
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-}
-
-// One outreachd process. Its stderr goes to `log_path` (appended across restarts).
-class Daemon {
- public:
-  Daemon(std::string db, int port, std::string log_path, std::vector<std::string> extra = {})
-      : db_(std::move(db)),
-        address_(absl::StrCat("127.0.0.1:", port)),
-        log_path_(std::move(log_path)),
-        extra_(std::move(extra)) {}
-  Daemon(const Daemon&) = delete;
-  Daemon& operator=(const Daemon&) = delete;
-  ~Daemon() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-
-  const std::string& address() const { return address_; }
-
-  void Start() {
-    ASSERT_EQ(pid_, 0) << "already running";
-    // Everything the child needs is built before fork: after it, only exec-safe calls.
-    std::vector<std::string> args = {OUTREACHD_PATH, "--db=" + db_, "--listen=" + address_};
-    args.insert(args.end(), extra_.begin(), extra_.end());
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    const int log_fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    ASSERT_GE(log_fd, 0);
-    const pid_t pid = fork();
-    if (pid == 0) {
-      // Dies with the test process, so that a crashed test leaves no server behind.
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      dup2(log_fd, STDERR_FILENO);
-      dup2(log_fd, STDOUT_FILENO);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(log_fd);
-    ASSERT_GT(pid, 0);
-    pid_ = pid;
-  }
-
-  // Polls gRPC health until the server reports SERVING. False if it exits or times out.
-  bool WaitServing(absl::Duration timeout = absl::Seconds(20)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      // A fresh channel each time: no reconnect backoff carried over from refused attempts.
-      auto stub = grpc::health::v1::Health::NewStub(Connect(address_));
-      if (pid_ > 0 && waitpid(pid_, &exit_status_, WNOHANG) == pid_) {
-        pid_ = 0;
-        return false;
-      }
-      grpc::ClientContext context;
-      context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
-      HealthCheckResponse response;
-      if (stub->Check(&context, HealthCheckRequest(), &response).ok() &&
-          response.status() == HealthCheckResponse::SERVING) {
-        return true;
-      }
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return false;
-  }
-
-  // Sends `signal` and waits for the process; returns its wait status.
-  int Stop(int signal) {
-    if (pid_ <= 0) return exit_status_;
-    kill(pid_, signal);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = 0;
-    exit_status_ = status;
-    return status;
-  }
-
-  // Waits for a process that is expected to exit by itself; returns its wait status, or -1 on
-  // timeout.
-  int WaitExit(absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      if (waitpid(pid_, &exit_status_, WNOHANG) == pid_) {
-        pid_ = 0;
-        return exit_status_;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return -1;
-  }
-
-  std::string Log() const {
-    std::ifstream in(log_path_);
-    std::stringstream out;
-    out << in.rdbuf();
-    return out.str();
-  }
-
- private:
-  const std::string db_;
-  const std::string address_;
-  const std::string log_path_;
-  const std::vector<std::string> extra_;
-  pid_t pid_ = 0;
-  int exit_status_ = 0;
-};
+using e2e::Connect;
+using e2e::Daemon;
+using e2e::FreePort;
 
 class OutreachdTest : public ::testing::Test {
  protected:
