@@ -13,8 +13,8 @@
 namespace outreach::server {
 namespace {
 
-// Streams events batch by batch: one write in flight at a time, the next batch read from the
-// store only when the previous one has been written. gRPC serializes the reactions of one
+// ReadEvents: streams events batch by batch, one write in flight at a time, the next batch read
+// from the store only when the previous one has been written. gRPC serializes the reactions of one
 // reactor, so the members need no lock. Deletes itself in OnDone.
 class ReadEventsReactor final : public grpc::ServerWriteReactor<v1::EventRecord> {
  public:
@@ -92,17 +92,56 @@ grpc::ServerWriteReactor<v1::EventRecord>* EventLogService::ReadEvents(
   return new ReadEventsReactor(store_, context, *request);
 }
 
-grpc::ServerUnaryReactor* EventLogService::VerifyLog(grpc::CallbackServerContext* context,
-                                                     const v1::VerifyLogRequest* /*request*/,
-                                                     v1::VerifyLogResponse* response) {
-  store::VerifyReport report = store_->VerifyLog();
-  response->set_ok(report.ok);
-  response->set_events_checked(report.events_checked);
-  response->set_first_bad_position(report.first_bad_position);
-  response->set_problem(std::move(report.problem));
-  response->set_head_hash(std::move(report.head_hash));
-  response->set_head_position(report.head_position);
+grpc::ServerWriteReactor<v1::EventRecord>* EventLogService::SubscribeEvents(
+    grpc::CallbackServerContext* /*context*/, const v1::SubscribeEventsRequest* request) {
+  return subscriptions_.Subscribe(*request);
+}
+
+grpc::ServerUnaryReactor* EventLogService::GetTaskHistory(grpc::CallbackServerContext* context,
+                                                          const v1::GetTaskHistoryRequest* request,
+                                                          v1::GetTaskHistoryResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status s = domain::ValidateId("task_id", request->task_id()); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  absl::StatusOr<std::vector<store::HistoryEntry>> history =
+      store_->GetTaskHistory(request->task_id());
+  if (!history.ok()) {
+    reactor->Finish(ToGrpcStatus(history.status()));
+    return reactor;
+  }
+  response->set_task_id(request->task_id());
+  response->mutable_entries()->Reserve(static_cast<int>(history->size()));
+  for (store::HistoryEntry& entry : *history) {
+    v1::TaskHistoryEntry* out = response->add_entries();
+    *out->mutable_event() = std::move(entry.event);
+    out->set_status_before(entry.status_before);
+    out->set_status_after(entry.status_after);
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* EventLogService::VerifyLog(grpc::CallbackServerContext* context,
+                                                     const v1::VerifyLogRequest* request,
+                                                     v1::VerifyLogResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store::VerifyOptions options;
+  options.to_position = request->to_position();
+  options.expected_head_hash = request->expected_head_hash();
+  // INVALID_ARGUMENT for a hash that is not 32 bytes; a mismatch is a report, not an error.
+  absl::StatusOr<store::VerifyReport> report = store_->VerifyLog(options);
+  if (!report.ok()) {
+    reactor->Finish(ToGrpcStatus(report.status()));
+    return reactor;
+  }
+  response->set_ok(report->ok);
+  response->set_events_checked(report->events_checked);
+  response->set_first_bad_position(report->first_bad_position);
+  response->set_problem(std::move(report->problem));
+  response->set_head_hash(std::move(report->head_hash));
+  response->set_head_position(report->head_position);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -1,6 +1,10 @@
-// EventLog over the gRPC callback API: ReadEvents streams the global log (or one task's stream)
-// in position order; VerifyLog re-checks the hash chain. Both only read the store, which must
-// outlive the service. Thread-safe.
+// EventLog over the gRPC callback API, for auditors and consumers of the global log:
+//  - ReadEvents streams the log (or one task's stream) in position order, and ends at the head.
+//  - SubscribeEvents catches up from a position, then follows the log live (see
+//    server/subscribe_events.h); StopSubscriptions ends the open ones at server shutdown.
+//  - GetTaskHistory lists a task's events with its status before and after each.
+//  - VerifyLog re-checks the hash chain, optionally up to a position and against a kept hash.
+// Everything here only reads the store, which must outlive the service. Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +12,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "outreach/v1/event_log.grpc.pb.h"
+#include "server/subscribe_events.h"
 #include "store/event_store.h"
 
 namespace outreach::server {
@@ -17,18 +22,30 @@ class EventLogService final : public v1::EventLog::CallbackService {
   // How many events ReadEvents takes from the store at a time: bounds the memory of one stream.
   static constexpr uint64_t kReadBatch = 256;
 
-  explicit EventLogService(store::EventStore* store) : store_(store) {}
+  explicit EventLogService(store::EventStore* store) : store_(store), subscriptions_(store) {}
   EventLogService(const EventLogService&) = delete;
   EventLogService& operator=(const EventLogService&) = delete;
 
   grpc::ServerWriteReactor<v1::EventRecord>* ReadEvents(
       grpc::CallbackServerContext* context, const v1::ReadEventsRequest* request) override;
+  grpc::ServerWriteReactor<v1::EventRecord>* SubscribeEvents(
+      grpc::CallbackServerContext* context, const v1::SubscribeEventsRequest* request) override;
+  grpc::ServerUnaryReactor* GetTaskHistory(grpc::CallbackServerContext* context,
+                                           const v1::GetTaskHistoryRequest* request,
+                                           v1::GetTaskHistoryResponse* response) override;
   grpc::ServerUnaryReactor* VerifyLog(grpc::CallbackServerContext* context,
                                       const v1::VerifyLogRequest* request,
                                       v1::VerifyLogResponse* response) override;
 
+  // Server shutdown: ends every open subscription (UNAVAILABLE) and refuses new ones, so that
+  // draining the server does not wait for streams that never end by themselves. Returns at once.
+  void StopSubscriptions() { subscriptions_.StopAll(); }
+  // Subscriptions still open.
+  std::size_t OpenSubscriptions() const { return subscriptions_.OpenCount(); }
+
  private:
   store::EventStore* const store_;
+  SubscriptionHub subscriptions_;
 };
 
 }  // namespace outreach::server

@@ -27,11 +27,20 @@ int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds
 
 }  // namespace
 
-OutreachServer::OutreachServer(store::EventStore* store, std::string address)
+OutreachServer::OutreachServer(store::EventStore* store, const ServerOptions& options)
     : store_(store),
-      task_service_(store, [this](const absl::Status& why) { WritesRefused(why); }),
+      task_service_(
+          store, TaskService::Options{
+                     .on_writes_refused = [this](const absl::Status& why) { WritesRefused(why); },
+                     .read_only_investigation = options.read_only_investigation}),
       event_log_service_(store),
-      address_(std::move(address)) {}
+      address_(options.listen_address) {
+  if (options.read_only_investigation) {
+    // Before the first PublishHealth: the writing service never reports SERVING.
+    absl::MutexLock lock(&mu_);
+    writes_refused_ = absl::FailedPreconditionError(kReadOnlyInvestigation);
+  }
+}
 
 absl::StatusOr<std::unique_ptr<OutreachServer>> OutreachServer::Start(const ServerOptions& options,
                                                                       store::EventStore* store) {
@@ -42,7 +51,7 @@ absl::StatusOr<std::unique_ptr<OutreachServer>> OutreachServer::Start(const Serv
   grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
-  std::unique_ptr<OutreachServer> server(new OutreachServer(store, options.listen_address));
+  std::unique_ptr<OutreachServer> server(new OutreachServer(store, options));
   grpc::ServerBuilder builder;
   int port = 0;
   // gRPC sets SO_REUSEPORT by default: a second outreachd on the same port would then start
@@ -135,10 +144,13 @@ void OutreachServer::Shutdown(absl::Duration deadline) {
   StopWatcher();
   if (shut_down_ || server_ == nullptr) return;
   shut_down_ = true;
-  // Tells health watchers first, then refuses new calls and drains the rest.
+  // Tells health watchers first, then ends the subscriptions, refuses new calls and drains the
+  // rest.
   if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
     health->Shutdown();
   }
+  // Subscriptions never end by themselves: end them now rather than at the deadline.
+  event_log_service_.StopSubscriptions();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + deadline));
   server_->Wait();
 }

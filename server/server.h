@@ -14,6 +14,15 @@
 // watcher thread re-checks WriteHealth every ServerOptions::write_health_poll for writes that fail
 // outside any call (the expiry closer).
 //
+// Read-only investigation (ServerOptions::read_only_investigation, over a store opened with
+// EventStore::OpenReadOnly): every mutation is FAILED_PRECONDITION ("server started read-only for
+// investigation") and "outreach.v1.TaskService" reports NOT_SERVING from the start, while reads,
+// ReadEvents, SubscribeEvents, GetTaskHistory and VerifyLog are served.
+//
+// Shutdown first ends every open SubscribeEvents stream (UNAVAILABLE, naming the position to
+// resubscribe from): those streams never end by themselves, and must not hold the drain until its
+// deadline.
+//
 // SetServing and WritesRefused are thread-safe; Start, Shutdown and destruction belong to the
 // owner's thread.
 #pragma once
@@ -58,6 +67,8 @@ struct ServerOptions {
   // How often the watcher re-checks EventStore::WriteHealth (see Health above). Zero: no
   // watcher; only refused TaskService calls change health.
   absl::Duration write_health_poll = absl::Seconds(1);
+  // Serve reads only, from a store opened read-only (see Read-only investigation above).
+  bool read_only_investigation = false;
 };
 
 class OutreachServer {
@@ -80,6 +91,9 @@ class OutreachServer {
   int port() const { return port_; }
   const std::string& address() const { return address_; }
 
+  // SubscribeEvents streams not yet finished (for tests and diagnostics).
+  std::size_t OpenSubscriptions() const { return event_log_service_.OpenSubscriptions(); }
+
   // Sets the health status of "" and of every service in kServiceNames (kWritingService stays
   // NOT_SERVING once writes are refused).
   void SetServing(bool serving) ABSL_LOCKS_EXCLUDED(mu_);
@@ -88,12 +102,12 @@ class OutreachServer {
   // now on. The first call logs `why` to stderr; later calls do nothing.
   void WritesRefused(const absl::Status& why) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Reports NOT_SERVING, stops accepting calls, waits up to `deadline` for in-flight calls and
-  // then cancels the rest. Idempotent.
+  // Reports NOT_SERVING, ends open subscriptions, stops accepting calls, waits up to `deadline`
+  // for in-flight calls and then cancels the rest. Idempotent.
   void Shutdown(absl::Duration deadline);
 
  private:
-  OutreachServer(store::EventStore* store, std::string address);
+  OutreachServer(store::EventStore* store, const ServerOptions& options);
 
   // Pushes serving_ and writes_refused_ to gRPC's health service.
   void PublishHealth() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

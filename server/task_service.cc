@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "domain/validation.h"
 #include "server/convert.h"
 #include "server/grpc_status.h"
@@ -42,6 +43,7 @@ absl::StatusOr<std::string> ActorOf(const grpc::CallbackServerContext& context) 
 grpc::ServerUnaryReactor* TaskService::CreateTask(grpc::CallbackServerContext* context,
                                                   const v1::CreateTaskRequest* request,
                                                   v1::Task* response) {
+  if (absl::Status s = CheckWritable(); !s.ok()) return FinishNow(context, s);
   absl::StatusOr<std::string> actor = ActorOf(*context);
   if (!actor.ok()) return FinishNow(context, actor.status());
   std::string fingerprint = Fingerprint(kCreateTaskMethod, *actor, *request);
@@ -58,7 +60,7 @@ grpc::ServerUnaryReactor* TaskService::GetTask(grpc::CallbackServerContext* cont
   if (absl::Status s = domain::ValidateId("task_id", request->task_id()); !s.ok()) {
     return FinishNow(context, s);
   }
-  absl::StatusOr<v1::Task> task = store_->GetTask(request->task_id());
+  absl::StatusOr<v1::Task> task = ReadTask(*request);
   if (!task.ok()) return FinishNow(context, task.status());
   *response = *std::move(task);
   return FinishNow(context, absl::OkStatus());
@@ -80,6 +82,7 @@ grpc::ServerUnaryReactor* TaskService::ListTasks(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* TaskService::LogContact(grpc::CallbackServerContext* context,
                                                   const v1::LogContactRequest* request,
                                                   v1::Task* response) {
+  if (absl::Status s = CheckWritable(); !s.ok()) return FinishNow(context, s);
   absl::StatusOr<std::string> actor = ActorOf(*context);
   if (!actor.ok()) return FinishNow(context, actor.status());
   std::string fingerprint = Fingerprint(kLogContactMethod, *actor, *request);
@@ -88,6 +91,30 @@ grpc::ServerUnaryReactor* TaskService::LogContact(grpc::CallbackServerContext* c
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   SubmitAndFinish(reactor, response, *std::move(command), std::move(fingerprint));
   return reactor;
+}
+
+absl::StatusOr<v1::Task> TaskService::ReadTask(const v1::GetTaskRequest& request) const {
+  switch (request.as_of_case()) {
+    case v1::GetTaskRequest::kAsOfVersion:
+      if (request.as_of_version() < 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "as_of_version: must be at least 1 (1 = as created), got ", request.as_of_version()));
+      }
+      return store_->GetTaskAsOfVersion(request.task_id(), request.as_of_version());
+    case v1::GetTaskRequest::kAsOfTime: {
+      absl::StatusOr<absl::Time> time = domain::ParseTimestamp("as_of_time", request.as_of_time());
+      if (!time.ok()) return time.status();
+      return store_->GetTaskAsOfTime(request.task_id(), *time);
+    }
+    case v1::GetTaskRequest::AS_OF_NOT_SET:
+      break;
+  }
+  return store_->GetTask(request.task_id());
+}
+
+absl::Status TaskService::CheckWritable() const {
+  if (!read_only_investigation_) return absl::OkStatus();
+  return absl::FailedPreconditionError(kReadOnlyInvestigation);
 }
 
 void TaskService::SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* response,

@@ -151,9 +151,10 @@ class EventStore::Impl {
       stopping_ = true;
     }
     if (writer_.joinable()) writer_.join();
+    access_log_.reset();  // its writer uses the DB handle
     if (db_ != nullptr) {
       for (rocksdb::ColumnFamilyHandle* handle : handles_) {
-        db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+        if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
       }
       handles_.clear();
       db_->Close().PermitUncheckedError();
@@ -184,6 +185,17 @@ class EventStore::Impl {
                       : ": no such directory"));
       }
     }
+    // A database written before the access log existed has no "access_log" family, and a
+    // read-only open cannot create it: open the others, and run without an access log.
+    bool has_access_log = true;
+    if (read_only_) {
+      std::vector<std::string> existing;
+      rocksdb::Status listed = rocksdb::DB::ListColumnFamilies(db_options, dir_, &existing);
+      if (!listed.ok()) return FromRocks(listed, absl::StrCat("listing column families of ", dir_));
+      has_access_log = std::find(existing.begin(), existing.end(),
+                                 keys::ColumnFamilyNames()[keys::kAccessLog]) != existing.end();
+      if (!has_access_log) families.pop_back();  // kAccessLog is the last family
+    }
     rocksdb::DB* db = nullptr;
     rocksdb::Status s;
     if (!read_only_) {
@@ -199,12 +211,27 @@ class EventStore::Impl {
       return FromRocks(s, absl::StrCat("opening database ", dir_, read_only_ ? " read-only" : ""));
     }
     db_.reset(db);
+    if (!has_access_log) handles_.push_back(nullptr);
     if (!secondary_path_.empty()) {
       s = db_->TryCatchUpWithPrimary();
       if (!s.ok()) return FromRocks(s, absl::StrCat("catching up with the primary of ", dir_));
     }
     return absl::OkStatus();
   }
+
+  // Opens the access log over its column family; after Recover, before the writer starts.
+  absl::Status OpenAccessLog() {
+    if (handles_[keys::kAccessLog] == nullptr) return absl::OkStatus();
+    AccessLogOptions options = options_.access_log;
+    options.sync = options.sync && options_.sync_writes;
+    absl::StatusOr<std::unique_ptr<AccessLog>> log =
+        AccessLog::Open(db_.get(), handles_[keys::kAccessLog], clock_, options, read_only_);
+    if (!log.ok()) return log.status();
+    access_log_ = *std::move(log);
+    return absl::OkStatus();
+  }
+
+  AccessLog* access_log() const { return access_log_.get(); }
 
   // Verifies the log from the checkpoint to the head, records a new checkpoint, and rebuilds the
   // projections when their format changed. Runs before the writer starts.
@@ -1248,6 +1275,7 @@ class EventStore::Impl {
   mutable absl::Mutex catch_up_mu_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // indexed by keys::Cf
+  std::unique_ptr<AccessLog> access_log_;  // over handles_[kAccessLog]; reset before the DB
 
   mutable absl::Mutex mu_;
   std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
@@ -1286,6 +1314,7 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const std::string& 
   auto impl = std::make_unique<Impl>(dir, options);
   if (absl::Status s = impl->OpenDb(); !s.ok()) return s;
   if (absl::Status s = impl->Recover(); !s.ok()) return s;
+  if (absl::Status s = impl->OpenAccessLog(); !s.ok()) return s;
   impl->StartWriter();
   return std::unique_ptr<EventStore>(new EventStore(std::move(impl)));
 }
@@ -1301,6 +1330,7 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::OpenReadOnly(const std::
                                      std::move(options.secondary_path));
   if (absl::Status s = impl->OpenDb(); !s.ok()) return s;
   if (absl::Status s = impl->Recover(options.verify_on_open); !s.ok()) return s;
+  if (absl::Status s = impl->OpenAccessLog(); !s.ok()) return s;
   return std::unique_ptr<EventStore>(new EventStore(std::move(impl)));
 }
 
@@ -1478,5 +1508,7 @@ absl::Status EventStore::BackupTo(const std::string& backup_dir) {
 }
 
 absl::Status EventStore::CatchUpWithPrimary() { return impl_->CatchUpWithPrimary(); }
+
+AccessLog* EventStore::access_log() const { return impl_->access_log(); }
 
 }  // namespace outreach::store

@@ -40,6 +40,7 @@
 #include "domain/task_rules.h"
 #include "outreach/v1/events.pb.h"
 #include "outreach/v1/task.pb.h"
+#include "store/access_log.h"
 #include "store/clock.h"
 #include "store/event_codec.h"
 
@@ -60,6 +61,8 @@ struct StoreOptions {
   // The schema versions to read and write; nullptr = SchemaRegistry::Production(). Must outlive
   // the store. Tests pass one with a newer version and its upcasters.
   const SchemaRegistry* schemas = nullptr;
+  // The read-access audit log in the same database (sync follows sync_writes).
+  AccessLogOptions access_log;
 };
 
 struct ReadOnlyOptions {
@@ -241,6 +244,11 @@ class EventStore {
   // Read-only secondary stores: replays what the primary has written since, and moves the head.
   // FAILED_PRECONDITION on any other store.
   absl::Status CatchUpWithPrimary();
+
+  // The read-access audit log kept in this database (store/access_log.h); owned by the store,
+  // valid while it lives. Read-only on a read-only store; nullptr on a read-only store whose
+  // database was written before the access log existed.
+  AccessLog* access_log() const;
 
   class Impl;
 

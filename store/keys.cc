@@ -40,7 +40,7 @@ std::string SerializeDeterministic(const Message& message) {
 
 const std::vector<std::string>& ColumnFamilyNames() {
   static const std::vector<std::string>* const kNames = new std::vector<std::string>{
-      "default", "events", "streams", "tasks", "worklist", "expiry", "requests"};
+      "default", "events", "streams", "tasks", "worklist", "expiry", "requests", "access_log"};
   return *kNames;
 }
 

@@ -31,6 +31,8 @@
 //   "expiry":   expires_at: fixed64_be(unix micros XOR 2^63) | task_id -> empty
 //               (only open automatic tasks; the XOR makes signed order bytewise order)
 //   "requests": request_id -> serialized outreach.storage.v1.RequestRecord
+//   "access_log": the read-access audit log, see store/access_log.h (not a projection; a
+//               database written before it existed gets it, empty, at the next read-write open)
 //
 // A reader that finds a projection_format it does not know rebuilds the projections (everything
 // but "events" and the "head"/"checkpoint" rows) from the log. Pure functions; thread-safe.
@@ -52,7 +54,9 @@
 namespace outreach::store::keys {
 
 // Column families, in the order Open creates their handles.
-enum Cf : int { kDefault = 0, kEvents, kStreams, kTasks, kWorklist, kExpiry, kRequests, kNumCfs };
+enum Cf : int {
+  kDefault = 0, kEvents, kStreams, kTasks, kWorklist, kExpiry, kRequests, kAccessLog, kNumCfs
+};
 // The RocksDB name of each column family, indexed by Cf.
 const std::vector<std::string>& ColumnFamilyNames();
 // The column families that are a pure fold of the log (rebuilt and dumped).

@@ -24,6 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "outreach/v1/event_log.grpc.pb.h"
 #include "outreach/v1/task_service.grpc.pb.h"
 #include "rocksdb/db.h"
@@ -91,6 +92,7 @@ class StartupCorruptionTest : public ::testing::Test {
 
   void TearDown() override {
     if (HasFailure()) std::cerr << "--- outreachd log ---\n" << daemon_->Log();
+    read_only_.reset();
     daemon_.reset();
     std::filesystem::remove_all(dir_);
   }
@@ -147,6 +149,20 @@ class StartupCorruptionTest : public ::testing::Test {
     EXPECT_THAT(log, HasSubstr(absl::StrCat("position ", bad_position, ":"))) << log;
     EXPECT_THAT(log, HasSubstr("DATA_LOSS")) << log;
     EXPECT_THAT(log, Not(HasSubstr("serving on"))) << log;
+    EXPECT_THAT(log, HasSubstr("--read-only-investigation")) << log;
+    EXPECT_THAT(log, HasSubstr(absl::StrCat("outreachctl verify --db ", db_))) << log;
+  }
+
+  // Starts a second outreachd, read-only for investigation, on the same database and log.
+  void StartReadOnly() {
+    const int port = e2e::FreePort();
+    ASSERT_NE(port, 0);
+    read_only_ = std::make_unique<e2e::Daemon>(
+        db_, port, dir_ + "/outreachd.log", std::vector<std::string>{"--read-only-investigation"});
+    read_only_->Start();
+    // Daemon::WaitServing checks the overall health (""), which a read-only server reports.
+    ASSERT_TRUE(read_only_->WaitServing()) << read_only_->Log();
+    channel_ = e2e::Connect(read_only_->address());
   }
 
   // Flips one bit of the last byte of the event body at `position`.
@@ -166,6 +182,7 @@ class StartupCorruptionTest : public ::testing::Test {
   std::string dir_;
   std::string db_;
   std::unique_ptr<e2e::Daemon> daemon_;
+  std::unique_ptr<e2e::Daemon> read_only_;  // --read-only-investigation
   std::shared_ptr<grpc::Channel> channel_;
 };
 
@@ -208,6 +225,80 @@ TEST_F(StartupCorruptionTest, FlippedByteBeforeTheCheckpointIsFoundByVerifyLog) 
   EXPECT_EQ(verify.first_bad_position(), 2u);
   EXPECT_EQ(verify.events_checked(), 1u);
   ASSERT_NO_FATAL_FAILURE(StopGracefully());
+}
+
+TEST_F(StartupCorruptionTest, ReadOnlyInvestigationServesADamagedDatabaseAndRefusesWrites) {
+  ASSERT_NO_FATAL_FAILURE(FlipByteOfEvent(5));
+  ExpectStartRefused(5);
+  const std::string before = daemon_->Log();
+  ASSERT_NO_FATAL_FAILURE(StartReadOnly());
+  const std::string log = read_only_->Log().substr(before.size());
+  EXPECT_THAT(log, HasSubstr("WARNING: READ-ONLY INVESTIGATION MODE")) << log;
+  auto tasks = v1::TaskService::NewStub(channel_);
+  auto events = v1::EventLog::NewStub(channel_);
+
+  // Reads: the projections...
+  v1::GetTaskRequest get;
+  get.set_task_id("before-checkpoint");
+  v1::Task task;
+  grpc::Status status = tasks->GetTask(Context().get(), get, &task);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(task.status(), v1::CLOSED);
+  get.set_task_id("after-checkpoint");
+  ASSERT_TRUE(tasks->GetTask(Context().get(), get, &task).ok());
+  EXPECT_EQ(task.version(), 3);
+
+  // ...the log up to the damage...
+  v1::ReadEventsRequest read;
+  read.set_max_count(4);
+  auto context = Context();
+  auto reader = events->ReadEvents(context.get(), read);
+  std::vector<uint64_t> positions;
+  v1::EventRecord record;
+  while (reader->Read(&record)) positions.push_back(record.position());
+  status = reader->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(positions, (std::vector<uint64_t>{1, 2, 3, 4}));
+
+  // ...and VerifyLog, which names the damaged position.
+  v1::VerifyLogResponse verify;
+  status = events->VerifyLog(Context().get(), v1::VerifyLogRequest(), &verify);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(verify.ok());
+  EXPECT_EQ(verify.first_bad_position(), 5u);
+  EXPECT_EQ(verify.events_checked(), 4u);
+
+  // Writes are refused, and health says so for the writing service.
+  v1::LogContactRequest contact;
+  contact.set_task_id("after-checkpoint");
+  contact.set_outcome(v1::NO_ANSWER);
+  contact.set_follow_up_date("2099-01-01");
+  status = tasks->LogContact(Context().get(), contact, &task);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(status.error_message(), "server started read-only for investigation");
+  v1::CreateTaskRequest create;
+  create.set_patient_id("patient-1");
+  create.set_kind(v1::MANUAL);
+  EXPECT_EQ(tasks->CreateTask(Context().get(), create, &task).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  grpc::health::v1::HealthCheckRequest health_request;
+  health_request.set_service("outreach.v1.TaskService");
+  grpc::health::v1::HealthCheckResponse health;
+  ASSERT_TRUE(grpc::health::v1::Health::NewStub(channel_)
+                  ->Check(Context().get(), health_request, &health)
+                  .ok());
+  EXPECT_EQ(health.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+
+  // It stops cleanly, and wrote nothing: a normal start still refuses, naming the same position.
+  // (Every client object lets go of the connection first: the drain waits for open connections.)
+  reader.reset();
+  context.reset();
+  tasks.reset();
+  events.reset();
+  channel_.reset();
+  const int exit_status = read_only_->Stop(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0) << exit_status;
+  ExpectStartRefused(5);
 }
 
 }  // namespace

@@ -1,0 +1,171 @@
+// Who may call what: principals, the role table, and the per-call authentication check.
+//
+// Principals file (--principals FILE), format 1. One principal per line; '#' starts a comment
+// line; blank lines are ignored; fields are separated by spaces or tabs:
+//
+//   line         := principal_id SP roles SP token_sha256 [SP cert_subject]
+//   principal_id := 1-64 characters of [A-Za-z0-9._:-]  (the event's actor)
+//   roles        := role ("," role)*     role := coordinator | service | auditor | admin
+//   token_sha256 := 64 hex digits: SHA-256 of the bearer token (printf %s TOKEN | sha256sum),
+//                   or "-" for a principal that authenticates by client certificate only
+//   cert_subject := the rest of the line: a client certificate's subject CN or one of its SANs
+//                   (only with mTLS, --tls-client-ca)
+//
+// No plain token is ever on disk. Ids, token hashes and certificate subjects are unique in a
+// file. A file with a syntax error, a duplicate or no principal at all is refused as a whole,
+// naming the line: PrincipalRegistry::Reload then keeps the previous principals.
+//
+// Thread safety: Principals is immutable once built. PrincipalRegistry swaps a shared_ptr to an
+// immutable snapshot under a mutex, so a reload (SIGHUP) never changes a snapshot a call is
+// using. Authenticator is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+
+namespace grpc {
+class AuthContext;
+}  // namespace grpc
+
+namespace outreach::server {
+
+enum class Role : uint32_t {
+  kCoordinator = 1u << 0,
+  kService = 1u << 1,
+  kAuditor = 1u << 2,
+  kAdmin = 1u << 3,
+};
+// A set of roles, as a bit mask of Role values.
+using RoleSet = uint32_t;
+inline constexpr RoleSet Roles(Role role) { return static_cast<RoleSet>(role); }
+inline constexpr RoleSet operator|(Role a, Role b) { return Roles(a) | Roles(b); }
+inline constexpr RoleSet operator|(RoleSet a, Role b) { return a | Roles(b); }
+inline constexpr RoleSet kAllRoles =
+    Role::kCoordinator | Role::kService | Role::kAuditor | Role::kAdmin;
+inline constexpr Role kEveryRole[] = {Role::kCoordinator, Role::kService, Role::kAuditor,
+                                      Role::kAdmin};
+
+absl::string_view RoleName(Role role);
+std::optional<Role> ParseRole(absl::string_view name);
+// "coordinator,service" in kEveryRole order.
+std::string RoleSetName(RoleSet roles);
+
+struct Principal {
+  std::string id;
+  RoleSet roles = 0;
+  std::string token_sha256;  // 32 raw bytes; empty for a certificate-only principal
+  std::string cert_subject;  // empty when the principal has no certificate
+  bool Has(Role role) const { return (roles & Roles(role)) != 0; }
+};
+
+// One parsed principals file. Immutable.
+class Principals {
+ public:
+  // INVALID_ARGUMENT naming the line on any error (see the format above).
+  static absl::StatusOr<std::shared_ptr<const Principals>> Parse(absl::string_view text);
+
+  // The principal whose token_sha256 is SHA-256(token). Every entry is compared in constant
+  // time, and all of them are, so the time taken says nothing about which one matched.
+  const Principal* FindByToken(absl::string_view token) const;
+  // The principal whose cert_subject equals one of `subjects` (a certificate's CN and SANs).
+  const Principal* FindByCertSubject(absl::Span<const std::string> subjects) const;
+  const Principal* FindById(absl::string_view id) const;
+  std::size_t size() const { return principals_.size(); }
+
+ private:
+  std::vector<Principal> principals_;
+};
+
+// The principals file and its current snapshot. Thread-safe.
+class PrincipalRegistry {
+ public:
+  // Reads and parses `path`: NOT_FOUND if it cannot be read, INVALID_ARGUMENT if it is bad.
+  static absl::StatusOr<std::unique_ptr<PrincipalRegistry>> Load(std::string path);
+
+  // Re-reads the file. On success the new snapshot replaces the old one for every later call;
+  // on error the old snapshot stays and the error (for the log) says why.
+  absl::Status Reload();
+  std::shared_ptr<const Principals> Current() const;
+  const std::string& path() const { return path_; }
+
+ private:
+  PrincipalRegistry(std::string path, std::shared_ptr<const Principals> principals);
+  const std::string path_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const Principals> current_ ABSL_GUARDED_BY(mu_);
+};
+
+// The role table: THE one place that says who may call each RPC. Anything not in it is denied.
+enum class Access {
+  kOpen,           // no credentials needed (health checking)
+  kAuthenticated,  // any authenticated principal (reflection)
+  kRoles,          // a principal holding one of `roles`
+};
+struct MethodRule {
+  absl::string_view method;  // full gRPC method name, "/package.Service/Method"
+  Access access;
+  RoleSet roles;  // for kRoles
+};
+absl::Span<const MethodRule> MethodTable();
+// nullptr when `method` is not in the table.
+const MethodRule* FindMethodRule(absl::string_view method);
+// Whether a principal holding `roles` may call `method` (false for methods not in the table).
+bool Allowed(absl::string_view method, RoleSet roles);
+
+// What a call presents.
+struct CallCredentials {
+  std::string authorization;               // the "authorization" metadata ("Bearer <token>")
+  std::vector<std::string> cert_subjects;  // a verified client certificate's CN and SANs
+  std::string on_behalf_of;                // "x-on-behalf-of" metadata
+  std::string x_actor;                     // "x-actor" metadata (development mode only)
+};
+
+// Who is calling, once authenticated and authorized.
+struct Caller {
+  std::string principal;     // the event's actor; empty for an open method's anonymous caller
+  RoleSet roles = 0;
+  std::string on_behalf_of;  // set only for service principals (or in development mode)
+  bool development = false;  // no principals file: local-development mode
+};
+
+class Authenticator {
+ public:
+  // `registry` nullptr: local-development mode (the server then listens on loopback only):
+  // every method in the table is allowed, and the actor is x-actor or "anonymous".
+  explicit Authenticator(const PrincipalRegistry* registry) : registry_(registry) {}
+
+  bool development() const { return registry_ == nullptr; }
+
+  // Authenticates and authorizes one call of `method`:
+  //  - a method outside the table: PERMISSION_DENIED (deny by default);
+  //  - an open method: OK with an anonymous Caller, whatever the credentials;
+  //  - no credentials, a malformed authorization header, an unknown token or certificate:
+  //    UNAUTHENTICATED;
+  //  - x-on-behalf-of from a principal without the service role: PERMISSION_DENIED; a malformed
+  //    one: INVALID_ARGUMENT;
+  //  - a principal whose roles the table does not allow: PERMISSION_DENIED.
+  absl::StatusOr<Caller> Check(absl::string_view method, const CallCredentials& credentials) const;
+
+ private:
+  const PrincipalRegistry* const registry_;
+};
+
+// True when a --listen address can only be reached from this host: a unix socket, localhost,
+// 127.0.0.0/8 or ::1. Wildcards (0.0.0.0, [::]) and every other address are not.
+bool IsLoopbackAddress(absl::string_view listen_address);
+
+// A verified client certificate's subject CN and SANs from a call's auth context (empty unless
+// the peer presented a certificate the server verified).
+std::vector<std::string> CertSubjects(const grpc::AuthContext& context);
+
+}  // namespace outreach::server

@@ -1,0 +1,276 @@
+#include "server/subscribe_events.h"
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "domain/validation.h"
+#include "server/grpc_status.h"
+
+namespace outreach::server {
+namespace {
+
+// The EventType of a record's payload (EVENT_TYPE_UNSPECIFIED for an empty payload).
+v1::EventType TypeOf(const v1::EventRecord& event) {
+  switch (event.payload_case()) {
+    case v1::EventRecord::kTaskCreated:
+      return v1::TASK_CREATED;
+    case v1::EventRecord::kContactLogged:
+      return v1::CONTACT_LOGGED;
+    case v1::EventRecord::kTaskClosed:
+      return v1::TASK_CLOSED;
+    case v1::EventRecord::PAYLOAD_NOT_SET:
+      break;
+  }
+  return v1::EVENT_TYPE_UNSPECIFIED;
+}
+
+}  // namespace
+
+// One SubscribeEvents call; see the header for how it runs and who may act on it. Deletes
+// itself in OnDone.
+class SubscribeEventsReactor final : public grpc::ServerWriteReactor<v1::EventRecord> {
+ public:
+  SubscribeEventsReactor(SubscriptionHub* hub, store::EventStore* store,
+                         const v1::SubscribeEventsRequest& request)
+      : hub_(hub),
+        store_(store),
+        task_id_(request.task_id()),
+        next_(std::max<uint64_t>(request.from_position(), 1)) {
+    if (absl::Status s = domain::ValidateOptionalId("task_id", task_id_); !s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    for (int i = 0; i < request.event_types_size(); ++i) {
+      const int type = request.event_types(i);
+      if (type == v1::EVENT_TYPE_UNSPECIFIED || !v1::EventType_IsValid(type)) {
+        Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+            "event_types[", i, "]: ", type,
+            " is not an event type (TASK_CREATED, CONTACT_LOGGED or TASK_CLOSED)"))));
+        return;
+      }
+      wanted_types_[type] = true;
+      any_type_ = false;
+    }
+    if (!hub_->Register(this)) {
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down"));
+      return;
+    }
+    registered_ = true;
+    // Registered before the first read: a head published during it is recorded in known_head_,
+    // so the subscription reads again instead of going idle.
+    listener_ = store_->AddHeadListener([this](uint64_t head) { OnHead(head); });
+    Pump();
+  }
+
+  void OnWriteDone(bool ok) override {
+    // A failed write means the call is over (cancelled, deadline, client gone).
+    if (!ok) {
+      End(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+      return;
+    }
+    Pump();
+  }
+
+  void OnCancel() override {
+    bool end = false;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+      if (idle_) {
+        idle_ = false;
+        end = true;
+      }
+    }
+    // Otherwise the driver sees cancelled_ (or its write fails) and ends the call.
+    if (end) End(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+  }
+
+  void OnDone() override {
+    if (registered_) hub_->Unregister(this);
+    delete this;
+  }
+
+  // The waker thread, after Wake: this thread is now the driver.
+  void Resume() { Pump(); }
+
+  // StopAll, with the hub's lock held. True if the subscription was idle: the caller is now its
+  // driver and must Wake it.
+  bool RequestStop() {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+    if (!idle_) return false;
+    idle_ = false;
+    return true;
+  }
+
+ private:
+  // The driver: writes the next wanted event, reading pages from the log until there is one;
+  // goes idle when the log has been read through the head; ends the call when asked to.
+  void Pump() {
+    while (true) {
+      std::optional<grpc::Status> end;
+      {
+        absl::MutexLock lock(&mu_);
+        if (cancelled_) {
+          end = grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
+        } else if (stop_) {
+          end = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                             absl::StrCat("server is shutting down; resubscribe from_position ",
+                                          ResumePosition()));
+        }
+      }
+      if (end.has_value()) {
+        End(*std::move(end));
+        return;
+      }
+      if (index_ < page_.size()) {
+        StartWrite(&page_[index_++]);
+        return;
+      }
+      // Read before the page: every event at or below it is visible to the read.
+      const uint64_t head = store_->HeadPosition();
+      absl::StatusOr<std::vector<v1::EventRecord>> read =
+          store_->ReadEvents(next_, task_id_, SubscriptionHub::kPageSize);
+      if (!read.ok()) {
+        End(ToGrpcStatus(read.status()));
+        return;
+      }
+      const bool through_head = read->size() < SubscriptionHub::kPageSize;
+      if (!read->empty()) next_ = read->back().position() + 1;
+      // A task's stream may have no event between the last one read and the head.
+      if (through_head) next_ = std::max(next_, head + 1);
+      page_.clear();
+      index_ = 0;
+      for (v1::EventRecord& event : *read) {
+        if (any_type_ || wanted_types_[TypeOf(event)]) page_.push_back(std::move(event));
+      }
+      if (!page_.empty() || !through_head) continue;
+      absl::MutexLock lock(&mu_);
+      // A head published since the read (recorded by OnHead) means more to read now.
+      if (cancelled_ || stop_ || known_head_ >= next_) continue;
+      idle_ = true;
+      wake_at_ = next_;
+      return;
+    }
+  }
+
+  // The store's writer thread, after each durable batch: record, and wake only if idle.
+  void OnHead(uint64_t head) {
+    bool wake = false;
+    {
+      absl::MutexLock lock(&mu_);
+      known_head_ = std::max(known_head_, head);
+      if (idle_ && head >= wake_at_) {
+        idle_ = false;
+        wake = true;
+      }
+    }
+    if (wake) hub_->Wake(this);
+  }
+
+  // The position a client resubscribes from to miss nothing: the first event not yet written.
+  uint64_t ResumePosition() const {
+    return index_ < page_.size() ? page_[index_].position() : next_;
+  }
+
+  // The driver only, exactly once: no head listener call can reach this subscription afterwards.
+  void End(grpc::Status status) {
+    if (listener_.has_value()) {
+      store_->RemoveHeadListener(*listener_);
+      listener_.reset();
+    }
+    Finish(std::move(status));
+  }
+
+  SubscriptionHub* const hub_;
+  store::EventStore* const store_;
+  const std::string task_id_;  // empty = every task
+  bool any_type_ = true;       // no event_types filter
+  bool wanted_types_[v1::EventType_ARRAYSIZE] = {};
+  bool registered_ = false;
+
+  // The driver's state (handed from driver to driver through mu_, the hub's mu_, or gRPC).
+  uint64_t next_;                      // the first position not yet read
+  std::vector<v1::EventRecord> page_;  // wanted events read and not yet all written
+  std::size_t index_ = 0;              // the next of page_ to write
+  std::optional<store::HeadListenerId> listener_;
+
+  absl::Mutex mu_;
+  bool idle_ ABSL_GUARDED_BY(mu_) = false;       // caught up; nobody drives it
+  uint64_t wake_at_ ABSL_GUARDED_BY(mu_) = 0;    // while idle: the head that wakes it
+  uint64_t known_head_ ABSL_GUARDED_BY(mu_) = 0;  // the latest head OnHead saw
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;  // server shutdown
+};
+
+SubscriptionHub::SubscriptionHub(store::EventStore* store)
+    : store_(store), waker_([this] { RunWaker(); }) {}
+
+SubscriptionHub::~SubscriptionHub() {
+  {
+    absl::MutexLock lock(&mu_);
+    exiting_ = true;
+  }
+  waker_.join();
+}
+
+grpc::ServerWriteReactor<v1::EventRecord>* SubscriptionHub::Subscribe(
+    const v1::SubscribeEventsRequest& request) {
+  return new SubscribeEventsReactor(this, store_, request);
+}
+
+void SubscriptionHub::StopAll() {
+  absl::MutexLock lock(&mu_);
+  stopping_ = true;
+  for (SubscribeEventsReactor* subscription : open_) {
+    if (subscription->RequestStop()) wake_queue_.push_back(subscription);
+  }
+}
+
+std::size_t SubscriptionHub::OpenCount() const {
+  absl::MutexLock lock(&mu_);
+  return open_.size();
+}
+
+bool SubscriptionHub::Register(SubscribeEventsReactor* subscription) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return false;
+  open_.insert(subscription);
+  return true;
+}
+
+void SubscriptionHub::Unregister(SubscribeEventsReactor* subscription) {
+  absl::MutexLock lock(&mu_);
+  open_.erase(subscription);
+}
+
+void SubscriptionHub::Wake(SubscribeEventsReactor* subscription) {
+  absl::MutexLock lock(&mu_);
+  wake_queue_.push_back(subscription);
+}
+
+void SubscriptionHub::RunWaker() {
+  auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return exiting_ || !wake_queue_.empty();
+  };
+  while (true) {
+    SubscribeEventsReactor* subscription = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(&has_work));
+      if (wake_queue_.empty()) return;  // exiting_
+      subscription = wake_queue_.front();
+      wake_queue_.pop_front();
+    }
+    // Outside mu_: it reads the store and may end the call (RemoveHeadListener).
+    subscription->Resume();
+  }
+}
+
+}  // namespace outreach::server

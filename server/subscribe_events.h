@@ -1,0 +1,89 @@
+// EventLog.SubscribeEvents: a catch-up subscription that turns into a live one, over the callback
+// API, with nothing buffered for a client beyond one page.
+//
+// How a subscription runs. It owes its client every wanted event from `next` on. It reads the log
+// in pages of kPageSize (EventStore::ReadEvents from `next`), filters the page (task_id,
+// event_types) and writes the events one at a time. A page that comes back short means the log
+// has been read through the head that was published before the read: the subscription goes idle,
+// waiting for the head to reach `next`. The store's head listener, on the writer thread, only
+// records the new head and, if the subscription is idle and the head reached `next`, queues it
+// for the hub's waker thread, which reads the new page and starts the write. Delivery therefore
+// always comes from the log in position order: no gap and no duplicate where catch-up turns live,
+// and a slow client costs only its own lag (the server never buffers the events it has not read).
+//
+// Who may act on a subscription. At any moment exactly one party drives it: the gRPC reaction
+// running (the start or OnWriteDone), its one write in flight, the waker (queued or running), or
+// nobody, when it is idle. Only the driver reads, writes or calls Finish; whoever takes a
+// subscription out of idle (a new head, OnCancel, StopAll), under its mutex, becomes the driver.
+// The head listener is removed before Finish, and the subscription leaves the hub in OnDone
+// before it deletes itself, so neither the store nor the hub ever sees a deleted subscription.
+//
+// Lock order: the store's listener lock -> a subscription's mu_ (released) -> SubscriptionHub::mu_
+// (OnHead, then Wake); SubscriptionHub::mu_ -> a subscription's mu_ (StopAll). Neither lock is
+// held while calling the store or gRPC.
+//
+// The hub is owned by EventLogService, and must outlive every subscription: the gRPC server is
+// shut down (which waits for every call's OnDone) before the service is destroyed. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <thread>
+#include <unordered_set>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "outreach/v1/event_log.pb.h"
+#include "store/event_store.h"
+
+namespace outreach::server {
+
+class SubscribeEventsReactor;
+
+class SubscriptionHub {
+ public:
+  // Events read from the log at a time, per subscription: bounds its memory.
+  static constexpr uint64_t kPageSize = 256;
+
+  // `store` must outlive the hub.
+  explicit SubscriptionHub(store::EventStore* store);
+  SubscriptionHub(const SubscriptionHub&) = delete;
+  SubscriptionHub& operator=(const SubscriptionHub&) = delete;
+  // Joins the waker thread. Every subscription must have finished (OnDone) by then.
+  ~SubscriptionHub();
+
+  // The reactor for one SubscribeEvents call. INVALID_ARGUMENT for a malformed task_id or an
+  // unknown event type; UNAVAILABLE after StopAll.
+  grpc::ServerWriteReactor<v1::EventRecord>* Subscribe(const v1::SubscribeEventsRequest& request);
+
+  // Server shutdown: ends every open subscription with UNAVAILABLE (naming the position to
+  // resubscribe from) as soon as its write in flight completes, and refuses new ones. Returns
+  // without waiting. Idempotent.
+  void StopAll() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Subscriptions not yet done (for tests and diagnostics).
+  std::size_t OpenCount() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  friend class SubscribeEventsReactor;
+
+  // False after StopAll: the subscription must end at once.
+  bool Register(SubscribeEventsReactor* subscription) ABSL_LOCKS_EXCLUDED(mu_);
+  void Unregister(SubscribeEventsReactor* subscription) ABSL_LOCKS_EXCLUDED(mu_);
+  // Hands a subscription taken out of idle to the waker thread, which resumes it. Cheap: safe on
+  // the store's writer thread.
+  void Wake(SubscribeEventsReactor* subscription) ABSL_LOCKS_EXCLUDED(mu_);
+  void RunWaker() ABSL_LOCKS_EXCLUDED(mu_);
+
+  store::EventStore* const store_;
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // StopAll was called
+  bool exiting_ ABSL_GUARDED_BY(mu_) = false;   // the destructor: the waker returns
+  std::unordered_set<SubscribeEventsReactor*> open_ ABSL_GUARDED_BY(mu_);
+  std::deque<SubscribeEventsReactor*> wake_queue_ ABSL_GUARDED_BY(mu_);
+  std::thread waker_;
+};
+
+}  // namespace outreach::server

@@ -1,0 +1,529 @@
+// server/auth.h: the principals file, token and certificate lookup, reload, the role table
+// (every RPC x role), x-on-behalf-of, development mode, loopback detection; and TLS / mTLS
+// handshakes with certificates made by the test (tests/server/tls_test_util.h).
+#include "server/auth.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/security/server_credentials.h"
+#include "gtest/gtest.h"
+#include "openssl/sha.h"
+#include "outreach/v1/event_log.pb.h"
+#include "outreach/v1/task_service.grpc.pb.h"
+#include "tests/server/tls_test_util.h"
+
+namespace outreach::server {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
+
+std::string HashHex(absl::string_view token) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+}
+
+// One principal per role, each with its own token, plus a certificate-only one.
+std::string StandardFile() {
+  return absl::StrCat(
+      "# principals (format 1)\n",
+      "coord-1      coordinator          ", HashHex("coord-token"), "\n",
+      "svc-1        service              ", HashHex("svc-token"), "  billing.internal\n",
+      "\n",
+      "auditor-1    auditor              ", HashHex("auditor-token"), "\n",
+      "admin-1      admin                ", HashHex("admin-token"), "\n",
+      "cert-only    coordinator,auditor  -  Jane Doe\n");
+}
+
+std::shared_ptr<const Principals> MustParse(const std::string& text) {
+  absl::StatusOr<std::shared_ptr<const Principals>> parsed = Principals::Parse(text);
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  return parsed.ok() ? *parsed : nullptr;
+}
+
+// ---- The principals file ------------------------------------------------------------------
+
+TEST(PrincipalsTest, ParsesIdsRolesTokenHashesAndCertificateSubjects) {
+  std::shared_ptr<const Principals> principals = MustParse(StandardFile());
+  ASSERT_NE(principals, nullptr);
+  EXPECT_EQ(principals->size(), 5u);
+  const Principal* svc = principals->FindById("svc-1");
+  ASSERT_NE(svc, nullptr);
+  EXPECT_EQ(svc->roles, Roles(Role::kService));
+  EXPECT_EQ(svc->cert_subject, "billing.internal");
+  EXPECT_EQ(absl::BytesToHexString(svc->token_sha256), HashHex("svc-token"));
+  const Principal* cert_only = principals->FindById("cert-only");
+  ASSERT_NE(cert_only, nullptr);
+  EXPECT_EQ(cert_only->roles, Role::kCoordinator | Role::kAuditor);
+  EXPECT_TRUE(cert_only->token_sha256.empty());
+  EXPECT_EQ(cert_only->cert_subject, "Jane Doe");  // the rest of the line, spaces included
+}
+
+TEST(PrincipalsTest, AcceptsUpperCaseHexAndTabs) {
+  std::string hex = HashHex("t");
+  for (char& c : hex) c = static_cast<char>(toupper(c));
+  std::shared_ptr<const Principals> principals = MustParse(absl::StrCat("p1\tadmin\t", hex, "\n"));
+  ASSERT_NE(principals, nullptr);
+  EXPECT_NE(principals->FindByToken("t"), nullptr);
+}
+
+TEST(PrincipalsTest, RefusesABadFileNamingTheLine) {
+  const std::string good = absl::StrCat("ok-1 coordinator ", HashHex("a"), "\n");
+  const std::map<std::string, std::string> bad = {
+      {"unknown role", absl::StrCat(good, "p2 nurse ", HashHex("b"))},
+      {"64 hex digits", absl::StrCat(good, "p2 admin abc123")},
+      {"want: principal_id", absl::StrCat(good, "p2 admin")},
+      {"appears twice", absl::StrCat(good, "ok-1 admin ", HashHex("b"))},
+      {"token hash already belongs to ok-1", absl::StrCat(good, "p2 admin ", HashHex("a"))},
+      {"principal id", absl::StrCat(good, "bad/id admin ", HashHex("b"))},
+      {"token hash or a certificate subject", absl::StrCat(good, "p2 admin -")},
+      {"unknown role \"\"", absl::StrCat(good, "p2 admin, ", HashHex("b"))},
+  };
+  for (const auto& [why, text] : bad) {
+    absl::StatusOr<std::shared_ptr<const Principals>> parsed = Principals::Parse(text);
+    ASSERT_FALSE(parsed.ok()) << why;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << why;
+    EXPECT_THAT(parsed.status().message(), HasSubstr("line 2")) << why;
+    EXPECT_THAT(parsed.status().message(), HasSubstr(why));
+  }
+  const std::string dup_cert = "a1 admin - CN1\na2 admin - CN1\n";
+  EXPECT_THAT(Principals::Parse(dup_cert).status().message(),
+              HasSubstr("certificate subject already belongs to a1"));
+}
+
+TEST(PrincipalsTest, RefusesAFileWithNoPrincipal) {
+  EXPECT_EQ(Principals::Parse("# nobody\n\n").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Principals::Parse("").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PrincipalsTest, FindsATokenOnlyByItsHash) {
+  std::shared_ptr<const Principals> principals = MustParse(StandardFile());
+  ASSERT_NE(principals, nullptr);
+  const Principal* found = principals->FindByToken("auditor-token");
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->id, "auditor-1");
+  EXPECT_EQ(principals->FindByToken("auditor-token "), nullptr);
+  EXPECT_EQ(principals->FindByToken(""), nullptr);
+  EXPECT_EQ(principals->FindByToken(HashHex("auditor-token")), nullptr);  // the hash is no token
+  // A certificate-only principal has no token at all.
+  EXPECT_EQ(principals->FindByToken("-"), nullptr);
+}
+
+TEST(PrincipalsTest, FindsACertificateByCommonNameOrSan) {
+  std::shared_ptr<const Principals> principals = MustParse(StandardFile());
+  ASSERT_NE(principals, nullptr);
+  const std::vector<std::string> san_match = {"some-cn", "billing.internal"};
+  ASSERT_NE(principals->FindByCertSubject(san_match), nullptr);
+  EXPECT_EQ(principals->FindByCertSubject(san_match)->id, "svc-1");
+  EXPECT_EQ(principals->FindByCertSubject(std::vector<std::string>{"nobody"}), nullptr);
+}
+
+class PrincipalRegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/auth_test.XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    path_ = dir_ + "/principals";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void Write(const std::string& text) {
+    std::ofstream out(path_, std::ios::trunc);
+    out << text;
+  }
+  std::string dir_;
+  std::string path_;
+};
+
+TEST_F(PrincipalRegistryTest, MissingFileIsNotFound) {
+  EXPECT_EQ(PrincipalRegistry::Load(path_).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(PrincipalRegistryTest, ReloadSwapsInTheNewFile) {
+  Write(StandardFile());
+  absl::StatusOr<std::unique_ptr<PrincipalRegistry>> registry = PrincipalRegistry::Load(path_);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  std::shared_ptr<const Principals> before = (*registry)->Current();
+  ASSERT_NE(before->FindByToken("coord-token"), nullptr);
+
+  // coord-1's token revoked; auditor-1 promoted to admin.
+  Write(absl::StrCat("auditor-1 admin ", HashHex("auditor-token"), "\n"));
+  ASSERT_TRUE((*registry)->Reload().ok());
+  std::shared_ptr<const Principals> after = (*registry)->Current();
+  EXPECT_EQ(after->FindByToken("coord-token"), nullptr);
+  ASSERT_NE(after->FindByToken("auditor-token"), nullptr);
+  EXPECT_EQ(after->FindByToken("auditor-token")->roles, Roles(Role::kAdmin));
+  // A snapshot taken before the reload does not change under its holder.
+  EXPECT_NE(before->FindByToken("coord-token"), nullptr);
+}
+
+TEST_F(PrincipalRegistryTest, ABadFileKeepsTheOldPrincipalsAndSaysWhy) {
+  Write(StandardFile());
+  absl::StatusOr<std::unique_ptr<PrincipalRegistry>> registry = PrincipalRegistry::Load(path_);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  Write("admin-1 superuser 00\n");
+  const absl::Status reloaded = (*registry)->Reload();
+  EXPECT_EQ(reloaded.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(reloaded.message(), HasSubstr("line 1"));
+  EXPECT_THAT(reloaded.message(), HasSubstr("keeping the previous principals"));
+  EXPECT_NE((*registry)->Current()->FindByToken("coord-token"), nullptr);
+
+  std::filesystem::remove(path_);
+  EXPECT_EQ((*registry)->Reload().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*registry)->Current()->size(), 5u);
+}
+
+// ---- The role table -----------------------------------------------------------------------
+
+constexpr absl::string_view kTaskService = "/outreach.v1.TaskService/";
+constexpr absl::string_view kEventLog = "/outreach.v1.EventLog/";
+
+// The issue's table, written out independently of server/auth.cc: which roles may call what.
+const std::map<std::string, std::vector<Role>>& ExpectedMatrix() {
+  static const auto* const kMatrix = new std::map<std::string, std::vector<Role>>{
+      {absl::StrCat(kTaskService, "CreateTask"), {Role::kService, Role::kAdmin}},
+      {absl::StrCat(kTaskService, "GetTask"),
+       {Role::kCoordinator, Role::kService, Role::kAuditor, Role::kAdmin}},
+      {absl::StrCat(kTaskService, "ListTasks"),
+       {Role::kCoordinator, Role::kService, Role::kAdmin}},
+      {absl::StrCat(kTaskService, "LogContact"),
+       {Role::kCoordinator, Role::kService, Role::kAdmin}},
+      {absl::StrCat(kEventLog, "ReadEvents"), {Role::kAuditor, Role::kAdmin}},
+      {absl::StrCat(kEventLog, "SubscribeEvents"), {Role::kAuditor, Role::kAdmin}},
+      {absl::StrCat(kEventLog, "VerifyLog"), {Role::kAuditor, Role::kAdmin}},
+      {absl::StrCat(kEventLog, "GetTaskHistory"), {Role::kAuditor, Role::kAdmin}},
+      {absl::StrCat(kEventLog, "ReadAccessLog"), {Role::kAuditor, Role::kAdmin}},
+  };
+  return *kMatrix;
+}
+
+std::string TokenOf(Role role) {
+  switch (role) {
+    case Role::kCoordinator:
+      return "coord-token";
+    case Role::kService:
+      return "svc-token";
+    case Role::kAuditor:
+      return "auditor-token";
+    case Role::kAdmin:
+      return "admin-token";
+  }
+  return "";
+}
+
+class AuthenticatorTest : public PrincipalRegistryTest {
+ protected:
+  void SetUp() override {
+    PrincipalRegistryTest::SetUp();
+    Write(StandardFile());
+    absl::StatusOr<std::unique_ptr<PrincipalRegistry>> registry = PrincipalRegistry::Load(path_);
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    registry_ = *std::move(registry);
+    auth_ = std::make_unique<Authenticator>(registry_.get());
+  }
+  static CallCredentials Bearer(const std::string& token) {
+    CallCredentials credentials;
+    credentials.authorization = absl::StrCat("Bearer ", token);
+    return credentials;
+  }
+  std::unique_ptr<PrincipalRegistry> registry_;
+  std::unique_ptr<Authenticator> auth_;
+};
+
+TEST_F(AuthenticatorTest, TheTableCoversEveryOutreachRpcAndNothingElseOfOurs) {
+  std::vector<std::string> ours;
+  for (const MethodRule& rule : MethodTable()) {
+    if (absl::StartsWith(rule.method, "/outreach.")) ours.emplace_back(rule.method);
+  }
+  std::vector<std::string> expected;
+  for (const auto& [method, roles] : ExpectedMatrix()) expected.push_back(method);
+  EXPECT_THAT(ours, ::testing::UnorderedElementsAreArray(expected));
+  // And every outreach RPC in the generated services is in the expected matrix.
+  for (const google::protobuf::ServiceDescriptor* service :
+       {v1::GetTaskRequest::descriptor()->file()->FindServiceByName("TaskService"),
+        v1::ReadEventsRequest::descriptor()->file()->FindServiceByName("EventLog")}) {
+    ASSERT_NE(service, nullptr);
+    for (int i = 0; i < service->method_count(); ++i) {
+      const std::string method =
+          absl::StrCat("/", service->full_name(), "/", service->method(i)->name());
+      EXPECT_EQ(ExpectedMatrix().count(method), 1u) << method << " has no row";
+    }
+  }
+}
+
+TEST_F(AuthenticatorTest, EveryRpcByEveryRoleIsAllowedExactlyAsTheTableSays) {
+  int checked = 0;
+  for (const auto& [method, allowed] : ExpectedMatrix()) {
+    for (Role role : kEveryRole) {
+      const bool expect_allowed =
+          std::find(allowed.begin(), allowed.end(), role) != allowed.end();
+      absl::StatusOr<Caller> caller = auth_->Check(method, Bearer(TokenOf(role)));
+      if (expect_allowed) {
+        EXPECT_TRUE(caller.ok()) << method << " by " << RoleName(role) << ": " << caller.status();
+      } else {
+        EXPECT_EQ(caller.status().code(), absl::StatusCode::kPermissionDenied)
+            << method << " by " << RoleName(role);
+      }
+      EXPECT_EQ(Allowed(method, Roles(role)), expect_allowed) << method << " " << RoleName(role);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 9 * 4);
+}
+
+TEST_F(AuthenticatorTest, TheCallerIsThePrincipal) {
+  absl::StatusOr<Caller> caller =
+      auth_->Check("/outreach.v1.TaskService/GetTask", Bearer("coord-token"));
+  ASSERT_TRUE(caller.ok());
+  EXPECT_EQ(caller->principal, "coord-1");
+  EXPECT_EQ(caller->roles, Roles(Role::kCoordinator));
+  EXPECT_FALSE(caller->development);
+  // x-actor is ignored once principals are configured.
+  CallCredentials credentials = Bearer("coord-token");
+  credentials.x_actor = "someone-else";
+  caller = auth_->Check("/outreach.v1.TaskService/GetTask", credentials);
+  ASSERT_TRUE(caller.ok());
+  EXPECT_EQ(caller->principal, "coord-1");
+}
+
+TEST_F(AuthenticatorTest, MissingMalformedOrUnknownCredentialsAreUnauthenticated) {
+  const std::string method = "/outreach.v1.TaskService/GetTask";
+  EXPECT_EQ(auth_->Check(method, {}).status().code(), absl::StatusCode::kUnauthenticated);
+  CallCredentials basic;
+  basic.authorization = "Basic Zm9vOmJhcg==";
+  EXPECT_EQ(auth_->Check(method, basic).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(auth_->Check(method, Bearer("")).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(auth_->Check(method, Bearer("guess")).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  CallCredentials lower;
+  lower.authorization = "bearer coord-token";
+  EXPECT_TRUE(auth_->Check(method, lower).ok());
+}
+
+TEST_F(AuthenticatorTest, ACertificateSubjectAuthenticates) {
+  CallCredentials credentials;
+  credentials.cert_subjects = {"Jane Doe"};
+  absl::StatusOr<Caller> caller = auth_->Check("/outreach.v1.EventLog/VerifyLog", credentials);
+  ASSERT_TRUE(caller.ok()) << caller.status();
+  EXPECT_EQ(caller->principal, "cert-only");
+  credentials.cert_subjects = {"Mallory"};
+  EXPECT_EQ(auth_->Check("/outreach.v1.EventLog/VerifyLog", credentials).status().code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+TEST_F(AuthenticatorTest, HealthIsOpenAndReflectionNeedsAnyPrincipal) {
+  EXPECT_TRUE(auth_->Check("/grpc.health.v1.Health/Check", {}).ok());
+  EXPECT_TRUE(auth_->Check("/grpc.health.v1.Health/Watch", Bearer("guess")).ok());
+  const std::string reflection = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
+  EXPECT_EQ(auth_->Check(reflection, {}).status().code(), absl::StatusCode::kUnauthenticated);
+  for (Role role : kEveryRole) {
+    EXPECT_TRUE(auth_->Check(reflection, Bearer(TokenOf(role))).ok()) << RoleName(role);
+  }
+}
+
+TEST_F(AuthenticatorTest, AMethodOutsideTheTableIsDeniedEvenToAdmin) {
+  EXPECT_EQ(auth_->Check("/outreach.v1.TaskService/DeleteEverything", Bearer("admin-token"))
+                .status()
+                .code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_FALSE(Allowed("/outreach.v1.TaskService/DeleteEverything", kAllRoles));
+}
+
+TEST_F(AuthenticatorTest, OnlyServicePrincipalsMayActOnBehalfOfSomeone) {
+  const std::string method = "/outreach.v1.TaskService/GetTask";
+  for (Role role : kEveryRole) {
+    CallCredentials credentials = Bearer(TokenOf(role));
+    credentials.on_behalf_of = "nurse-7";
+    absl::StatusOr<Caller> caller = auth_->Check(method, credentials);
+    if (role == Role::kService) {
+      ASSERT_TRUE(caller.ok()) << caller.status();
+      EXPECT_EQ(caller->principal, "svc-1");
+      EXPECT_EQ(caller->on_behalf_of, "nurse-7");
+    } else {
+      EXPECT_EQ(caller.status().code(), absl::StatusCode::kPermissionDenied) << RoleName(role);
+    }
+  }
+  CallCredentials malformed = Bearer("svc-token");
+  malformed.on_behalf_of = "nurse 7; drop";
+  EXPECT_EQ(auth_->Check(method, malformed).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(AuthenticatorTest, RevocationAndRoleChangesApplyFromTheNextCallAfterReload) {
+  const std::string list = "/outreach.v1.TaskService/ListTasks";
+  ASSERT_TRUE(auth_->Check(list, Bearer("coord-token")).ok());
+  ASSERT_EQ(auth_->Check(list, Bearer("auditor-token")).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  Write(absl::StrCat("auditor-1 auditor,coordinator ", HashHex("auditor-token"), "\n"));
+  ASSERT_TRUE(registry_->Reload().ok());
+  EXPECT_EQ(auth_->Check(list, Bearer("coord-token")).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_TRUE(auth_->Check(list, Bearer("auditor-token")).ok());
+}
+
+TEST(DevelopmentModeTest, EveryTabledMethodIsAllowedAsTheClaimedActorOrAnonymous) {
+  const Authenticator auth(nullptr);
+  EXPECT_TRUE(auth.development());
+  absl::StatusOr<Caller> caller = auth.Check("/outreach.v1.TaskService/CreateTask", {});
+  ASSERT_TRUE(caller.ok());
+  EXPECT_EQ(caller->principal, "anonymous");
+  EXPECT_TRUE(caller->development);
+  CallCredentials credentials;
+  credentials.x_actor = "dev-alice";
+  caller = auth.Check("/outreach.v1.EventLog/ReadAccessLog", credentials);
+  ASSERT_TRUE(caller.ok());
+  EXPECT_EQ(caller->principal, "dev-alice");
+  EXPECT_EQ(auth.Check("/outreach.v1.Nope/Nope", {}).status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST(LoopbackTest, OnlyLoopbackAddressesAreLoopback) {
+  for (const char* address : {"127.0.0.1:50051", "127.8.9.10:1", "localhost:50051",
+                              "LOCALHOST:1", "[::1]:50051", "::1", "unix:/tmp/outreach.sock",
+                              "unix-abstract:outreach", "ipv4:127.0.0.1:5"}) {
+    EXPECT_TRUE(IsLoopbackAddress(address)) << address;
+  }
+  for (const char* address : {"0.0.0.0:50051", "[::]:50051", "10.0.0.5:50051",
+                              "example.com:443", ":50051", "128.0.0.1:1", "127.0.0.1.evil:1",
+                              "127.0.0.256:1"}) {
+    EXPECT_FALSE(IsLoopbackAddress(address)) << address;
+  }
+}
+
+// ---- TLS and mTLS --------------------------------------------------------------------------
+
+// A GetTask that answers with the caller's verified certificate subjects (CertSubjects), so that
+// a test sees what the server sees.
+class SubjectEcho final : public v1::TaskService::CallbackService {
+  grpc::ServerUnaryReactor* GetTask(grpc::CallbackServerContext* context,
+                                    const v1::GetTaskRequest*, v1::Task* task) override {
+    task->set_task_id(absl::StrJoin(CertSubjects(*context->auth_context()), "|"));
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+};
+
+class TlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<testing::TestCa> ca = testing::TestCa::Create("outreach test CA");
+    absl::StatusOr<testing::TestCa> other = testing::TestCa::Create("someone else's CA");
+    ASSERT_TRUE(ca.ok()) << ca.status();
+    ASSERT_TRUE(other.ok()) << other.status();
+    ca_.emplace(*std::move(ca));
+    other_ca_.emplace(*std::move(other));
+    absl::StatusOr<testing::PemPair> server =
+        ca_->Issue("localhost", {"DNS:localhost", "IP:127.0.0.1"}, /*server=*/true);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+
+  void Start(bool mtls) {
+    grpc::SslServerCredentialsOptions options(
+        mtls ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+             : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    options.pem_key_cert_pairs.push_back({server_.key, server_.cert});
+    if (mtls) options.pem_root_certs = ca_->root().cert;
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::SslServerCredentials(options), &port);
+    builder.RegisterService(&echo_);
+    server_handle_ = builder.BuildAndStart();
+    ASSERT_NE(server_handle_, nullptr);
+    target_ = absl::StrCat("127.0.0.1:", port);
+  }
+
+  void TearDown() override {
+    if (server_handle_) server_handle_->Shutdown(std::chrono::system_clock::now());
+  }
+
+  // Calls GetTask; returns the status and, through `subjects`, what the server saw.
+  grpc::Status Call(const std::string& roots, const testing::PemPair* client,
+                    std::string* subjects = nullptr) {
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = roots;
+    if (client != nullptr) {
+      options.pem_private_key = client->key;
+      options.pem_cert_chain = client->cert;
+    }
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride("localhost");
+    auto channel = grpc::CreateCustomChannel(target_, grpc::SslCredentials(options), args);
+    auto stub = v1::TaskService::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::GetTaskRequest request;
+    v1::Task task;
+    grpc::Status status = stub->GetTask(&context, request, &task);
+    if (subjects != nullptr) *subjects = task.task_id();
+    return status;
+  }
+
+  std::optional<testing::TestCa> ca_;
+  std::optional<testing::TestCa> other_ca_;
+  testing::PemPair server_;
+  SubjectEcho echo_;
+  std::unique_ptr<grpc::Server> server_handle_;
+  std::string target_;
+};
+
+TEST_F(TlsTest, AClientThatTrustsTheCaConnectsOverTls) {
+  Start(/*mtls=*/false);
+  std::string subjects;
+  const grpc::Status status = Call(ca_->root().cert, nullptr, &subjects);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(subjects, "");  // no client certificate, no subjects
+}
+
+TEST_F(TlsTest, AClientThatTrustsAnotherCaFailsTheHandshake) {
+  Start(/*mtls=*/false);
+  EXPECT_EQ(Call(other_ca_->root().cert, nullptr).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(TlsTest, MutualTlsAcceptsACertificateFromTheClientCaAndSeesItsSubjects) {
+  Start(/*mtls=*/true);
+  absl::StatusOr<testing::PemPair> client =
+      ca_->Issue("svc-billing", {"DNS:billing.internal"}, /*server=*/false);
+  ASSERT_TRUE(client.ok()) << client.status();
+  std::string subjects;
+  const grpc::Status status = Call(ca_->root().cert, &*client, &subjects);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(std::vector<std::string>(absl::StrSplit(subjects, '|')),
+              UnorderedElementsAre("svc-billing", "billing.internal"));
+}
+
+TEST_F(TlsTest, MutualTlsRefusesAClientWithoutACertificate) {
+  Start(/*mtls=*/true);
+  EXPECT_EQ(Call(ca_->root().cert, nullptr).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(TlsTest, MutualTlsRefusesACertificateFromAnotherCa) {
+  Start(/*mtls=*/true);
+  absl::StatusOr<testing::PemPair> client =
+      other_ca_->Issue("svc-billing", {"DNS:billing.internal"}, /*server=*/false);
+  ASSERT_TRUE(client.ok()) << client.status();
+  EXPECT_EQ(Call(ca_->root().cert, &*client).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace outreach::server
