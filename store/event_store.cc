@@ -153,6 +153,20 @@ class EventStore::Impl {
     if (writer_.joinable()) writer_.join();
     access_log_.reset();  // its writer uses the DB handle
     if (db_ != nullptr) {
+      // A clean close flushes the memtables, so that the next start-up does not replay the whole
+      // WAL (the dominant start-up cost on a large log). Skipped after a write error: nothing more
+      // is written to a disk that has failed us. The WAL stays the source of truth until every
+      // column family's flush is done, so a crash mid-flush recovers as usual.
+      bool healthy = false;
+      {
+        absl::MutexLock lock(&mu_);
+        healthy = write_error_.ok();
+      }
+      if (!read_only_ && healthy) {
+        rocksdb::FlushOptions flush;
+        flush.wait = true;
+        db_->Flush(flush, handles_).PermitUncheckedError();
+      }
       for (rocksdb::ColumnFamilyHandle* handle : handles_) {
         if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
       }
@@ -168,6 +182,9 @@ class EventStore::Impl {
     db_options.create_missing_column_families = !read_only_;
     db_options.max_background_jobs = 2;
     db_options.keep_log_file_num = 10;
+    // Bounds WAL replay after a crash: past this, RocksDB flushes the column families holding
+    // the oldest WAL alive.
+    db_options.max_total_wal_size = 128 << 20;
     if (options_.env != nullptr) db_options.env = options_.env;
     auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
     std::vector<rocksdb::ColumnFamilyDescriptor> families;
