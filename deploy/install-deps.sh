@@ -14,6 +14,11 @@ PACKAGES=(
   libssl-dev
   libgtest-dev libgmock-dev
   libbenchmark-dev
+  # make test's instrumented stages: gcc's ASan, UBSan and TSan runtimes (test-asan, test-tsan),
+  # clang with libFuzzer and its sanitizer runtimes (fuzz-smoke, fuzz), and the symbolizer that
+  # puts file:line into their reports.
+  libasan8 libubsan1 libtsan2
+  clang-14 libclang-rt-14-dev llvm-14
 )
 
 missing=()
