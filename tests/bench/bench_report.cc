@@ -111,7 +111,8 @@ struct Target {
   std::string note;
 };
 
-std::string Fmt(std::optional<double> value, const char* format) {
+// `format` is an absl::FormatSpec so that clang checks each call's literal against a double.
+std::string Fmt(std::optional<double> value, const absl::FormatSpec<double>& format) {
   return value.has_value() ? absl::StrFormat(format, *value) : std::string("n/a");
 }
 
