@@ -103,10 +103,10 @@ fuzz-build: $(DEPS)
 	  cmake --build $(FUZZ_DIR) -j$(JOBS) --target fuzzers'
 
 fuzz-smoke: fuzz-build
-	@$(STAGE) fuzz-smoke tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SMOKE_SECONDS)
+	@$(STAGE) fuzz-smoke env FUZZ_JOBS=$(JOBS) tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SMOKE_SECONDS)
 
 fuzz: fuzz-build
-	@$(STAGE) fuzz tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
+	@$(STAGE) fuzz env FUZZ_JOBS=$(JOBS) tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) $(FUZZ_DIR) build-logs
