@@ -17,6 +17,7 @@
 #include <system_error>
 #include <vector>
 
+#include "server/flag_names.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -42,23 +43,6 @@ ABSL_FLAG(bool, read_only_investigation, false,
 namespace {
 
 constexpr absl::Duration kDrainDeadline = absl::Seconds(5);
-
-// absl flag names are identifiers, while the documented spelling is --time-zone: accept dashes
-// in flag names by rewriting them to underscores (only the name, never the value).
-std::vector<std::string> NormalizeFlagNames(int argc, char** argv) {
-  std::vector<std::string> args(argv, argv + argc);
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    std::string& arg = args[i];
-    if (arg == "--") break;
-    if (arg.size() < 3 || arg[0] != '-') continue;
-    const std::size_t start = arg[1] == '-' ? 2 : 1;
-    const std::size_t end = std::min(arg.find('='), arg.size());
-    for (std::size_t j = start; j < end; ++j) {
-      if (arg[j] == '-') arg[j] = '_';
-    }
-  }
-  return args;
-}
 
 int Fail(absl::string_view what, const absl::Status& status) {
   absl::FPrintF(stderr, "outreachd: %s: %s\n", what, status.ToString());
@@ -97,7 +81,7 @@ int main(int argc, char** argv) {
       "outreachd --listen=127.0.0.1:50051 --db=./data --time-zone=UTC "
       "[--read-only-investigation]\n"
       "Serves the outreach task service (outreach.v1.TaskService, outreach.v1.EventLog) over gRPC.");
-  std::vector<std::string> normalized = NormalizeFlagNames(argc, argv);
+  std::vector<std::string> normalized = outreach::server::NormalizeFlagNames(argc, argv);
   std::vector<char*> normalized_argv;
   for (std::string& arg : normalized) normalized_argv.push_back(arg.data());
   absl::ParseCommandLine(static_cast<int>(normalized_argv.size()), normalized_argv.data());

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "server/flag_names.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -54,22 +55,6 @@ ABSL_FLAG(bool, progress, true, "print a progress line on stderr every second");
 
 namespace outreach::load {
 namespace {
-
-// absl flag names cannot contain '-': accept --preload-tasks as --preload_tasks.
-std::vector<std::string> NormalizeFlagNames(int argc, char** argv) {
-  std::vector<std::string> args(argv, argv + argc);
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    std::string& arg = args[i];
-    if (arg == "--") break;
-    if (arg.size() < 3 || arg[0] != '-') continue;
-    const std::size_t start = arg[1] == '-' ? 2 : 1;
-    const std::size_t end = std::min(arg.find('='), arg.size());
-    for (std::size_t j = start; j < end; ++j) {
-      if (arg[j] == '-') arg[j] = '_';
-    }
-  }
-  return args;
-}
 
 // Creates `count` tasks, adding their ids to `open_tasks` or `close_pool`.
 bool Preload(const WorkloadContext& context, int count, OpenTasks* open_tasks,
@@ -143,7 +128,7 @@ int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "outreach-load --target=127.0.0.1:50051 --scenario=log_contact --concurrency=64 "
       "--duration=5 [--rate=R] [--json]\nLoad generator for outreachd (loopback only).");
-  std::vector<std::string> normalized = NormalizeFlagNames(argc, argv);
+  std::vector<std::string> normalized = outreach::server::NormalizeFlagNames(argc, argv);
   std::vector<char*> normalized_argv;
   for (std::string& arg : normalized) normalized_argv.push_back(arg.data());
   absl::ParseCommandLine(static_cast<int>(normalized_argv.size()), normalized_argv.data());
