@@ -12,6 +12,7 @@ using storage::v1::StoredEvent;
 
 absl::Status ValidateMeta(const CommandMeta& meta) {
   if (absl::Status s = ValidateId("actor", meta.actor); !s.ok()) return s;
+  if (absl::Status s = ValidateOptionalId("on_behalf_of", meta.on_behalf_of); !s.ok()) return s;
   return ValidateOptionalId("request_id", meta.request_id);
 }
 
@@ -82,12 +83,14 @@ absl::Status CheckFollowUpDate(const std::string& text, const DecideContext& ctx
 }
 
 StoredEvent NewEventFor(const std::string& task_id, absl::Time occurred_at,
-                        const std::string& actor, const std::string& request_id) {
+                        const std::string& actor, const std::string& request_id,
+                        const std::string& on_behalf_of = "") {
   StoredEvent e;
   e.set_task_id(task_id);
   *e.mutable_occurred_at() = ToProto(occurred_at);
   e.set_actor(actor);
   e.set_request_id(request_id);
+  e.set_on_behalf_of(on_behalf_of);
   return e;
 }
 
@@ -111,7 +114,8 @@ absl::StatusOr<std::vector<NewEvent>> DecideCreate(const std::optional<v1::Task>
           "expires_at: more than ", kMaxDaysAhead, " days ahead"));
     }
   }
-  StoredEvent e = NewEventFor(c.task_id, ctx.now, c.meta.actor, c.meta.request_id);
+  StoredEvent e = NewEventFor(c.task_id, ctx.now, c.meta.actor, c.meta.request_id,
+                              c.meta.on_behalf_of);
   v1::TaskCreated* created = e.mutable_task_created();
   created->set_patient_id(c.patient_id);
   created->set_kind(c.kind);
@@ -168,7 +172,8 @@ absl::StatusOr<std::vector<NewEvent>> DecideLogContact(const std::optional<v1::T
     }
   }
   std::vector<NewEvent> out;
-  StoredEvent contact = NewEventFor(c.task_id, contacted_at, c.meta.actor, c.meta.request_id);
+  StoredEvent contact = NewEventFor(c.task_id, contacted_at, c.meta.actor, c.meta.request_id,
+                                    c.meta.on_behalf_of);
   v1::ContactLogged* logged = contact.mutable_contact_logged();
   logged->set_outcome(c.outcome);
   logged->set_notes(c.notes);
@@ -176,7 +181,8 @@ absl::StatusOr<std::vector<NewEvent>> DecideLogContact(const std::optional<v1::T
   logged->set_close_task(c.close_task);
   out.push_back(NewEvent{std::move(contact)});
   if (c.close_task) {
-    StoredEvent closed = NewEventFor(c.task_id, ctx.now, c.meta.actor, c.meta.request_id);
+    StoredEvent closed = NewEventFor(c.task_id, ctx.now, c.meta.actor, c.meta.request_id,
+                                     c.meta.on_behalf_of);
     closed.mutable_task_closed()->set_reason(v1::CONTACT_OUTCOME);
     closed.mutable_task_closed()->set_outcome(c.outcome);
     out.push_back(NewEvent{std::move(closed)});

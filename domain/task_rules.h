@@ -29,6 +29,10 @@ inline constexpr char kExpiryActor[] = "system:expiry";
 struct CommandMeta {
   std::string actor;       // required: a valid id ("anonymous" when unauthenticated)
   std::string request_id;  // optional idempotency key; empty = none
+  // Optional: the person a service principal acts for (x-on-behalf-of), recorded on each event
+  // beside the actor. A valid id when set. (Its initializer lets `meta = {actor, request_id}`
+  // stay warning-free.)
+  std::string on_behalf_of{};
 };
 
 struct CreateTaskCommand {

@@ -70,13 +70,16 @@ std::string Sha256(absl::string_view data) {
 }
 
 std::string FingerprintOf(absl::string_view method, absl::string_view actor,
-                          const google::protobuf::MessageLite& request_without_id) {
+                          const google::protobuf::MessageLite& request_without_id,
+                          absl::string_view on_behalf_of) {
   // ByteSizeLong caches sizes for SerializeWithCachedSizes.
   request_without_id.ByteSizeLong();
   std::string input;
   AppendLengthPrefixed(input, method);
   AppendLengthPrefixed(input, actor);
   AppendLengthPrefixed(input, DeterministicBytes(request_without_id));
+  // Only when set: fingerprints of requests without it stay what they were.
+  if (!on_behalf_of.empty()) AppendLengthPrefixed(input, on_behalf_of);
   return Sha256(input);
 }
 
@@ -199,17 +202,17 @@ absl::StatusOr<store::ListQuery> ToListQuery(const v1::ListTasksRequest& request
 }
 
 std::string Fingerprint(absl::string_view method, absl::string_view actor,
-                        const v1::CreateTaskRequest& request) {
+                        const v1::CreateTaskRequest& request, absl::string_view on_behalf_of) {
   v1::CreateTaskRequest copy = request;
   copy.clear_request_id();
-  return FingerprintOf(method, actor, copy);
+  return FingerprintOf(method, actor, copy, on_behalf_of);
 }
 
 std::string Fingerprint(absl::string_view method, absl::string_view actor,
-                        const v1::LogContactRequest& request) {
+                        const v1::LogContactRequest& request, absl::string_view on_behalf_of) {
   v1::LogContactRequest copy = request;
   copy.clear_request_id();
-  return FingerprintOf(method, actor, copy);
+  return FingerprintOf(method, actor, copy, on_behalf_of);
 }
 
 }  // namespace outreach::server

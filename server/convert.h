@@ -18,7 +18,8 @@ namespace outreach::server {
 
 // The actor recorded when the caller does not say who it is.
 inline constexpr char kAnonymousActor[] = "anonymous";
-// The metadata key naming the caller until authentication lands.
+// The metadata key naming the caller in local-development mode (no --principals); with
+// principals the actor is the authenticated principal and x-actor is refused.
 inline constexpr char kActorMetadataKey[] = "x-actor";
 
 inline constexpr int kDefaultPageSize = 50;
@@ -42,12 +43,16 @@ absl::StatusOr<domain::LogContactCommand> ToCommand(const v1::LogContactRequest&
 absl::StatusOr<store::ListQuery> ToListQuery(const v1::ListTasksRequest& request);
 
 // The idempotency fingerprint of a mutating request: SHA-256 over the method name, the actor
-// and the deterministic serialization of the request with request_id cleared (each part
-// length-prefixed). 32 raw bytes. The same request retried by the same caller fingerprints the
-// same; anything else that reuses its request_id does not.
+// and the deterministic serialization of the request with request_id cleared, and, when not
+// empty, the x-on-behalf-of person (each part length-prefixed; an empty on_behalf_of adds
+// nothing, so fingerprints kept before it existed still match). 32 raw bytes. The same request
+// retried by the same caller for the same person fingerprints the same; anything else that
+// reuses its request_id does not.
 std::string Fingerprint(absl::string_view method, absl::string_view actor,
-                        const v1::CreateTaskRequest& request);
+                        const v1::CreateTaskRequest& request,
+                        absl::string_view on_behalf_of = "");
 std::string Fingerprint(absl::string_view method, absl::string_view actor,
-                        const v1::LogContactRequest& request);
+                        const v1::LogContactRequest& request,
+                        absl::string_view on_behalf_of = "");
 
 }  // namespace outreach::server

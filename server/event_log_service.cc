@@ -7,25 +7,191 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "domain/validation.h"
 #include "server/grpc_status.h"
 
 namespace outreach::server {
 namespace {
 
+constexpr absl::string_view kReadEventsMethod = "/outreach.v1.EventLog/ReadEvents";
+constexpr absl::string_view kSubscribeEventsMethod = "/outreach.v1.EventLog/SubscribeEvents";
+constexpr absl::string_view kVerifyLogMethod = "/outreach.v1.EventLog/VerifyLog";
+constexpr absl::string_view kGetTaskHistoryMethod = "/outreach.v1.EventLog/GetTaskHistory";
+constexpr absl::string_view kReadAccessLogMethod = "/outreach.v1.EventLog/ReadAccessLog";
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// ReadAccessLog: streams the access records matching the request, page by page (a time-ordered
+// read from the last record's time, skipping the records already sent at that time), one write
+// in flight at a time. Deletes itself in OnDone.
+class ReadAccessLogReactor final : public grpc::ServerWriteReactor<v1::AccessRecord> {
+ public:
+  static constexpr uint64_t kPage = 256;
+
+  ReadAccessLogReactor(const CallSecurity* security, store::AccessLog* log,
+                       grpc::CallbackServerContext* context, const v1::ReadAccessLogRequest& request)
+      : log_(log), context_(context) {
+    absl::StatusOr<Caller> caller = security->Authorize(*context, kReadAccessLogMethod);
+    if (!caller.ok()) {
+      Finish(ToGrpcStatus(caller.status()));
+      return;
+    }
+    if (absl::Status s = Parse(request); !s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    if (log_ == nullptr) {
+      Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "this database has no access log"));
+      return;
+    }
+    WriteNext();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+      return;
+    }
+    WriteNext();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Status Parse(const v1::ReadAccessLogRequest& request) {
+    if (request.has_from_time()) {
+      absl::StatusOr<absl::Time> from = domain::ParseTimestamp("from_time", request.from_time());
+      if (!from.ok()) return from.status();
+      query_.from = *from;
+    }
+    if (request.has_to_time()) {
+      absl::StatusOr<absl::Time> to = domain::ParseTimestamp("to_time", request.to_time());
+      if (!to.ok()) return to.status();
+      query_.to = *to;
+    }
+    if (request.has_from_time() && request.has_to_time() && query_.from > query_.to) {
+      return absl::InvalidArgumentError("from_time: after to_time (want from_time <= to_time)");
+    }
+    if (absl::Status s = domain::ValidateOptionalId("principal", request.principal()); !s.ok()) {
+      return s;
+    }
+    query_.principal = request.principal();
+    remaining_ = request.max_count();
+    unlimited_ = request.max_count() == 0;
+    return absl::OkStatus();
+  }
+
+  void WriteNext() {
+    if (index_ == page_.size()) {
+      if (context_->IsCancelled()) {
+        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+        return;
+      }
+      if ((!unlimited_ && remaining_ == 0) || exhausted_) {
+        Finish(grpc::Status::OK);
+        return;
+      }
+      if (absl::Status s = ReadPage(); !s.ok()) {
+        Finish(ToGrpcStatus(s));
+        return;
+      }
+      if (page_.empty()) {
+        Finish(grpc::Status::OK);
+        return;
+      }
+    }
+    StartWrite(&page_[index_++]);
+  }
+
+  // The next page after the last record sent. Records sent at last_time_ come first in a read
+  // from last_time_ (time order, then sequence order); they are skipped.
+  absl::Status ReadPage() {
+    store::AccessQuery query = query_;
+    const uint64_t want = unlimited_ ? kPage : std::min(remaining_, kPage);
+    if (sent_any_) {
+      query.from = last_time_;
+      query.limit = want + sent_at_last_time_;
+    } else {
+      query.limit = want;
+    }
+    absl::StatusOr<std::vector<store::StoredAccessRecord>> records = log_->Read(query);
+    if (!records.ok()) return records.status();
+    exhausted_ = records->size() < query.limit;
+    page_.clear();
+    index_ = 0;
+    for (store::StoredAccessRecord& stored : *records) {
+      const storage::v1::AccessRecord& r = stored.record;
+      if (sent_any_ && r.sequence() <= last_sequence_) continue;
+      const absl::Time time = domain::FromProto(r.time());
+      if (sent_any_ && time == last_time_) {
+        ++sent_at_last_time_;
+      } else {
+        last_time_ = time;
+        sent_at_last_time_ = 1;
+      }
+      sent_any_ = true;
+      last_sequence_ = r.sequence();
+      v1::AccessRecord& out = page_.emplace_back();
+      out.set_sequence(r.sequence());
+      *out.mutable_time() = domain::ToProto(time);
+      out.set_principal(r.principal());
+      out.set_on_behalf_of(r.on_behalf_of());
+      out.set_rpc(r.rpc());
+      *out.mutable_task_ids() = r.task_ids();
+      out.set_filter(r.filter());
+      out.set_count(r.count());
+      out.set_peer(r.peer());
+      out.set_hash(std::string(store::AsBytes(stored.hash)));
+      if (!unlimited_ && --remaining_ == 0) break;
+    }
+    return absl::OkStatus();
+  }
+
+  store::AccessLog* const log_;
+  grpc::CallbackServerContext* const context_;
+  store::AccessQuery query_;
+  uint64_t remaining_ = 0;
+  bool unlimited_ = true;
+  bool exhausted_ = false;
+  bool sent_any_ = false;
+  absl::Time last_time_;
+  uint64_t last_sequence_ = 0;
+  uint64_t sent_at_last_time_ = 0;
+  std::vector<v1::AccessRecord> page_;
+  std::size_t index_ = 0;
+};
+
+
 // ReadEvents: streams events batch by batch, one write in flight at a time, the next batch read
 // from the store only when the previous one has been written. gRPC serializes the reactions of one
 // reactor, so the members need no lock. Deletes itself in OnDone.
 class ReadEventsReactor final : public grpc::ServerWriteReactor<v1::EventRecord> {
  public:
-  ReadEventsReactor(const store::EventStore* store, grpc::CallbackServerContext* context,
-                    const v1::ReadEventsRequest& request)
+  ReadEventsReactor(const store::EventStore* store, const CallSecurity* security,
+                    grpc::CallbackServerContext* context, const v1::ReadEventsRequest& request)
       : store_(store),
+        security_(security),
         context_(context),
         task_id_(request.task_id()),
+        filter_(request.ShortDebugString()),
         next_position_(request.from_position()),
         remaining_(request.max_count()),
         unlimited_(request.max_count() == 0) {
+    absl::StatusOr<Caller> caller = security_->Authorize(*context, kReadEventsMethod);
+    if (!caller.ok()) {
+      Finish(ToGrpcStatus(caller.status()));
+      return;
+    }
+    caller_ = *std::move(caller);
     if (absl::Status s = domain::ValidateOptionalId("task_id", task_id_); !s.ok()) {
       Finish(ToGrpcStatus(s));
       return;
@@ -71,13 +237,27 @@ class ReadEventsReactor final : public grpc::ServerWriteReactor<v1::EventRecord>
       index_ = 0;
       next_position_ = batch_.back().position() + 1;
       if (!unlimited_) remaining_ -= std::min<uint64_t>(remaining_, batch_.size());
+      // Each batch is recorded before any of it is written: the access log's callback starts
+      // the first write (or fails the call), and nothing else drives the reactor meanwhile.
+      security_->RecordAccess(caller_, *context_, kReadEventsMethod, AccessOfEvents(batch_, filter_),
+                              [this](absl::Status recorded) {
+                                if (!recorded.ok()) {
+                                  Finish(ToGrpcStatus(recorded));
+                                  return;
+                                }
+                                StartWrite(&batch_[index_++]);
+                              });
+      return;
     }
     StartWrite(&batch_[index_++]);
   }
 
   const store::EventStore* const store_;
+  const CallSecurity* const security_;
   grpc::CallbackServerContext* const context_;
+  Caller caller_;
   const std::string task_id_;
+  const std::string filter_;
   uint64_t next_position_;
   uint64_t remaining_;  // events still to send, when !unlimited_
   const bool unlimited_;
@@ -89,28 +269,31 @@ class ReadEventsReactor final : public grpc::ServerWriteReactor<v1::EventRecord>
 
 grpc::ServerWriteReactor<v1::EventRecord>* EventLogService::ReadEvents(
     grpc::CallbackServerContext* context, const v1::ReadEventsRequest* request) {
-  return new ReadEventsReactor(store_, context, *request);
+  return new ReadEventsReactor(store_, security_, context, *request);
 }
 
 grpc::ServerWriteReactor<v1::EventRecord>* EventLogService::SubscribeEvents(
-    grpc::CallbackServerContext* /*context*/, const v1::SubscribeEventsRequest* request) {
-  return subscriptions_.Subscribe(*request);
+    grpc::CallbackServerContext* context, const v1::SubscribeEventsRequest* request) {
+  absl::StatusOr<Caller> caller = security_->Authorize(*context, kSubscribeEventsMethod);
+  return subscriptions_.Subscribe(context, std::move(caller), *request);
+}
+
+grpc::ServerWriteReactor<v1::AccessRecord>* EventLogService::ReadAccessLog(
+    grpc::CallbackServerContext* context, const v1::ReadAccessLogRequest* request) {
+  return new ReadAccessLogReactor(security_, store_->access_log(), context, *request);
 }
 
 grpc::ServerUnaryReactor* EventLogService::GetTaskHistory(grpc::CallbackServerContext* context,
                                                           const v1::GetTaskHistoryRequest* request,
                                                           v1::GetTaskHistoryResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Caller> caller = security_->Authorize(*context, kGetTaskHistoryMethod);
+  if (!caller.ok()) return FinishNow(context, caller.status());
   if (absl::Status s = domain::ValidateId("task_id", request->task_id()); !s.ok()) {
-    reactor->Finish(ToGrpcStatus(s));
-    return reactor;
+    return FinishNow(context, s);
   }
   absl::StatusOr<std::vector<store::HistoryEntry>> history =
       store_->GetTaskHistory(request->task_id());
-  if (!history.ok()) {
-    reactor->Finish(ToGrpcStatus(history.status()));
-    return reactor;
-  }
+  if (!history.ok()) return FinishNow(context, history.status());
   response->set_task_id(request->task_id());
   response->mutable_entries()->Reserve(static_cast<int>(history->size()));
   for (store::HistoryEntry& entry : *history) {
@@ -119,13 +302,24 @@ grpc::ServerUnaryReactor* EventLogService::GetTaskHistory(grpc::CallbackServerCo
     out->set_status_before(entry.status_before);
     out->set_status_after(entry.status_after);
   }
-  reactor->Finish(grpc::Status::OK);
+  CallSecurity::Access access;
+  access.task_ids.push_back(request->task_id());
+  access.count = static_cast<uint64_t>(response->entries_size());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // The response is sent only once its access record is durable.
+  security_->RecordAccess(*caller, *context, kGetTaskHistoryMethod, std::move(access),
+                          [reactor](absl::Status recorded) {
+                            reactor->Finish(recorded.ok() ? grpc::Status::OK
+                                                          : ToGrpcStatus(recorded));
+                          });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* EventLogService::VerifyLog(grpc::CallbackServerContext* context,
                                                      const v1::VerifyLogRequest* request,
                                                      v1::VerifyLogResponse* response) {
+  absl::StatusOr<Caller> caller = security_->Authorize(*context, kVerifyLogMethod);
+  if (!caller.ok()) return FinishNow(context, caller.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   store::VerifyOptions options;
   options.to_position = request->to_position();

@@ -4,7 +4,14 @@
 //    server/subscribe_events.h); StopSubscriptions ends the open ones at server shutdown.
 //  - GetTaskHistory lists a task's events with its status before and after each.
 //  - VerifyLog re-checks the hash chain, optionally up to a position and against a kept hash.
-// Everything here only reads the store, which must outlive the service. Thread-safe.
+//  - ReadAccessLog streams the read-access audit log (store/access_log.h) by time range and
+//    principal.
+// Every handler first authorizes the call (server/call_security.h). ReadEvents and
+// SubscribeEvents record one access record per page of events (the distinct tasks, the request
+// and the positions, the count) before writing any of the page; GetTaskHistory records one
+// before sending. VerifyLog returns no patient data and ReadAccessLog only the audit trail: they
+// record nothing. Everything here only reads the store, which must outlive the service, as must
+// the CallSecurity. Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +19,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "outreach/v1/event_log.grpc.pb.h"
+#include "server/call_security.h"
 #include "server/subscribe_events.h"
 #include "store/event_store.h"
 
@@ -22,7 +30,8 @@ class EventLogService final : public v1::EventLog::CallbackService {
   // How many events ReadEvents takes from the store at a time: bounds the memory of one stream.
   static constexpr uint64_t kReadBatch = 256;
 
-  explicit EventLogService(store::EventStore* store) : store_(store), subscriptions_(store) {}
+  EventLogService(store::EventStore* store, const CallSecurity* security)
+      : store_(store), security_(security), subscriptions_(store, security) {}
   EventLogService(const EventLogService&) = delete;
   EventLogService& operator=(const EventLogService&) = delete;
 
@@ -30,6 +39,8 @@ class EventLogService final : public v1::EventLog::CallbackService {
       grpc::CallbackServerContext* context, const v1::ReadEventsRequest* request) override;
   grpc::ServerWriteReactor<v1::EventRecord>* SubscribeEvents(
       grpc::CallbackServerContext* context, const v1::SubscribeEventsRequest* request) override;
+  grpc::ServerWriteReactor<v1::AccessRecord>* ReadAccessLog(
+      grpc::CallbackServerContext* context, const v1::ReadAccessLogRequest* request) override;
   grpc::ServerUnaryReactor* GetTaskHistory(grpc::CallbackServerContext* context,
                                            const v1::GetTaskHistoryRequest* request,
                                            v1::GetTaskHistoryResponse* response) override;
@@ -45,6 +56,7 @@ class EventLogService final : public v1::EventLog::CallbackService {
 
  private:
   store::EventStore* const store_;
+  const CallSecurity* const security_;
   SubscriptionHub subscriptions_;
 };
 

@@ -2,6 +2,14 @@
 // recovery (close tasks that expired while down) -> SERVING -> expiry scheduler -> wait for
 // SIGTERM/SIGINT -> drain -> close.
 //
+// Security (README "Security"): --tls-cert/--tls-key serve TLS, --tls-client-ca requires and
+// verifies client certificates (mTLS); --principals names the principals file (server/auth.h),
+// re-read on SIGHUP (a bad file keeps the previous principals and logs why). Without
+// --principals the server runs in local-development mode, on loopback only. Plaintext off
+// loopback needs --insecure-listen and is warned about at every start. Every read of patient
+// data is recorded in the access log, whose records older than --access-log-retention are
+// deleted at start-up and every hour. Bad security flags exit 2 before the database is opened.
+//
 // --read-only-investigation: for a database that fails its start-up checks. The store is opened
 // read-only without verifying the log (EventStore::OpenReadOnly, verify_on_open = false); the
 // server serves reads only (every mutation FAILED_PRECONDITION, TaskService health NOT_SERVING);
@@ -12,7 +20,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -25,7 +35,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/strings/str_cat.h"
+#include "server/auth.h"
 #include "server/server.h"
+#include "server/startup_checks.h"
 #include "store/clock.h"
 #include "store/event_store.h"
 #include "store/expiry_scheduler.h"
@@ -40,6 +53,22 @@ ABSL_FLAG(bool, read_only_investigation, false,
           "write is refused with FAILED_PRECONDITION; no task expires "
           "(also spelled --read-only-investigation)");
 
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain to serve TLS with (needs --tls-key; also spelled --tls-cert)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert (also spelled --tls-key)");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificate(s): require and verify client certificates signed by it (mTLS; "
+          "needs --tls-cert; also spelled --tls-client-ca)");
+ABSL_FLAG(std::string, principals, "",
+          "principals file (ids, roles, token SHA-256s, certificate subjects; format in README "
+          "\"Security\"); re-read on SIGHUP. Absent: local-development mode, loopback only");
+ABSL_FLAG(bool, insecure_listen, false,
+          "allow plaintext (no TLS) on a non-loopback --listen; warned about at every start "
+          "(also spelled --insecure-listen)");
+ABSL_FLAG(std::string, access_log_retention, "6y",
+          "how long access records are kept: 6y, 30d, 12h, 90m, 45s, or 0 for ever "
+          "(also spelled --access-log-retention)");
+
 namespace {
 
 constexpr absl::Duration kDrainDeadline = absl::Seconds(5);
@@ -51,7 +80,8 @@ int Fail(absl::string_view what, const absl::Status& status) {
 
 // Opens the store for normal service: verified, with a writer.
 absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenForService(
-    const std::string& db, absl::TimeZone time_zone, outreach::store::Clock* clock) {
+    const std::string& db, absl::TimeZone time_zone, outreach::store::Clock* clock,
+    absl::Duration retention) {
   // RocksDB creates only the last directory of the path; --db=/srv/outreach/data should just work.
   std::error_code mkdir_error;
   std::filesystem::create_directories(db, mkdir_error);
@@ -62,6 +92,7 @@ absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenForService(
   outreach::store::StoreOptions options;
   options.time_zone = time_zone;
   options.clock = clock;
+  options.access_log.retention = retention;
   return outreach::store::EventStore::Open(db, options);
 }
 
@@ -74,12 +105,58 @@ absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenForInvestigatio
   return outreach::store::EventStore::OpenReadOnly(db, options);
 }
 
+int Refuse(absl::string_view why) {
+  absl::FPrintF(stderr, "outreachd: refusing to start: %s\n", why);
+  return 2;
+}
+
+absl::StatusOr<std::string> ReadPemFile(absl::string_view flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  if (in) text << in.rdbuf();
+  if (!in || in.bad() || text.str().empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("--%s: cannot read \"%s\" (or it is empty)", flag, path));
+  }
+  return text.str();
+}
+
+// The transport credentials the TLS flags ask for: nullptr for plaintext.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TransportCredentials() {
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key = absl::GetFlag(FLAGS_tls_key);
+  const std::string client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  if (cert.empty() != key.empty()) {
+    return absl::FailedPreconditionError("--tls-cert and --tls-key go together: give both");
+  }
+  if (cert.empty()) {
+    if (!client_ca.empty()) {
+      return absl::FailedPreconditionError("--tls-client-ca needs --tls-cert and --tls-key");
+    }
+    return std::shared_ptr<grpc::ServerCredentials>();
+  }
+  outreach::server::TlsPem pem;
+  absl::StatusOr<std::string> text = ReadPemFile("tls-cert", cert);
+  if (!text.ok()) return text.status();
+  pem.cert_chain = *std::move(text);
+  text = ReadPemFile("tls-key", key);
+  if (!text.ok()) return text.status();
+  pem.private_key = *std::move(text);
+  if (!client_ca.empty()) {
+    text = ReadPemFile("tls-client-ca", client_ca);
+    if (!text.ok()) return text.status();
+    pem.client_ca = *std::move(text);
+  }
+  return outreach::server::TlsCredentials(pem);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "outreachd --listen=127.0.0.1:50051 --db=./data --time-zone=UTC "
-      "[--read-only-investigation]\n"
+      "[--principals=FILE] [--tls-cert=PEM --tls-key=PEM [--tls-client-ca=PEM]] "
+      "[--insecure-listen] [--access-log-retention=6y] [--read-only-investigation]\n"
       "Serves the outreach task service (outreach.v1.TaskService, outreach.v1.EventLog) over gRPC.");
   std::vector<std::string> normalized = outreach::server::NormalizeFlagNames(argc, argv);
   std::vector<char*> normalized_argv;
@@ -91,7 +168,54 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);  // re-read --principals
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  // Security flags first: a server that would be unsafe does not even open the database.
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = TransportCredentials();
+  if (!credentials.ok()) return Refuse(credentials.status().message());
+  const std::string principals_path = absl::GetFlag(FLAGS_principals);
+  outreach::server::ListenSecurity listen;
+  listen.listen_address = absl::GetFlag(FLAGS_listen);
+  listen.tls = *credentials != nullptr;
+  listen.insecure_listen = absl::GetFlag(FLAGS_insecure_listen);
+  listen.principals = !principals_path.empty();
+  if (absl::Status s = outreach::server::CheckListenSecurity(listen); !s.ok()) {
+    return Refuse(s.message());
+  }
+  absl::StatusOr<absl::Duration> retention =
+      outreach::server::ParseRetention(absl::GetFlag(FLAGS_access_log_retention));
+  if (!retention.ok()) return Refuse(retention.status().message());
+  std::unique_ptr<outreach::server::PrincipalRegistry> principals;
+  if (!principals_path.empty()) {
+    absl::StatusOr<std::unique_ptr<outreach::server::PrincipalRegistry>> loaded =
+        outreach::server::PrincipalRegistry::Load(principals_path);
+    if (!loaded.ok()) return Refuse(absl::StrCat("--principals: ", loaded.status().message()));
+    principals = *std::move(loaded);
+    absl::FPrintF(stderr,
+                  "outreachd: --principals %s: %d principal(s); bearer tokens%s; every RPC "
+                  "checked against the role table; SIGHUP re-reads the file\n",
+                  principals_path, principals->Current()->size(),
+                  absl::GetFlag(FLAGS_tls_client_ca).empty() ? "" : " and client certificates");
+  } else {
+    absl::FPrintF(stderr,
+                  "outreachd: no --principals: local development mode, loopback only, actor "
+                  "anonymous or x-actor (every caller holds every role)\n");
+  }
+  if (listen.tls) {
+    absl::FPrintF(stderr, "outreachd: serving TLS%s\n",
+                  absl::GetFlag(FLAGS_tls_client_ca).empty()
+                      ? ""
+                      : " and requiring client certificates from --tls-client-ca (mTLS)");
+  } else if (outreach::server::InsecureListenWarning(listen)) {
+    absl::FPrintF(stderr,
+                  "outreachd: WARNING: --insecure-listen: serving PLAINTEXT on non-loopback "
+                  "address %s: bearer tokens and patient data cross the network unencrypted. "
+                  "Use --tls-cert and --tls-key.\n",
+                  listen.listen_address);
+  } else {
+    absl::FPrintF(stderr, "outreachd: plaintext on loopback (no --tls-cert)\n");
+  }
 
   const std::string zone_name = absl::GetFlag(FLAGS_time_zone);
   absl::TimeZone time_zone;
@@ -104,7 +228,7 @@ int main(int argc, char** argv) {
   const std::string db = absl::GetFlag(FLAGS_db);
   const bool read_only = absl::GetFlag(FLAGS_read_only_investigation);
   absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> store =
-      read_only ? OpenForInvestigation(db) : OpenForService(db, time_zone, clock);
+      read_only ? OpenForInvestigation(db) : OpenForService(db, time_zone, clock, *retention);
   if (!store.ok()) {
     const int exit_code = Fail(
         absl::StrFormat("cannot open database \"%s\"%s", db, read_only ? " read-only" : ""),
@@ -130,6 +254,7 @@ int main(int argc, char** argv) {
         "outreachd: Every write is refused (FAILED_PRECONDITION), TaskService health is\n"
         "outreachd: NOT_SERVING, and no task expires. Not for normal service: find the\n"
         "outreachd: damage with VerifyLog or `outreachctl verify --db %s`.\n"
+        "outreachd: Reads are NOT recorded in the access log (the database is read-only).\n"
         "outreachd: ****************************************************************\n",
         db, db);
   }
@@ -139,6 +264,8 @@ int main(int argc, char** argv) {
   outreach::server::ServerOptions server_options;
   server_options.listen_address = absl::GetFlag(FLAGS_listen);
   server_options.read_only_investigation = read_only;
+  server_options.credentials = *credentials;
+  server_options.principals = principals.get();
   absl::StatusOr<std::unique_ptr<outreach::server::OutreachServer>> server =
       outreach::server::OutreachServer::Start(server_options, store->get());
   if (!server.ok()) return Fail("cannot start server", server.status());
@@ -164,7 +291,21 @@ int main(int argc, char** argv) {
   }
 
   int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  while (true) {
+    sigwait(&stop_signals, &signal_number);
+    if (signal_number != SIGHUP) break;
+    // Here, on the main thread, never in a signal handler: Reload reads a file and locks.
+    if (principals == nullptr) {
+      absl::FPrintF(stderr, "outreachd: SIGHUP: no --principals to re-read (development mode)\n");
+      continue;
+    }
+    if (absl::Status s = principals->Reload(); !s.ok()) {
+      absl::FPrintF(stderr, "outreachd: SIGHUP: principals NOT reloaded: %s\n", s.ToString());
+    } else {
+      absl::FPrintF(stderr, "outreachd: SIGHUP: principals reloaded from %s: %d principal(s)\n",
+                    principals->path(), principals->Current()->size());
+    }
+  }
   absl::FPrintF(stderr, "outreachd: %s received, draining\n",
                 signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Shutdown(kDrainDeadline);

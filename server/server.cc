@@ -2,9 +2,11 @@
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
+#include <string>
 #include <utility>
+#include <vector>
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/status/status.h"
@@ -12,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "grpc/health/v1/health.pb.h"
+#include "server/reflection_service.h"
 
 namespace outreach::server {
 namespace {
@@ -25,15 +28,37 @@ std::string WithPort(absl::string_view address, int port) {
 
 int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
 
+// What reflection's list_services reports: every service this server serves.
+std::vector<std::string> ReflectedServices() {
+  return {"outreach.v1.TaskService", "outreach.v1.EventLog", "grpc.health.v1.Health",
+          "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"};
+}
+
 }  // namespace
+
+std::shared_ptr<grpc::ServerCredentials> TlsCredentials(const TlsPem& pem) {
+  const bool mtls = !pem.client_ca.empty();
+  grpc::SslServerCredentialsOptions options(
+      mtls ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+           : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  options.pem_key_cert_pairs.push_back({pem.private_key, pem.cert_chain});
+  if (mtls) options.pem_root_certs = pem.client_ca;
+  return grpc::SslServerCredentials(options);
+}
 
 OutreachServer::OutreachServer(store::EventStore* store, const ServerOptions& options)
     : store_(store),
+      authenticator_(options.principals),
+      // A read-only investigation cannot write access records (see CallSecurity).
+      security_(&authenticator_, options.read_only_investigation ? nullptr : store->access_log()),
       task_service_(
-          store, TaskService::Options{
-                     .on_writes_refused = [this](const absl::Status& why) { WritesRefused(why); },
-                     .read_only_investigation = options.read_only_investigation}),
-      event_log_service_(store),
+          store, &security_,
+          TaskService::Options{
+              .on_writes_refused = [this](const absl::Status& why) { WritesRefused(why); },
+              .read_only_investigation = options.read_only_investigation}),
+      event_log_service_(store, &security_),
+      reflection_v1alpha_(NewReflectionV1alpha(&security_, ReflectedServices())),
+      reflection_v1_(NewReflectionV1(&security_, ReflectedServices())),
       address_(options.listen_address) {
   if (options.read_only_investigation) {
     // Before the first PublishHealth: the writing service never reports SERVING.
@@ -44,12 +69,11 @@ OutreachServer::OutreachServer(store::EventStore* store, const ServerOptions& op
 
 absl::StatusOr<std::unique_ptr<OutreachServer>> OutreachServer::Start(const ServerOptions& options,
                                                                       store::EventStore* store) {
-  // Both are process-wide switches read when a server is built.
+  // A process-wide switch read when a server is built.
   grpc::EnableDefaultHealthCheckService(true);
   // gRPC serves health checks without protobuf's generated pool; touching the generated
   // descriptor registers grpc.health.v1 there, so that reflection can describe the service.
   grpc::health::v1::HealthCheckRequest::descriptor();
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   std::unique_ptr<OutreachServer> server(new OutreachServer(store, options));
   grpc::ServerBuilder builder;
@@ -57,7 +81,10 @@ absl::StatusOr<std::unique_ptr<OutreachServer>> OutreachServer::Start(const Serv
   // gRPC sets SO_REUSEPORT by default: a second outreachd on the same port would then start
   // "successfully" and split the traffic. A taken port must be a start-up error instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(
+      options.listen_address,
+      options.credentials != nullptr ? options.credentials : grpc::InsecureServerCredentials(),
+      &port);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   builder.SetMaxSendMessageSize(options.max_send_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
@@ -70,6 +97,8 @@ absl::StatusOr<std::unique_ptr<OutreachServer>> OutreachServer::Start(const Serv
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, options.max_ping_strikes);
   builder.RegisterService(&server->task_service_);
   builder.RegisterService(&server->event_log_service_);
+  builder.RegisterService(server->reflection_v1alpha_.get());
+  builder.RegisterService(server->reflection_v1_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || port == 0) {
     return absl::UnavailableError(

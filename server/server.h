@@ -1,6 +1,13 @@
 // OutreachServer: the gRPC server that serves TaskService and EventLog over one EventStore, with
 // gRPC health checking and server reflection.
 //
+// Security (README "Security"): ServerOptions::credentials (TLS or mTLS, see TlsCredentials, or
+// plaintext), ServerOptions::principals (the principals file; nullptr = local-development mode).
+// Every RPC is checked against the role table (server/auth.h) at the top of its handler
+// (server/call_security.h), reflection included (server/reflection_service.h); health checking
+// is open. Every read of patient data is recorded in the store's access log before its data is
+// sent.
+//
 // Start() binds and starts serving with every health status NOT_SERVING, so that the caller can
 // finish recovery (e.g. EventStore::ExpireDue) before calling SetServing(true). The store must
 // outlive the server. Shutdown() (or the destructor) drains in-flight calls.
@@ -38,6 +45,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/auth.h"
+#include "server/call_security.h"
 #include "server/event_log_service.h"
 #include "server/task_service.h"
 #include "store/event_store.h"
@@ -69,7 +78,22 @@ struct ServerOptions {
   absl::Duration write_health_poll = absl::Seconds(1);
   // Serve reads only, from a store opened read-only (see Read-only investigation above).
   bool read_only_investigation = false;
+  // Transport security; nullptr = plaintext (outreachd allows it on loopback only, unless
+  // --insecure-listen).
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  // The principals callers authenticate as; nullptr = local-development mode (every caller holds
+  // every role, the actor is x-actor or "anonymous"). Must outlive the server.
+  const PrincipalRegistry* principals = nullptr;
 };
+
+// PEM contents for TLS: the server's certificate chain and key, and optionally the CA whose
+// client certificates are required and verified (mTLS; empty = no client certificate asked).
+struct TlsPem {
+  std::string cert_chain;
+  std::string private_key;
+  std::string client_ca;
+};
+std::shared_ptr<grpc::ServerCredentials> TlsCredentials(const TlsPem& pem);
 
 class OutreachServer {
  public:
@@ -116,8 +140,12 @@ class OutreachServer {
   void StopWatcher() ABSL_LOCKS_EXCLUDED(mu_);
 
   store::EventStore* const store_;
+  const Authenticator authenticator_;
+  const CallSecurity security_;
   TaskService task_service_;
   EventLogService event_log_service_;
+  std::unique_ptr<grpc::Service> reflection_v1alpha_;
+  std::unique_ptr<grpc::Service> reflection_v1_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;

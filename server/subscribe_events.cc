@@ -15,6 +15,8 @@
 namespace outreach::server {
 namespace {
 
+constexpr absl::string_view kSubscribeEventsMethod = "/outreach.v1.EventLog/SubscribeEvents";
+
 // The EventType of a record's payload (EVENT_TYPE_UNSPECIFIED for an empty payload).
 v1::EventType TypeOf(const v1::EventRecord& event) {
   switch (event.payload_case()) {
@@ -37,11 +39,20 @@ v1::EventType TypeOf(const v1::EventRecord& event) {
 class SubscribeEventsReactor final : public grpc::ServerWriteReactor<v1::EventRecord> {
  public:
   SubscribeEventsReactor(SubscriptionHub* hub, store::EventStore* store,
-                         const v1::SubscribeEventsRequest& request)
+                         const CallSecurity* security, grpc::CallbackServerContext* context,
+                         absl::StatusOr<Caller> caller, const v1::SubscribeEventsRequest& request)
       : hub_(hub),
         store_(store),
+        security_(security),
+        context_(context),
         task_id_(request.task_id()),
+        filter_(request.ShortDebugString()),
         next_(std::max<uint64_t>(request.from_position(), 1)) {
+    if (!caller.ok()) {
+      Finish(ToGrpcStatus(caller.status()));
+      return;
+    }
+    caller_ = *std::move(caller);
     if (absl::Status s = domain::ValidateOptionalId("task_id", task_id_); !s.ok()) {
       Finish(ToGrpcStatus(s));
       return;
@@ -150,7 +161,20 @@ class SubscribeEventsReactor final : public grpc::ServerWriteReactor<v1::EventRe
       for (v1::EventRecord& event : *read) {
         if (any_type_ || wanted_types_[TypeOf(event)]) page_.push_back(std::move(event));
       }
-      if (!page_.empty() || !through_head) continue;
+      if (!page_.empty()) {
+        // The page is recorded before any of it is written: the access log's callback becomes
+        // the driver and writes the first event (or ends the call if the record failed).
+        security_->RecordAccess(caller_, *context_, kSubscribeEventsMethod,
+                                AccessOfEvents(page_, filter_), [this](absl::Status recorded) {
+                                  if (!recorded.ok()) {
+                                    End(ToGrpcStatus(recorded));
+                                    return;
+                                  }
+                                  Pump();
+                                });
+        return;
+      }
+      if (!through_head) continue;
       absl::MutexLock lock(&mu_);
       // A head published since the read (recorded by OnHead) means more to read now.
       if (cancelled_ || stop_ || known_head_ >= next_) continue;
@@ -190,7 +214,11 @@ class SubscribeEventsReactor final : public grpc::ServerWriteReactor<v1::EventRe
 
   SubscriptionHub* const hub_;
   store::EventStore* const store_;
+  const CallSecurity* const security_;
+  grpc::CallbackServerContext* const context_;
+  Caller caller_;
   const std::string task_id_;  // empty = every task
+  const std::string filter_;   // the request as text, for access records
   bool any_type_ = true;       // no event_types filter
   bool wanted_types_[v1::EventType_ARRAYSIZE] = {};
   bool registered_ = false;
@@ -209,8 +237,8 @@ class SubscribeEventsReactor final : public grpc::ServerWriteReactor<v1::EventRe
   bool stop_ ABSL_GUARDED_BY(mu_) = false;  // server shutdown
 };
 
-SubscriptionHub::SubscriptionHub(store::EventStore* store)
-    : store_(store), waker_([this] { RunWaker(); }) {}
+SubscriptionHub::SubscriptionHub(store::EventStore* store, const CallSecurity* security)
+    : store_(store), security_(security), waker_([this] { RunWaker(); }) {}
 
 SubscriptionHub::~SubscriptionHub() {
   {
@@ -221,8 +249,9 @@ SubscriptionHub::~SubscriptionHub() {
 }
 
 grpc::ServerWriteReactor<v1::EventRecord>* SubscriptionHub::Subscribe(
+    grpc::CallbackServerContext* context, absl::StatusOr<Caller> caller,
     const v1::SubscribeEventsRequest& request) {
-  return new SubscribeEventsReactor(this, store_, request);
+  return new SubscribeEventsReactor(this, store_, security_, context, std::move(caller), request);
 }
 
 void SubscriptionHub::StopAll() {

@@ -12,8 +12,9 @@
 // and a slow client costs only its own lag (the server never buffers the events it has not read).
 //
 // Who may act on a subscription. At any moment exactly one party drives it: the gRPC reaction
-// running (the start or OnWriteDone), its one write in flight, the waker (queued or running), or
-// nobody, when it is idle. Only the driver reads, writes or calls Finish; whoever takes a
+// running (the start or OnWriteDone), its one write in flight, the access record of a new page
+// being appended (its callback then writes the page's first event), the waker (queued or
+// running), or nobody, when it is idle. Only the driver reads, writes or calls Finish; whoever takes a
 // subscription out of idle (a new head, OnCancel, StopAll), under its mutex, becomes the driver.
 // The head listener is removed before Finish, and the subscription leaves the hub in OnDone
 // before it deletes itself, so neither the store nor the hub ever sees a deleted subscription.
@@ -36,6 +37,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "outreach/v1/event_log.pb.h"
+#include "server/call_security.h"
 #include "store/event_store.h"
 
 namespace outreach::server {
@@ -47,16 +49,20 @@ class SubscriptionHub {
   // Events read from the log at a time, per subscription: bounds its memory.
   static constexpr uint64_t kPageSize = 256;
 
-  // `store` must outlive the hub.
-  explicit SubscriptionHub(store::EventStore* store);
+  // `store` and `security` must outlive the hub.
+  SubscriptionHub(store::EventStore* store, const CallSecurity* security);
   SubscriptionHub(const SubscriptionHub&) = delete;
   SubscriptionHub& operator=(const SubscriptionHub&) = delete;
   // Joins the waker thread. Every subscription must have finished (OnDone) by then.
   ~SubscriptionHub();
 
-  // The reactor for one SubscribeEvents call. INVALID_ARGUMENT for a malformed task_id or an
-  // unknown event type; UNAVAILABLE after StopAll.
-  grpc::ServerWriteReactor<v1::EventRecord>* Subscribe(const v1::SubscribeEventsRequest& request);
+  // The reactor for one SubscribeEvents call by `caller` (the result of CallSecurity::Authorize:
+  // an error ends the call with it). INVALID_ARGUMENT for a malformed task_id or an unknown
+  // event type; UNAVAILABLE after StopAll. Each page of events is written only after its access
+  // record is durable (UNAVAILABLE if it cannot be recorded).
+  grpc::ServerWriteReactor<v1::EventRecord>* Subscribe(grpc::CallbackServerContext* context,
+                                                       absl::StatusOr<Caller> caller,
+                                                       const v1::SubscribeEventsRequest& request);
 
   // Server shutdown: ends every open subscription with UNAVAILABLE (naming the position to
   // resubscribe from) as soon as its write in flight completes, and refuses new ones. Returns
@@ -78,6 +84,7 @@ class SubscriptionHub {
   void RunWaker() ABSL_LOCKS_EXCLUDED(mu_);
 
   store::EventStore* const store_;
+  const CallSecurity* const security_;
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // StopAll was called
   bool exiting_ ABSL_GUARDED_BY(mu_) = false;   // the destructor: the waker returns

@@ -15,10 +15,13 @@
 namespace outreach::server {
 namespace {
 
-// Full method names: part of the idempotency fingerprint, so a request_id used for one method
-// never matches a request to another.
+// Full method names: the keys of the role table (server/auth.cc), the access records' rpc, and
+// part of the idempotency fingerprint, so a request_id used for one method never matches a
+// request to another.
 constexpr absl::string_view kCreateTaskMethod = "/outreach.v1.TaskService/CreateTask";
 constexpr absl::string_view kLogContactMethod = "/outreach.v1.TaskService/LogContact";
+constexpr absl::string_view kGetTaskMethod = "/outreach.v1.TaskService/GetTask";
+constexpr absl::string_view kListTasksMethod = "/outreach.v1.TaskService/ListTasks";
 
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                     const absl::Status& status) {
@@ -29,26 +32,17 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 
 }  // namespace
 
-absl::StatusOr<std::string> ActorOf(const grpc::CallbackServerContext& context) {
-  const auto& metadata = context.client_metadata();
-  auto [begin, end] = metadata.equal_range(kActorMetadataKey);
-  if (begin == end) return ResolveActor(std::nullopt);
-  if (std::next(begin) != end) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kActorMetadataKey, ": sent more than once; send one actor"));
-  }
-  return ResolveActor(absl::string_view(begin->second.data(), begin->second.size()));
-}
-
 grpc::ServerUnaryReactor* TaskService::CreateTask(grpc::CallbackServerContext* context,
                                                   const v1::CreateTaskRequest* request,
                                                   v1::Task* response) {
+  absl::StatusOr<Caller> caller = security_->Authorize(*context, kCreateTaskMethod);
+  if (!caller.ok()) return FinishNow(context, caller.status());
   if (absl::Status s = CheckWritable(); !s.ok()) return FinishNow(context, s);
-  absl::StatusOr<std::string> actor = ActorOf(*context);
-  if (!actor.ok()) return FinishNow(context, actor.status());
-  std::string fingerprint = Fingerprint(kCreateTaskMethod, *actor, *request);
-  absl::StatusOr<domain::CreateTaskCommand> command = ToCommand(*request, *std::move(actor));
+  std::string fingerprint =
+      Fingerprint(kCreateTaskMethod, caller->principal, *request, caller->on_behalf_of);
+  absl::StatusOr<domain::CreateTaskCommand> command = ToCommand(*request, caller->principal);
   if (!command.ok()) return FinishNow(context, command.status());
+  command->meta.on_behalf_of = caller->on_behalf_of;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   SubmitAndFinish(reactor, response, *std::move(command), std::move(fingerprint));
   return reactor;
@@ -57,39 +51,74 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* TaskService::GetTask(grpc::CallbackServerContext* context,
                                                const v1::GetTaskRequest* request,
                                                v1::Task* response) {
+  absl::StatusOr<Caller> caller = security_->Authorize(*context, kGetTaskMethod);
+  if (!caller.ok()) return FinishNow(context, caller.status());
   if (absl::Status s = domain::ValidateId("task_id", request->task_id()); !s.ok()) {
     return FinishNow(context, s);
   }
   absl::StatusOr<v1::Task> task = ReadTask(*request);
   if (!task.ok()) return FinishNow(context, task.status());
   *response = *std::move(task);
-  return FinishNow(context, absl::OkStatus());
+  CallSecurity::Access access;
+  access.task_ids.push_back(response->task_id());
+  access.count = 1;
+  // Time travel is recorded as such: what an auditor looked at, not only which task.
+  if (request->as_of_case() != v1::GetTaskRequest::AS_OF_NOT_SET) {
+    access.filter = request->ShortDebugString();
+  }
+  return FinishAfterRecord(context, *caller, kGetTaskMethod, std::move(access));
 }
 
 grpc::ServerUnaryReactor* TaskService::ListTasks(grpc::CallbackServerContext* context,
                                                  const v1::ListTasksRequest* request,
                                                  v1::ListTasksResponse* response) {
+  absl::StatusOr<Caller> caller = security_->Authorize(*context, kListTasksMethod);
+  if (!caller.ok()) return FinishNow(context, caller.status());
   absl::StatusOr<store::ListQuery> query = ToListQuery(*request);
   if (!query.ok()) return FinishNow(context, query.status());
   absl::StatusOr<store::ListPage> page = store_->ListTasks(*query);
   if (!page.ok()) return FinishNow(context, page.status());
+  CallSecurity::Access access;
+  access.task_ids.reserve(page->tasks.size());
   response->mutable_tasks()->Reserve(static_cast<int>(page->tasks.size()));
-  for (v1::Task& task : page->tasks) *response->add_tasks() = std::move(task);
+  for (v1::Task& task : page->tasks) {
+    access.task_ids.push_back(task.task_id());
+    *response->add_tasks() = std::move(task);
+  }
   response->set_next_page_token(std::move(page->next_page_token));
-  return FinishNow(context, absl::OkStatus());
+  access.count = access.task_ids.size();
+  access.filter = request->ShortDebugString();
+  return FinishAfterRecord(context, *caller, kListTasksMethod, std::move(access));
 }
 
 grpc::ServerUnaryReactor* TaskService::LogContact(grpc::CallbackServerContext* context,
                                                   const v1::LogContactRequest* request,
                                                   v1::Task* response) {
+  absl::StatusOr<Caller> caller = security_->Authorize(*context, kLogContactMethod);
+  if (!caller.ok()) return FinishNow(context, caller.status());
   if (absl::Status s = CheckWritable(); !s.ok()) return FinishNow(context, s);
-  absl::StatusOr<std::string> actor = ActorOf(*context);
-  if (!actor.ok()) return FinishNow(context, actor.status());
-  std::string fingerprint = Fingerprint(kLogContactMethod, *actor, *request);
-  absl::StatusOr<domain::LogContactCommand> command = ToCommand(*request, *std::move(actor));
+  std::string fingerprint =
+      Fingerprint(kLogContactMethod, caller->principal, *request, caller->on_behalf_of);
+  absl::StatusOr<domain::LogContactCommand> command = ToCommand(*request, caller->principal);
   if (!command.ok()) return FinishNow(context, command.status());
+  command->meta.on_behalf_of = caller->on_behalf_of;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   SubmitAndFinish(reactor, response, *std::move(command), std::move(fingerprint));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TaskService::FinishAfterRecord(grpc::CallbackServerContext* context,
+                                                         const Caller& caller,
+                                                         absl::string_view method,
+                                                         CallSecurity::Access access) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // The response stays alive until Finish, which only this callback calls; gRPC sends the
+  // response message only with an OK status.
+  security_->RecordAccess(caller, *context, method, std::move(access),
+                          [reactor](absl::Status recorded) {
+                            reactor->Finish(recorded.ok() ? grpc::Status::OK
+                                                          : ToGrpcStatus(recorded));
+                          });
   return reactor;
 }
 

@@ -1,9 +1,12 @@
 // TaskService over the gRPC callback API.
 //
-// Each handler resolves the caller (x-actor metadata), translates the request (server/convert.h),
-// and either reads the store inline (GetTask, ListTasks) or submits the command to the store's
-// writer and finishes the call from the writer's callback after the fsync, so that no gRPC
-// thread ever waits on a disk sync. The store must outlive the service; thread-safe.
+// Each handler first authorizes the call (server/call_security.h: the role table, the actor
+// and x-on-behalf-of), translates the request (server/convert.h), and either reads the store
+// inline (GetTask, ListTasks) or submits the command to the store's writer and finishes the call
+// from the writer's callback after the fsync, so that no gRPC thread ever waits on a disk sync.
+// The reads return their data only from the access log's callback, once the access record
+// (which tasks, to whom) is durable. The store and the CallSecurity must outlive the service;
+// thread-safe.
 //
 // GetTask also travels in time (as_of_version, as_of_time), folding the task's stream.
 //
@@ -24,13 +27,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "outreach/v1/task_service.grpc.pb.h"
+#include "server/call_security.h"
 #include "store/event_store.h"
 
 namespace outreach::server {
-
-// The caller's actor from its x-actor metadata (see ResolveActor); INVALID_ARGUMENT naming
-// x-actor if it is malformed or sent more than once.
-absl::StatusOr<std::string> ActorOf(const grpc::CallbackServerContext& context);
 
 // The message of every mutation refused by a server started read-only for investigation.
 inline constexpr char kReadOnlyInvestigation[] = "server started read-only for investigation";
@@ -46,11 +46,11 @@ class TaskService final : public v1::TaskService::CallbackService {
     bool read_only_investigation = false;     // refuse every mutation (see above)
   };
 
-  TaskService(store::EventStore* store, Options options)
+  TaskService(store::EventStore* store, const CallSecurity* security, Options options)
       : store_(store),
+        security_(security),
         on_writes_refused_(std::move(options.on_writes_refused)),
         read_only_investigation_(options.read_only_investigation) {}
-  explicit TaskService(store::EventStore* store) : TaskService(store, Options()) {}
   TaskService(const TaskService&) = delete;
   TaskService& operator=(const TaskService&) = delete;
 
@@ -71,6 +71,11 @@ class TaskService final : public v1::TaskService::CallbackService {
   // Hands `command` to the writer; the reactor finishes with the resulting task, or the error.
   void SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* response,
                        domain::Command command, std::string fingerprint);
+  // Appends the read's access record, then finishes the call: OK (sending the response) once it
+  // is durable, UNAVAILABLE (sending nothing) if it cannot be recorded.
+  grpc::ServerUnaryReactor* FinishAfterRecord(grpc::CallbackServerContext* context,
+                                              const Caller& caller, absl::string_view method,
+                                              CallSecurity::Access access);
   // The task now, or as of the request's as_of_version / as_of_time.
   absl::StatusOr<v1::Task> ReadTask(const v1::GetTaskRequest& request) const;
   // FAILED_PRECONDITION kReadOnlyInvestigation on a read-only server, else OK.
@@ -79,6 +84,7 @@ class TaskService final : public v1::TaskService::CallbackService {
   void NoteRefusedWrite() const;
 
   store::EventStore* const store_;
+  const CallSecurity* const security_;
   const WritesRefusedCallback on_writes_refused_;
   const bool read_only_investigation_;
 };

@@ -189,6 +189,7 @@ v1::EventRecord ToEventRecord(const DecodedEvent& decoded) {
   if (e.has_occurred_at()) *record.mutable_occurred_at() = e.occurred_at();
   record.set_actor(e.actor());
   record.set_request_id(e.request_id());
+  record.set_on_behalf_of(e.on_behalf_of());
   switch (e.payload_case()) {
     case storage::v1::StoredEvent::kTaskCreated:
       *record.mutable_task_created() = e.task_created();

@@ -23,6 +23,8 @@
 //   1  the first version (today's). No upcasters exist yet; when version 2 is introduced, its
 //      1 -> 2 upcaster is registered in SchemaRegistry::Production() and kEventSchemaVersion
 //      becomes 2.
+//      Optional fields added since, without a version bump because absent means what an old
+//      event means: on_behalf_of (14; empty = the actor acted for itself).
 //
 // Pure functions; thread-safe. A SchemaRegistry is immutable once its owner starts sharing it
 // (Register before handing it to a store); its const methods are thread-safe.

@@ -145,6 +145,21 @@ class Daemon {
     return status;
   }
 
+  // Sends `signal` without waiting (SIGHUP: re-read the principals file).
+  void Signal(int signal) {
+    if (pid_ > 0) kill(pid_, signal);
+  }
+
+  // Polls the log until it holds `text` (true), or `timeout` passes (false).
+  bool WaitForLog(const std::string& text, absl::Duration timeout = absl::Seconds(10)) const {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      if (Log().find(text) != std::string::npos) return true;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
+  }
+
   // Waits for a process that is expected to exit by itself; returns its wait status, or -1 on
   // timeout.
   int WaitExit(absl::Duration timeout) {

@@ -206,21 +206,24 @@ class WriteHealthTest : public ::testing::Test {
     return tasks_->CreateTask(&context, request, task);
   }
 
-  // Reads that must keep working: GetTask, ListTasks, ReadEvents, VerifyLog.
-  void ExpectReadsWork(const std::string& task_id, uint64_t events) {
+  // After a failed write or sync: VerifyLog keeps working, while the reads that return patient
+  // data (GetTask, ListTasks, ReadEvents) are UNAVAILABLE, because their access records cannot
+  // be made durable on this disk either (a read that cannot be audited is not served).
+  void ExpectOnlyUnauditedReadsWork(const std::string& task_id, uint64_t events) {
     grpc::ClientContext get_context;
     v1::GetTaskRequest get;
     get.set_task_id(task_id);
     v1::Task task;
     grpc::Status status = tasks_->GetTask(&get_context, get, &task);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    EXPECT_EQ(task.task_id(), task_id);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr("access log"));
+    EXPECT_EQ(task.task_id(), "");
 
     grpc::ClientContext list_context;
     v1::ListTasksResponse list;
     status = tasks_->ListTasks(&list_context, v1::ListTasksRequest(), &list);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    EXPECT_EQ(list.tasks_size(), 1);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+    EXPECT_EQ(list.tasks_size(), 0);
 
     auto event_log = v1::EventLog::NewStub(channel_);
     grpc::ClientContext read_context;
@@ -228,8 +231,8 @@ class WriteHealthTest : public ::testing::Test {
     uint64_t read = 0;
     v1::EventRecord record;
     while (reader->Read(&record)) ++read;
-    EXPECT_TRUE(reader->Finish().ok());
-    EXPECT_EQ(read, events);
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(read, 0u);
 
     grpc::ClientContext verify_context;
     v1::VerifyLogResponse verify;
@@ -249,7 +252,7 @@ class WriteHealthTest : public ::testing::Test {
   std::unique_ptr<v1::TaskService::Stub> tasks_;
 };
 
-TEST_F(WriteHealthTest, RefusedWriteMakesTaskServiceNotServingWhileReadsContinue) {
+TEST_F(WriteHealthTest, RefusedWriteMakesTaskServiceNotServingWhileVerifyLogContinues) {
   StartServer(/*write_health_poll=*/absl::ZeroDuration());  // the call path alone
   v1::Task task;
   ASSERT_TRUE(Create("task-1", &task).ok());
@@ -262,7 +265,7 @@ TEST_F(WriteHealthTest, RefusedWriteMakesTaskServiceNotServingWhileReadsContinue
   EXPECT_EQ(Health(channel_, "outreach.v1.TaskService"), HealthCheckResponse::NOT_SERVING);
   EXPECT_EQ(Health(channel_, "outreach.v1.EventLog"), HealthCheckResponse::SERVING);
   EXPECT_EQ(Health(channel_, ""), HealthCheckResponse::SERVING);
-  ExpectReadsWork("task-1", 1);
+  ExpectOnlyUnauditedReadsWork("task-1", 1);
 
   // The refusal is latched: a healthy disk again changes nothing until a restart, and neither
   // does the owner reporting SERVING.
@@ -271,7 +274,7 @@ TEST_F(WriteHealthTest, RefusedWriteMakesTaskServiceNotServingWhileReadsContinue
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
   server_->SetServing(true);
   EXPECT_EQ(Health(channel_, "outreach.v1.TaskService"), HealthCheckResponse::NOT_SERVING);
-  ExpectReadsWork("task-1", 1);
+  ExpectOnlyUnauditedReadsWork("task-1", 1);
 }
 
 TEST_F(WriteHealthTest, WriteRefusedOutsideAnyCallIsNoticedByTheWatcher) {
@@ -296,7 +299,7 @@ TEST_F(WriteHealthTest, WriteRefusedOutsideAnyCallIsNoticedByTheWatcher) {
   }
   EXPECT_EQ(Health(channel_, "outreach.v1.TaskService"), HealthCheckResponse::NOT_SERVING);
   EXPECT_EQ(Health(channel_, "outreach.v1.EventLog"), HealthCheckResponse::SERVING);
-  ExpectReadsWork("task-1", 1);
+  ExpectOnlyUnauditedReadsWork("task-1", 1);
 }
 
 TEST_F(WriteHealthTest, ServerStartedOnAStoreThatRefusesWritesNeverReportsTaskServiceServing) {

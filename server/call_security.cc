@@ -1,0 +1,108 @@
+#include "server/call_security.h"
+
+#include <iterator>
+#include <optional>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "server/convert.h"
+
+namespace outreach::server {
+namespace {
+
+// The one value of metadata `key`: nullopt when absent; `repeated` set when sent more than once.
+std::optional<std::string> OneValue(const grpc::CallbackServerContext& context,
+                                    absl::string_view key, bool* repeated) {
+  const auto& metadata = context.client_metadata();
+  auto [begin, end] = metadata.equal_range(grpc::string_ref(key.data(), key.size()));
+  *repeated = false;
+  if (begin == end) return std::nullopt;
+  if (std::next(begin) != end) *repeated = true;
+  return std::string(begin->second.data(), begin->second.size());
+}
+
+}  // namespace
+
+absl::StatusOr<Caller> CallSecurity::Authorize(const grpc::CallbackServerContext& context,
+                                               absl::string_view method) const {
+  CallCredentials credentials;
+  bool repeated = false;
+  if (std::optional<std::string> value = OneValue(context, kAuthorizationMetadataKey, &repeated)) {
+    if (repeated) {
+      return absl::UnauthenticatedError("authorization: sent more than once; send one token");
+    }
+    credentials.authorization = *std::move(value);
+  }
+  if (std::optional<std::string> value = OneValue(context, kOnBehalfOfMetadataKey, &repeated)) {
+    if (repeated || value->empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          kOnBehalfOfMetadataKey, ": send one id (1-64 characters of [A-Za-z0-9._:-])"));
+    }
+    credentials.on_behalf_of = *std::move(value);
+  }
+  std::optional<std::string> x_actor = OneValue(context, kActorMetadataKey, &repeated);
+  if (x_actor.has_value() && repeated) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kActorMetadataKey, ": sent more than once; send one actor"));
+  }
+  if (development()) {
+    // The claimed actor, checked as before authentication existed (no "system:" actors).
+    absl::StatusOr<std::string> actor =
+        ResolveActor(x_actor.has_value() ? std::optional<absl::string_view>(*x_actor)
+                                         : std::nullopt);
+    if (!actor.ok()) return actor.status();
+    credentials.x_actor = *std::move(actor);
+  } else if (std::shared_ptr<const grpc::AuthContext> auth = context.auth_context()) {
+    credentials.cert_subjects = CertSubjects(*auth);
+  }
+  absl::StatusOr<Caller> caller = authenticator_->Check(method, credentials);
+  if (!caller.ok()) return caller.status();
+  if (!development() && x_actor.has_value() && !caller->principal.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        kActorMetadataKey, ": not accepted when callers are authenticated; the actor is the "
+        "authenticated principal (", caller->principal, ")"));
+  }
+  return caller;
+}
+
+void CallSecurity::RecordAccess(const Caller& caller, const grpc::CallbackServerContext& context,
+                                absl::string_view method, Access access, Then then) const {
+  if (access_log_ == nullptr) {
+    std::move(then)(absl::OkStatus());
+    return;
+  }
+  store::AccessEntry entry;
+  entry.principal = caller.principal;
+  entry.on_behalf_of = caller.on_behalf_of;
+  entry.rpc = std::string(method);
+  entry.task_ids = std::move(access.task_ids);
+  entry.filter = std::move(access.filter);
+  entry.count = access.count;
+  entry.peer = context.peer();
+  access_log_->Append(std::move(entry),
+                      [then = std::move(then)](absl::StatusOr<uint64_t> sequence) mutable {
+                        if (sequence.ok()) {
+                          std::move(then)(absl::OkStatus());
+                          return;
+                        }
+                        std::move(then)(absl::UnavailableError(absl::StrCat(
+                            "cannot record this read in the access log, so it is not served: ",
+                            sequence.status().message())));
+                      });
+}
+
+CallSecurity::Access AccessOfEvents(const std::vector<v1::EventRecord>& events,
+                                    absl::string_view request) {
+  CallSecurity::Access access;
+  absl::flat_hash_set<absl::string_view> seen;
+  for (const v1::EventRecord& event : events) {
+    if (seen.insert(event.task_id()).second) access.task_ids.push_back(event.task_id());
+  }
+  access.filter = absl::StrCat(request, request.empty() ? "" : " ", "positions ",
+                               events.front().position(), "..", events.back().position());
+  access.count = events.size();
+  return access;
+}
+
+}  // namespace outreach::server

@@ -1,0 +1,810 @@
+// Issue 6 end to end in one process: a live OutreachServer with a principals file, called
+// through the generated stubs with bearer tokens or client certificates. The role table
+// (server/auth.cc MethodTable) is walked RPC x caller against the real handlers; x-on-behalf-of,
+// the actor, the access log (records for every data-returning RPC, none for refused calls,
+// ReadAccessLog), reflection behind authentication, TLS and mTLS, and the start-up rules of the
+// security flags (server/startup_checks.h).
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "domain/validation.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1/reflection.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "openssl/sha.h"
+#include "outreach/v1/event_log.grpc.pb.h"
+#include "outreach/v1/task_service.grpc.pb.h"
+#include "server/auth.h"
+#include "server/server.h"
+#include "server/startup_checks.h"
+#include "store/access_log.h"
+#include "store/clock.h"
+#include "store/event_store.h"
+#include "tests/server/tls_test_util.h"
+
+namespace outreach::server {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+absl::Time TestStart() {
+  return absl::FromCivil(absl::CivilSecond(2025, 3, 10, 15, 0, 0), absl::UTCTimeZone());
+}
+constexpr char kNextWeek[] = "2025-03-17";
+
+std::string HashHex(absl::string_view token) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+}
+
+// One principal per role (id = role name + "-1", token = role name + "-token"), and a
+// certificate-only coordinator for mTLS.
+std::string PrincipalsFile() {
+  return absl::StrCat("# test principals\n",                                              //
+                      "coordinator-1 coordinator ", HashHex("coordinator-token"), "\n",  //
+                      "service-1     service     ", HashHex("service-token"), "\n",      //
+                      "auditor-1     auditor     ", HashHex("auditor-token"), "\n",      //
+                      "admin-1       admin       ", HashHex("admin-token"), "\n",        //
+                      "nurse-cert    coordinator - nurse.kim.example\n");
+}
+
+std::string TokenOf(Role role) { return absl::StrCat(RoleName(role), "-token"); }
+
+// Who calls, in the matrix.
+struct Credential {
+  std::string name;   // for messages
+  std::string token;  // empty: no authorization metadata
+  std::optional<Role> role;
+};
+
+std::vector<Credential> EveryCredential() {
+  std::vector<Credential> out = {{"no credentials", "", std::nullopt},
+                                 {"unknown token", "not-a-known-token", std::nullopt}};
+  for (Role role : kEveryRole) out.push_back({std::string(RoleName(role)), TokenOf(role), role});
+  return out;
+}
+
+struct CallOptions {
+  std::string token;
+  std::string on_behalf_of;
+  std::string x_actor;
+};
+
+class SecurityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "outreach_security_test_XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    principals_path_ = dir_ + "/principals";
+    WritePrincipals(PrincipalsFile());
+    absl::StatusOr<std::unique_ptr<PrincipalRegistry>> registry =
+        PrincipalRegistry::Load(principals_path_);
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    registry_ = *std::move(registry);
+    store::StoreOptions options;
+    options.clock = &clock_;
+    options.time_zone = absl::UTCTimeZone();
+    absl::StatusOr<std::unique_ptr<store::EventStore>> store =
+        store::EventStore::Open(dir_ + "/db", options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+
+  void TearDown() override {
+    tasks_.reset();
+    events_.reset();
+    channel_.reset();
+    server_.reset();
+    store_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  void WritePrincipals(const std::string& text) {
+    std::ofstream out(principals_path_, std::ios::trunc);
+    out << text;
+  }
+
+  // Starts the server (with principals unless `development`) and plaintext stubs.
+  void StartPlaintext(bool development = false) {
+    ServerOptions options;
+    options.listen_address = "127.0.0.1:0";
+    options.principals = development ? nullptr : registry_.get();
+    absl::StatusOr<std::unique_ptr<OutreachServer>> server =
+        OutreachServer::Start(options, store_.get());
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    server_->SetServing(true);
+    Connect(grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  }
+
+  void Connect(std::shared_ptr<grpc::Channel> channel) {
+    channel_ = std::move(channel);
+    tasks_ = v1::TaskService::NewStub(channel_);
+    events_ = v1::EventLog::NewStub(channel_);
+  }
+
+  static std::unique_ptr<grpc::ClientContext> Context(const CallOptions& call) {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!call.token.empty()) context->AddMetadata("authorization", "Bearer " + call.token);
+    if (!call.on_behalf_of.empty()) context->AddMetadata("x-on-behalf-of", call.on_behalf_of);
+    if (!call.x_actor.empty()) context->AddMetadata("x-actor", call.x_actor);
+    return context;
+  }
+  static CallOptions As(Role role) { return CallOptions{TokenOf(role), "", ""}; }
+
+  static v1::CreateTaskRequest CreateRequest(const std::string& task_id) {
+    v1::CreateTaskRequest request;
+    request.set_task_id(task_id);
+    request.set_patient_id("patient-1");
+    request.set_kind(v1::MANUAL);
+    request.set_title("Book annual wellness visit");
+    return request;
+  }
+  static v1::LogContactRequest LogRequest(const std::string& task_id) {
+    v1::LogContactRequest request;
+    request.set_task_id(task_id);
+    request.set_outcome(v1::NO_ANSWER);
+    request.set_notes("No answer.");
+    request.set_follow_up_date(kNextWeek);
+    return request;
+  }
+
+  grpc::Status Create(const CallOptions& call, const std::string& task_id,
+                      v1::Task* task = nullptr) {
+    v1::Task ignored;
+    return tasks_->CreateTask(Context(call).get(), CreateRequest(task_id),
+                              task != nullptr ? task : &ignored);
+  }
+  grpc::Status Get(const CallOptions& call, const v1::GetTaskRequest& request,
+                   v1::Task* task = nullptr) {
+    v1::Task ignored;
+    return tasks_->GetTask(Context(call).get(), request, task != nullptr ? task : &ignored);
+  }
+  grpc::Status Get(const CallOptions& call, const std::string& task_id) {
+    v1::GetTaskRequest request;
+    request.set_task_id(task_id);
+    return Get(call, request);
+  }
+
+  // Every event (or the status), read as the given caller.
+  grpc::Status ReadAll(const CallOptions& call, std::vector<v1::EventRecord>* out,
+                       const v1::ReadEventsRequest& request = v1::ReadEventsRequest()) {
+    auto context = Context(call);
+    auto reader = events_->ReadEvents(context.get(), request);
+    v1::EventRecord record;
+    while (reader->Read(&record)) {
+      if (out != nullptr) out->push_back(record);
+    }
+    return reader->Finish();
+  }
+
+  // Subscribes from position 1 and takes `want` events, then cancels. OK when it got them.
+  grpc::Status SubscribeTake(const CallOptions& call, int want,
+                             const v1::SubscribeEventsRequest& request) {
+    auto context = Context(call);
+    auto reader = events_->SubscribeEvents(context.get(), request);
+    v1::EventRecord record;
+    int got = 0;
+    while (got < want && reader->Read(&record)) ++got;
+    if (got == want) {
+      context->TryCancel();
+      reader->Finish();
+      return grpc::Status::OK;
+    }
+    return reader->Finish();
+  }
+
+  grpc::Status ReadAccess(const CallOptions& call, const v1::ReadAccessLogRequest& request,
+                          std::vector<v1::AccessRecord>* out) {
+    auto context = Context(call);
+    auto reader = events_->ReadAccessLog(context.get(), request);
+    v1::AccessRecord record;
+    while (reader->Read(&record)) {
+      if (out != nullptr) out->push_back(record);
+    }
+    return reader->Finish();
+  }
+
+  // Calls `method` (a full name from the role table) with a valid request as `call`.
+  grpc::Status CallRpc(const std::string& method, const CallOptions& call) {
+    const std::string name = method.substr(method.rfind('/') + 1);
+    if (absl::StartsWith(method, "/outreach.v1.TaskService/")) {
+      if (name == "CreateTask") return Create(call, absl::StrCat("matrix-", ++created_));
+      if (name == "GetTask") return Get(call, "seed");
+      if (name == "ListTasks") {
+        v1::ListTasksResponse response;
+        return tasks_->ListTasks(Context(call).get(), v1::ListTasksRequest(), &response);
+      }
+      if (name == "LogContact") {
+        v1::Task task;
+        return tasks_->LogContact(Context(call).get(), LogRequest("seed"), &task);
+      }
+    } else if (absl::StartsWith(method, "/outreach.v1.EventLog/")) {
+      if (name == "ReadEvents") return ReadAll(call, nullptr);
+      if (name == "SubscribeEvents") return SubscribeTake(call, 1, v1::SubscribeEventsRequest());
+      if (name == "VerifyLog") {
+        v1::VerifyLogResponse response;
+        return events_->VerifyLog(Context(call).get(), v1::VerifyLogRequest(), &response);
+      }
+      if (name == "GetTaskHistory") {
+        v1::GetTaskHistoryRequest request;
+        request.set_task_id("seed");
+        v1::GetTaskHistoryResponse response;
+        return events_->GetTaskHistory(Context(call).get(), request, &response);
+      }
+      if (name == "ReadAccessLog") return ReadAccess(call, v1::ReadAccessLogRequest(), nullptr);
+    }
+    ADD_FAILURE() << method << " is in the role table but this test cannot call it";
+    return grpc::Status(grpc::StatusCode::INTERNAL, "untested method");
+  }
+
+  std::vector<store::StoredAccessRecord> AccessRecords() {
+    absl::StatusOr<std::vector<store::StoredAccessRecord>> records =
+        store_->access_log()->Read(store::AccessQuery());
+    EXPECT_TRUE(records.ok()) << records.status();
+    return records.ok() ? *records : std::vector<store::StoredAccessRecord>();
+  }
+  uint64_t AccessHead() { return store_->access_log()->HeadSequence(); }
+
+  store::FakeClock clock_{TestStart()};
+  std::string dir_;
+  std::string principals_path_;
+  std::unique_ptr<PrincipalRegistry> registry_;
+  std::unique_ptr<store::EventStore> store_;
+  std::unique_ptr<OutreachServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::TaskService::Stub> tasks_;
+  std::unique_ptr<v1::EventLog::Stub> events_;
+  int created_ = 0;
+};
+
+// ---- The role table, enforced by the live server -----------------------------------------
+
+TEST_F(SecurityTest, EveryRpcByEveryCallerGetsExactlyWhatTheRoleTableSays) {
+  StartPlaintext();
+  ASSERT_TRUE(Create(As(Role::kAdmin), "seed").ok());
+  int checked = 0;
+  for (const MethodRule& rule : MethodTable()) {
+    const std::string method(rule.method);
+    if (!absl::StartsWith(method, "/outreach.")) continue;
+    for (const Credential& credential : EveryCredential()) {
+      const uint64_t head = store_->HeadPosition();
+      const uint64_t access_head = AccessHead();
+      const grpc::Status status = CallRpc(method, CallOptions{credential.token, "", ""});
+      grpc::StatusCode want = grpc::StatusCode::UNAUTHENTICATED;
+      if (credential.role.has_value()) {
+        want = Allowed(method, Roles(*credential.role)) ? grpc::StatusCode::OK
+                                                        : grpc::StatusCode::PERMISSION_DENIED;
+      }
+      EXPECT_EQ(status.error_code(), want)
+          << method << " by " << credential.name << ": " << status.error_message();
+      if (want != grpc::StatusCode::OK) {
+        EXPECT_EQ(store_->HeadPosition(), head)
+            << method << " by " << credential.name << " appended an event";
+        EXPECT_EQ(AccessHead(), access_head)
+            << method << " by " << credential.name << " appended an access record";
+      }
+      ++checked;
+    }
+  }
+  // 9 outreach RPCs x 6 callers.
+  EXPECT_EQ(checked, 9 * 6);
+}
+
+TEST_F(SecurityTest, HealthIsOpenWithoutCredentials) {
+  StartPlaintext();
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::health::v1::HealthCheckResponse response;
+  const grpc::Status status =
+      health->Check(Context(CallOptions{}).get(), grpc::health::v1::HealthCheckRequest(),
+                    &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+// One list_services exchange on a reflection stub as `call`: the names, and the stream's status.
+template <typename Request, typename Response, typename Stub>
+grpc::Status ListServices(Stub* stub, const CallOptions& call, std::set<std::string>* names) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (!call.token.empty()) context->AddMetadata("authorization", "Bearer " + call.token);
+  auto stream = stub->ServerReflectionInfo(context.get());
+  Request request;
+  request.set_list_services("");
+  stream->Write(request);
+  stream->WritesDone();
+  Response response;
+  while (stream->Read(&response)) {
+    for (const auto& service : response.list_services_response().service()) {
+      names->insert(service.name());
+    }
+  }
+  return stream->Finish();
+}
+
+TEST_F(SecurityTest, ReflectionNeedsAnyAuthenticatedPrincipal) {
+  StartPlaintext();
+  auto v1alpha = grpc::reflection::v1alpha::ServerReflection::NewStub(channel_);
+  auto v1 = grpc::reflection::v1::ServerReflection::NewStub(channel_);
+  using AlphaRequest = grpc::reflection::v1alpha::ServerReflectionRequest;
+  using AlphaResponse = grpc::reflection::v1alpha::ServerReflectionResponse;
+  using V1Request = grpc::reflection::v1::ServerReflectionRequest;
+  using V1Response = grpc::reflection::v1::ServerReflectionResponse;
+  for (const Credential& credential : EveryCredential()) {
+    std::set<std::string> alpha_names;
+    std::set<std::string> v1_names;
+    const grpc::Status alpha = ListServices<AlphaRequest, AlphaResponse>(
+        v1alpha.get(), CallOptions{credential.token, "", ""}, &alpha_names);
+    const grpc::Status v1_status = ListServices<V1Request, V1Response>(
+        v1.get(), CallOptions{credential.token, "", ""}, &v1_names);
+    const grpc::StatusCode want = credential.role.has_value() ? grpc::StatusCode::OK
+                                                              : grpc::StatusCode::UNAUTHENTICATED;
+    EXPECT_EQ(alpha.error_code(), want) << credential.name << ": " << alpha.error_message();
+    EXPECT_EQ(v1_status.error_code(), want) << credential.name << ": " << v1_status.error_message();
+    if (want == grpc::StatusCode::OK) {
+      EXPECT_TRUE(alpha_names.count("outreach.v1.TaskService")) << credential.name;
+      EXPECT_TRUE(v1_names.count("outreach.v1.EventLog")) << credential.name;
+    } else {
+      EXPECT_THAT(alpha_names, IsEmpty()) << credential.name;
+    }
+  }
+}
+
+TEST_F(SecurityTest, ReflectionDescribesASymbolWithItsDependencies) {
+  StartPlaintext();
+  auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(channel_);
+  auto context = Context(As(Role::kCoordinator));
+  auto stream = stub->ServerReflectionInfo(context.get());
+  grpc::reflection::v1alpha::ServerReflectionRequest request;
+  request.set_file_containing_symbol("outreach.v1.EventLog");
+  ASSERT_TRUE(stream->Write(request));
+  grpc::reflection::v1alpha::ServerReflectionResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  std::set<std::string> files;
+  for (const std::string& bytes : response.file_descriptor_response().file_descriptor_proto()) {
+    google::protobuf::FileDescriptorProto file;
+    ASSERT_TRUE(file.ParseFromString(bytes));
+    files.insert(file.name());
+  }
+  EXPECT_TRUE(files.count("outreach/v1/event_log.proto"));
+  EXPECT_TRUE(files.count("outreach/v1/events.proto"));
+  EXPECT_TRUE(files.count("google/protobuf/timestamp.proto"));
+  request.set_file_containing_symbol("no.such.Symbol");
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_EQ(response.error_response().error_code(), grpc::StatusCode::NOT_FOUND);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+// ---- The actor and x-on-behalf-of ---------------------------------------------------------
+
+TEST_F(SecurityTest, TheActorIsThePrincipalAndXActorIsRefused) {
+  StartPlaintext();
+  ASSERT_TRUE(Create(As(Role::kCoordinator), "t1").error_code() ==
+              grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
+  v1::Task task;
+  ASSERT_TRUE(tasks_->LogContact(Context(As(Role::kCoordinator)).get(), LogRequest("t1"), &task)
+                  .ok());
+  EXPECT_EQ(task.created_by(), "service-1");
+  EXPECT_EQ(task.contacts(0).logged_by(), "coordinator-1");
+
+  const uint64_t head = store_->HeadPosition();
+  CallOptions spoof = As(Role::kCoordinator);
+  spoof.x_actor = "admin-1";
+  const grpc::Status status = tasks_->LogContact(Context(spoof).get(), LogRequest("t1"), &task);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("x-actor"));
+  EXPECT_EQ(store_->HeadPosition(), head);
+
+  std::vector<v1::EventRecord> events;
+  ASSERT_TRUE(ReadAll(As(Role::kAuditor), &events).ok());
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].actor(), "service-1");
+  EXPECT_EQ(events[1].actor(), "coordinator-1");
+}
+
+TEST_F(SecurityTest, OnlyAServicePrincipalMayActOnBehalfOfSomeoneAndItIsRecorded) {
+  StartPlaintext();
+  CallOptions service = As(Role::kService);
+  service.on_behalf_of = "dr.jones";
+  ASSERT_TRUE(Create(service, "t1").ok());
+  v1::Task task;
+  ASSERT_TRUE(tasks_->LogContact(Context(service).get(), LogRequest("t1"), &task).ok());
+
+  for (Role role : {Role::kCoordinator, Role::kAuditor, Role::kAdmin}) {
+    CallOptions other = As(role);
+    other.on_behalf_of = "dr.jones";
+    const uint64_t head = store_->HeadPosition();
+    const uint64_t access_head = AccessHead();
+    EXPECT_EQ(tasks_->LogContact(Context(other).get(), LogRequest("t1"), &task).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED)
+        << RoleName(role);
+    EXPECT_EQ(Get(other, "t1").error_code(), grpc::StatusCode::PERMISSION_DENIED)
+        << RoleName(role);
+    EXPECT_EQ(store_->HeadPosition(), head) << RoleName(role);
+    EXPECT_EQ(AccessHead(), access_head) << RoleName(role);
+  }
+  CallOptions malformed = As(Role::kService);
+  malformed.on_behalf_of = "not an id!";
+  const uint64_t head = store_->HeadPosition();
+  EXPECT_EQ(tasks_->LogContact(Context(malformed).get(), LogRequest("t1"), &task).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(store_->HeadPosition(), head);
+
+  std::vector<v1::EventRecord> events;
+  ASSERT_TRUE(ReadAll(As(Role::kAuditor), &events).ok());
+  ASSERT_EQ(events.size(), 2u);
+  for (const v1::EventRecord& event : events) {
+    EXPECT_EQ(event.actor(), "service-1");
+    EXPECT_EQ(event.on_behalf_of(), "dr.jones");
+  }
+  // A read on someone's behalf is recorded so.
+  ASSERT_TRUE(Get(service, "t1").ok());
+  std::vector<store::StoredAccessRecord> records = AccessRecords();
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(records.back().record.principal(), "service-1");
+  EXPECT_EQ(records.back().record.on_behalf_of(), "dr.jones");
+}
+
+TEST_F(SecurityTest, ARetryOnBehalfOfSomeoneElseIsAnotherRequest) {
+  StartPlaintext();
+  CallOptions service = As(Role::kService);
+  service.on_behalf_of = "dr.jones";
+  ASSERT_TRUE(Create(service, "t1").ok());
+  v1::LogContactRequest request = LogRequest("t1");
+  request.set_request_id("call-1");
+  v1::Task task;
+  ASSERT_TRUE(tasks_->LogContact(Context(service).get(), request, &task).ok());
+  const uint64_t head = store_->HeadPosition();
+  // The same request for the same person: the first result, nothing appended.
+  ASSERT_TRUE(tasks_->LogContact(Context(service).get(), request, &task).ok());
+  EXPECT_EQ(store_->HeadPosition(), head);
+  // The same request id for another person: ALREADY_EXISTS.
+  service.on_behalf_of = "dr.smith";
+  EXPECT_EQ(tasks_->LogContact(Context(service).get(), request, &task).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(store_->HeadPosition(), head);
+}
+
+// ---- The access log -----------------------------------------------------------------------
+
+TEST_F(SecurityTest, EveryDataReturningRpcAppendsOneAccessRecordBeforeAnswering) {
+  StartPlaintext();
+  ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
+  ASSERT_TRUE(Create(As(Role::kService), "t2").ok());
+  ASSERT_THAT(AccessRecords(), IsEmpty());  // writes return the written task: not a read
+
+  ASSERT_TRUE(Get(As(Role::kCoordinator), "t1").ok());
+  v1::GetTaskRequest as_of;
+  as_of.set_task_id("t2");
+  as_of.set_as_of_version(1);
+  ASSERT_TRUE(Get(As(Role::kAuditor), as_of).ok());
+  v1::ListTasksRequest list;
+  list.set_patient_id("patient-1");
+  v1::ListTasksResponse page;
+  ASSERT_TRUE(tasks_->ListTasks(Context(As(Role::kCoordinator)).get(), list, &page).ok());
+  ASSERT_EQ(page.tasks_size(), 2);
+  std::vector<v1::EventRecord> events;
+  ASSERT_TRUE(ReadAll(As(Role::kAuditor), &events).ok());
+  v1::SubscribeEventsRequest subscribe;
+  subscribe.set_task_id("t2");
+  ASSERT_TRUE(SubscribeTake(As(Role::kAdmin), 1, subscribe).ok());
+  v1::GetTaskHistoryRequest history_request;
+  history_request.set_task_id("t1");
+  v1::GetTaskHistoryResponse history;
+  ASSERT_TRUE(
+      events_->GetTaskHistory(Context(As(Role::kAuditor)).get(), history_request, &history).ok());
+
+  const std::vector<store::StoredAccessRecord> records = AccessRecords();
+  ASSERT_EQ(records.size(), 6u);
+  auto check = [&](std::size_t i, const std::string& principal, const std::string& rpc,
+                   const std::vector<std::string>& task_ids, uint64_t count) {
+    const storage::v1::AccessRecord& r = records[i].record;
+    EXPECT_EQ(r.principal(), principal) << i;
+    EXPECT_EQ(r.rpc(), rpc) << i;
+    EXPECT_THAT(std::vector<std::string>(r.task_ids().begin(), r.task_ids().end()),
+                ::testing::ElementsAreArray(task_ids))
+        << i;
+    EXPECT_EQ(r.count(), count) << i;
+    EXPECT_THAT(r.peer(), HasSubstr("127.0.0.1")) << i;
+    EXPECT_EQ(r.on_behalf_of(), "") << i;
+  };
+  check(0, "coordinator-1", "/outreach.v1.TaskService/GetTask", {"t1"}, 1);
+  check(1, "auditor-1", "/outreach.v1.TaskService/GetTask", {"t2"}, 1);
+  EXPECT_THAT(records[1].record.filter(), HasSubstr("as_of_version: 1"));
+  check(2, "coordinator-1", "/outreach.v1.TaskService/ListTasks", {"t1", "t2"}, 2);
+  EXPECT_THAT(records[2].record.filter(), HasSubstr("patient_id: \"patient-1\""));
+  check(3, "auditor-1", "/outreach.v1.EventLog/ReadEvents", {"t1", "t2"}, 2);
+  EXPECT_THAT(records[3].record.filter(), HasSubstr("positions 1..2"));
+  check(4, "admin-1", "/outreach.v1.EventLog/SubscribeEvents", {"t2"}, 1);
+  EXPECT_THAT(records[4].record.filter(), HasSubstr("task_id: \"t2\""));
+  check(5, "auditor-1", "/outreach.v1.EventLog/GetTaskHistory", {"t1"}, 1);
+  EXPECT_TRUE(store_->access_log()->Verify().ok);
+}
+
+TEST_F(SecurityTest, RefusedOrFailedCallsAppendNoAccessRecord) {
+  StartPlaintext();
+  ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
+  EXPECT_EQ(Get(CallOptions{}, "t1").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Get(CallOptions{"wrong", "", ""}, "t1").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  v1::ListTasksResponse page;
+  EXPECT_EQ(tasks_->ListTasks(Context(As(Role::kAuditor)).get(), v1::ListTasksRequest(), &page)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Get(As(Role::kCoordinator), "bad id!").error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Get(As(Role::kCoordinator), "missing").error_code(), grpc::StatusCode::NOT_FOUND);
+  std::vector<v1::EventRecord> events;
+  EXPECT_EQ(ReadAll(As(Role::kCoordinator), &events).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  v1::GetTaskHistoryRequest history_request;
+  history_request.set_task_id("missing");
+  v1::GetTaskHistoryResponse history;
+  EXPECT_EQ(events_->GetTaskHistory(Context(As(Role::kAuditor)).get(), history_request, &history)
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::SubscribeEventsRequest subscribe;
+  subscribe.set_task_id("bad id!");
+  EXPECT_EQ(SubscribeTake(As(Role::kAuditor), 1, subscribe).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(AccessRecords(), IsEmpty());
+}
+
+TEST_F(SecurityTest, DevelopmentModeRecordsReadsAsTheClaimedActorOrAnonymous) {
+  StartPlaintext(/*development=*/true);
+  v1::Task task;
+  ASSERT_TRUE(tasks_->CreateTask(Context(CallOptions{}).get(), CreateRequest("t1"), &task).ok());
+  EXPECT_EQ(task.created_by(), "anonymous");
+  ASSERT_TRUE(Get(CallOptions{}, "t1").ok());
+  ASSERT_TRUE(Get(CallOptions{"", "", "nurse.kim"}, "t1").ok());
+  const std::vector<store::StoredAccessRecord> records = AccessRecords();
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].record.principal(), "anonymous");
+  EXPECT_EQ(records[1].record.principal(), "nurse.kim");
+}
+
+TEST_F(SecurityTest, ReadAccessLogFiltersByTimeAndPrincipalForAuditorsAndAdminsOnly) {
+  StartPlaintext();
+  ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
+  const absl::Time t0 = clock_.Now();
+  ASSERT_TRUE(Get(As(Role::kCoordinator), "t1").ok());  // at t0
+  clock_.Advance(absl::Hours(1));
+  ASSERT_TRUE(Get(As(Role::kService), "t1").ok());  // at t0 + 1h
+  clock_.Advance(absl::Hours(1));
+  ASSERT_TRUE(Get(As(Role::kCoordinator), "t1").ok());  // at t0 + 2h
+
+  std::vector<v1::AccessRecord> all;
+  ASSERT_TRUE(ReadAccess(As(Role::kAuditor), v1::ReadAccessLogRequest(), &all).ok());
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].sequence(), 1u);
+  EXPECT_EQ(all[0].principal(), "coordinator-1");
+  EXPECT_EQ(all[0].rpc(), "/outreach.v1.TaskService/GetTask");
+  EXPECT_THAT(all[0].task_ids(), ElementsAre("t1"));
+  EXPECT_EQ(all[0].hash().size(), 32u);
+  EXPECT_EQ(domain::FromProto(all[0].time()), t0);
+
+  v1::ReadAccessLogRequest by_principal;
+  by_principal.set_principal("coordinator-1");
+  std::vector<v1::AccessRecord> coordinator;
+  ASSERT_TRUE(ReadAccess(As(Role::kAdmin), by_principal, &coordinator).ok());
+  ASSERT_EQ(coordinator.size(), 2u);
+  EXPECT_EQ(coordinator[0].sequence(), 1u);
+  EXPECT_EQ(coordinator[1].sequence(), 3u);
+
+  v1::ReadAccessLogRequest window;
+  *window.mutable_from_time() = domain::ToProto(t0 + absl::Minutes(30));
+  *window.mutable_to_time() = domain::ToProto(t0 + absl::Hours(2));  // exclusive
+  std::vector<v1::AccessRecord> middle;
+  ASSERT_TRUE(ReadAccess(As(Role::kAuditor), window, &middle).ok());
+  ASSERT_EQ(middle.size(), 1u);
+  EXPECT_EQ(middle[0].principal(), "service-1");
+
+  v1::ReadAccessLogRequest limited;
+  limited.set_max_count(2);
+  std::vector<v1::AccessRecord> two;
+  ASSERT_TRUE(ReadAccess(As(Role::kAuditor), limited, &two).ok());
+  EXPECT_EQ(two.size(), 2u);
+
+  v1::ReadAccessLogRequest backwards;
+  *backwards.mutable_from_time() = domain::ToProto(t0 + absl::Hours(2));
+  *backwards.mutable_to_time() = domain::ToProto(t0);
+  EXPECT_EQ(ReadAccess(As(Role::kAuditor), backwards, nullptr).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  for (Role role : {Role::kCoordinator, Role::kService}) {
+    EXPECT_EQ(ReadAccess(As(role), v1::ReadAccessLogRequest(), nullptr).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED)
+        << RoleName(role);
+  }
+  EXPECT_EQ(ReadAccess(CallOptions{}, v1::ReadAccessLogRequest(), nullptr).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(SecurityTest, ReadAccessLogStreamsMoreRecordsThanOnePageWithoutGapOrRepeat) {
+  StartPlaintext();
+  ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
+  // More records than a page (256) at one instant: paging by time must not repeat or skip.
+  constexpr int kReads = 600;
+  for (int i = 0; i < kReads; ++i) {
+    ASSERT_TRUE(Get(As(i % 2 == 0 ? Role::kCoordinator : Role::kAuditor), "t1").ok()) << i;
+  }
+  std::vector<v1::AccessRecord> all;
+  ASSERT_TRUE(ReadAccess(As(Role::kAuditor), v1::ReadAccessLogRequest(), &all).ok());
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(kReads));
+  for (int i = 0; i < kReads; ++i) EXPECT_EQ(all[i].sequence(), static_cast<uint64_t>(i + 1));
+  v1::ReadAccessLogRequest by_principal;
+  by_principal.set_principal("auditor-1");
+  std::vector<v1::AccessRecord> auditor;
+  ASSERT_TRUE(ReadAccess(As(Role::kAuditor), by_principal, &auditor).ok());
+  ASSERT_EQ(auditor.size(), static_cast<std::size_t>(kReads / 2));
+  for (int i = 0; i < kReads / 2; ++i) {
+    EXPECT_EQ(auditor[i].sequence(), static_cast<uint64_t>(2 * i + 2));
+  }
+}
+
+// ---- TLS and mTLS -------------------------------------------------------------------------
+
+class TlsServerTest : public SecurityTest {
+ protected:
+  void SetUp() override {
+    SecurityTest::SetUp();
+    absl::StatusOr<testing::TestCa> ca = testing::TestCa::Create("outreach test CA");
+    absl::StatusOr<testing::TestCa> other = testing::TestCa::Create("someone else's CA");
+    ASSERT_TRUE(ca.ok()) << ca.status();
+    ASSERT_TRUE(other.ok()) << other.status();
+    ca_.emplace(*std::move(ca));
+    other_ca_.emplace(*std::move(other));
+    absl::StatusOr<testing::PemPair> server =
+        ca_->Issue("localhost", {"DNS:localhost", "IP:127.0.0.1"}, /*server=*/true);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_pem_ = *std::move(server);
+  }
+
+  void StartTls(bool mtls) {
+    ServerOptions options;
+    options.listen_address = "127.0.0.1:0";
+    options.principals = registry_.get();
+    options.credentials = TlsCredentials(
+        TlsPem{server_pem_.cert, server_pem_.key, mtls ? ca_->root().cert : std::string()});
+    absl::StatusOr<std::unique_ptr<OutreachServer>> server =
+        OutreachServer::Start(options, store_.get());
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    server_->SetServing(true);
+  }
+
+  // Connects over TLS trusting `roots`, presenting `client` when not null.
+  void ConnectTls(const std::string& roots, const testing::PemPair* client) {
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = roots;
+    if (client != nullptr) {
+      options.pem_private_key = client->key;
+      options.pem_cert_chain = client->cert;
+    }
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride("localhost");
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    Connect(grpc::CreateCustomChannel(server_->address(), grpc::SslCredentials(options), args));
+  }
+
+  std::optional<testing::TestCa> ca_;
+  std::optional<testing::TestCa> other_ca_;
+  testing::PemPair server_pem_;
+};
+
+TEST_F(TlsServerTest, TlsServesTokensAndRefusesAnUntrustedServer) {
+  StartTls(/*mtls=*/false);
+  ConnectTls(ca_->root().cert, nullptr);
+  v1::Task task;
+  ASSERT_TRUE(Create(As(Role::kService), "t1", &task).ok());
+  EXPECT_EQ(task.created_by(), "service-1");
+  EXPECT_EQ(Get(CallOptions{}, "t1").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  // A client that trusts another CA fails the handshake.
+  ConnectTls(other_ca_->root().cert, nullptr);
+  EXPECT_EQ(Get(As(Role::kAdmin), "t1").error_code(), grpc::StatusCode::UNAVAILABLE);
+  // A plaintext client cannot talk to a TLS server.
+  Connect(grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  EXPECT_EQ(Get(As(Role::kAdmin), "t1").error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(TlsServerTest, MutualTlsMapsTheCertificateSubjectToItsPrincipal) {
+  StartTls(/*mtls=*/true);
+  absl::StatusOr<testing::PemPair> nurse =
+      ca_->Issue("Nurse Kim", {"DNS:nurse.kim.example"}, /*server=*/false);
+  ASSERT_TRUE(nurse.ok()) << nurse.status();
+  ConnectTls(ca_->root().cert, &*nurse);
+  // The certificate authenticates without a token: nurse-cert is a coordinator.
+  EXPECT_EQ(Create(CallOptions{}, "t1").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(Create(As(Role::kService), "t1").ok());  // a token wins over the certificate
+  v1::Task task;
+  ASSERT_TRUE(tasks_->LogContact(Context(CallOptions{}).get(), LogRequest("t1"), &task).ok());
+  EXPECT_EQ(task.contacts(0).logged_by(), "nurse-cert");
+  std::vector<store::StoredAccessRecord> before = AccessRecords();
+  ASSERT_TRUE(Get(CallOptions{}, "t1").ok());
+  std::vector<store::StoredAccessRecord> after = AccessRecords();
+  ASSERT_EQ(after.size(), before.size() + 1);
+  EXPECT_EQ(after.back().record.principal(), "nurse-cert");
+
+  // A certificate from the right CA whose subject names nobody: UNAUTHENTICATED.
+  absl::StatusOr<testing::PemPair> stranger =
+      ca_->Issue("stranger", {"DNS:stranger.example"}, /*server=*/false);
+  ASSERT_TRUE(stranger.ok()) << stranger.status();
+  ConnectTls(ca_->root().cert, &*stranger);
+  EXPECT_EQ(Get(CallOptions{}, "t1").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(TlsServerTest, MutualTlsRefusesAClientWithoutACertificateOrFromAnotherCa) {
+  StartTls(/*mtls=*/true);
+  ConnectTls(ca_->root().cert, nullptr);
+  EXPECT_EQ(Get(As(Role::kAdmin), "t1").error_code(), grpc::StatusCode::UNAVAILABLE);
+  absl::StatusOr<testing::PemPair> forged =
+      other_ca_->Issue("Nurse Kim", {"DNS:nurse.kim.example"}, /*server=*/false);
+  ASSERT_TRUE(forged.ok()) << forged.status();
+  ConnectTls(ca_->root().cert, &*forged);
+  EXPECT_EQ(Get(As(Role::kAdmin), "t1").error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(store_->HeadPosition(), 0u);
+  EXPECT_THAT(AccessRecords(), IsEmpty());
+}
+
+// ---- Start-up rules of the security flags --------------------------------------------------
+
+TEST(StartupChecksTest, PlaintextOffLoopbackNeedsInsecureListenAndDevelopmentModeNeedsLoopback) {
+  auto check = [](const std::string& address, bool tls, bool insecure, bool principals) {
+    return CheckListenSecurity(ListenSecurity{address, tls, insecure, principals}).code();
+  };
+  // Loopback: anything goes, development mode included.
+  EXPECT_EQ(check("127.0.0.1:50051", false, false, false), absl::StatusCode::kOk);
+  EXPECT_EQ(check("[::1]:50051", false, false, true), absl::StatusCode::kOk);
+  // Off loopback: principals, and TLS or an explicit --insecure-listen.
+  EXPECT_EQ(check("0.0.0.0:50051", true, false, true), absl::StatusCode::kOk);
+  EXPECT_EQ(check("0.0.0.0:50051", false, true, true), absl::StatusCode::kOk);
+  EXPECT_EQ(check("0.0.0.0:50051", false, false, true), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(check("10.0.0.5:50051", true, true, false), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(check("0.0.0.0:50051", false, true, false), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(InsecureListenWarning(ListenSecurity{"0.0.0.0:1", false, true, true}));
+  EXPECT_FALSE(InsecureListenWarning(ListenSecurity{"0.0.0.0:1", true, false, true}));
+  EXPECT_FALSE(InsecureListenWarning(ListenSecurity{"127.0.0.1:1", false, false, false}));
+}
+
+TEST(StartupChecksTest, RetentionIsAWholeNumberAndAUnit) {
+  EXPECT_EQ(*ParseRetention("6y"), absl::Hours(24 * 365 * 6));
+  EXPECT_EQ(*ParseRetention("30d"), absl::Hours(24 * 30));
+  EXPECT_EQ(*ParseRetention("12h"), absl::Hours(12));
+  EXPECT_EQ(*ParseRetention("90m"), absl::Minutes(90));
+  EXPECT_EQ(*ParseRetention("45s"), absl::Seconds(45));
+  EXPECT_EQ(*ParseRetention("0"), absl::ZeroDuration());
+  for (const char* bad : {"", "y", "6", "6w", "-1d", "0d", "1.5y", "99999999999999y", "6 y"}) {
+    EXPECT_EQ(ParseRetention(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace outreach::server
