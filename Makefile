@@ -28,7 +28,7 @@ FUZZ_CXX ?= clang++-14
 # Test binaries per instrumented build, as <folder under tests/>/<binary>. e2e_test is left out:
 # it runs outreachd, a second full binary to build and instrument, over the code the server tests
 # already run in-process.
-ASAN_TESTS ?= domain/domain_test store/store_test store/store_fault_test server/server_test
+ASAN_TESTS ?= domain/domain_test store/store_test store/store_fault_test server/server_test server/security_test
 # TSan runs the store's tests: the group-commit writer and everything that talks to it from other
 # threads (concurrent submits, batches, head waiters and listeners, the expiry scheduler,
 # backups during writes, failing syncs and power cuts). The server tests are not run under TSan:

@@ -334,7 +334,9 @@ absl::StatusOr<uint64_t> AccessLog::DeleteOlderThanLocked(absl::Time cutoff) {
 absl::StatusOr<std::vector<StoredAccessRecord>> AccessLog::Read(const AccessQuery& query) const {
   rocksdb::ManagedSnapshot snapshot(db_);
   rocksdb::ReadOptions read;
-  read.snapshot = snapshot.snapshot();
+  // A read-only handle (possibly a RocksDB secondary, which refuses snapshots) does not change
+  // between reads: it needs none.
+  if (!read_only_) read.snapshot = snapshot.snapshot();
   std::vector<StoredAccessRecord> out;
   if (query.from >= query.to) return out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, family_));
@@ -373,7 +375,9 @@ absl::StatusOr<std::vector<StoredAccessRecord>> AccessLog::Read(const AccessQuer
 AccessVerifyReport AccessLog::Verify() const {
   rocksdb::ManagedSnapshot snapshot(db_);
   rocksdb::ReadOptions read;
-  read.snapshot = snapshot.snapshot();
+  // A read-only handle (possibly a RocksDB secondary, which refuses snapshots) does not change
+  // between reads: it needs none.
+  if (!read_only_) read.snapshot = snapshot.snapshot();
   AccessVerifyReport report;
   auto fail = [&report](uint64_t sequence, std::string problem) {
     report.ok = false;

@@ -198,6 +198,31 @@ TEST_F(OutreachctlTest, VerifyOfAGoodDatabaseExitsZeroAndPrintsTheHead) {
   EXPECT_EQ(Field(o.out, "projections"), "ok");
 }
 
+TEST_F(OutreachctlTest, VerifyChecksTheAccessLogChainAlsoAfterRetentionTrimmedIt) {
+  MakeData(3);
+  store::AccessLog* access = store_->access_log();
+  ASSERT_NE(access, nullptr);
+  for (int i = 0; i < 5; ++i) {
+    store::AccessEntry entry;
+    entry.principal = "auditor-1";
+    entry.rpc = "/outreach.v1.TaskService/GetTask";
+    entry.task_ids = {absl::StrCat("t", i % 3)};
+    entry.count = 1;
+    ASSERT_TRUE(access->AppendAndWait(entry).ok());
+    clock_.Advance(absl::Hours(1));
+  }
+  // Records 1-3 are older than the cutoff: deleted, the anchor moves past them.
+  absl::StatusOr<uint64_t> deleted = access->DeleteOlderThan(clock_.Now() - absl::Hours(2));
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(*deleted, 3u);
+  store_.reset();
+  Outcome verify = Ctl({"verify", "--db", db_});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_EQ(Field(verify.out, "access_log"), "ok");
+  EXPECT_EQ(Field(verify.out, "access_log_first_sequence"), "4");
+  EXPECT_EQ(Field(verify.out, "access_log_head_sequence"), "5");
+}
+
 TEST_F(OutreachctlTest, VerifyAgainstAKeptHashAtAPosition) {
   MakeData(5);
   const std::string hash_at_4 = absl::BytesToHexString(store_->ReadEvents(4, "", 1)->at(0).hash());
