@@ -20,6 +20,10 @@
 namespace outreach::server {
 namespace {
 
+// Ids the service records as its own actors (domain::kExpiryActor): no principal may hold one,
+// and nobody acts on behalf of one.
+constexpr absl::string_view kReservedIdPrefix = "system:";
+
 constexpr RoleSet kReaders = Role::kCoordinator | Role::kService | Role::kAuditor | Role::kAdmin;
 constexpr RoleSet kWorkers = Role::kCoordinator | Role::kService | Role::kAdmin;
 constexpr RoleSet kAuditors = Role::kAuditor | Role::kAdmin;
@@ -78,6 +82,11 @@ absl::StatusOr<Principal> ParseLine(absl::string_view line) {
   if (!domain::IsValidId(fields[0])) {
     return absl::InvalidArgumentError(absl::StrCat(
         "principal id \"", fields[0], "\" must be 1-64 characters of [A-Za-z0-9._:-]"));
+  }
+  if (absl::StartsWith(fields[0], kReservedIdPrefix)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "principal id \"", fields[0], "\": ids starting with \"", kReservedIdPrefix,
+        "\" are reserved for the service's own actors"));
   }
   principal.id = fields[0];
   for (absl::string_view name : absl::StrSplit(fields[1], ',')) {
@@ -281,9 +290,12 @@ absl::StatusOr<Caller> Authenticator::Check(absl::string_view method,
     return absl::PermissionDeniedError(absl::StrCat(method, " is not in the role table"));
   }
   if (rule->access == Access::kOpen) return Caller{};
-  if (!credentials.on_behalf_of.empty() && !domain::IsValidId(credentials.on_behalf_of)) {
-    return absl::InvalidArgumentError(
-        "x-on-behalf-of must be 1-64 characters of [A-Za-z0-9._:-]");
+  if (!credentials.on_behalf_of.empty() &&
+      (!domain::IsValidId(credentials.on_behalf_of) ||
+       absl::StartsWith(credentials.on_behalf_of, kReservedIdPrefix))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "x-on-behalf-of must be 1-64 characters of [A-Za-z0-9._:-], not starting with \"",
+        kReservedIdPrefix, "\""));
   }
   if (registry_ == nullptr) {
     Caller caller;

@@ -4,7 +4,8 @@
 // line; blank lines are ignored; fields are separated by spaces or tabs:
 //
 //   line         := principal_id SP roles SP token_sha256 [SP cert_subject]
-//   principal_id := 1-64 characters of [A-Za-z0-9._:-]  (the event's actor)
+//   principal_id := 1-64 characters of [A-Za-z0-9._:-], not starting with "system:" (reserved
+//                   for the service's own actors, e.g. system:expiry)  (the event's actor)
 //   roles        := role ("," role)*     role := coordinator | service | auditor | admin
 //   token_sha256 := 64 hex digits: SHA-256 of the bearer token (printf %s TOKEN | sha256sum),
 //                   or "-" for a principal that authenticates by client certificate only

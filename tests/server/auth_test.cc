@@ -95,6 +95,8 @@ TEST(PrincipalsTest, RefusesABadFileNamingTheLine) {
       {"principal id", absl::StrCat(good, "bad/id admin ", HashHex("b"))},
       {"token hash or a certificate subject", absl::StrCat(good, "p2 admin -")},
       {"unknown role \"\"", absl::StrCat(good, "p2 admin, ", HashHex("b"))},
+      {"reserved for the service's own actors",
+       absl::StrCat(good, "system:expiry admin ", HashHex("b"))},
   };
   for (const auto& [why, text] : bad) {
     absl::StatusOr<std::shared_ptr<const Principals>> parsed = Principals::Parse(text);

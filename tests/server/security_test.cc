@@ -451,11 +451,14 @@ TEST_F(SecurityTest, OnlyAServicePrincipalMayActOnBehalfOfSomeoneAndItIsRecorded
     EXPECT_EQ(store_->HeadPosition(), head) << RoleName(role);
     EXPECT_EQ(AccessHead(), access_head) << RoleName(role);
   }
-  CallOptions malformed = As(Role::kService);
-  malformed.on_behalf_of = "not an id!";
   const uint64_t head = store_->HeadPosition();
-  EXPECT_EQ(tasks_->LogContact(Context(malformed).get(), LogRequest("t1"), &task).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  for (const char* bad : {"not an id!", "system:expiry"}) {
+    CallOptions malformed = As(Role::kService);
+    malformed.on_behalf_of = bad;
+    EXPECT_EQ(tasks_->LogContact(Context(malformed).get(), LogRequest("t1"), &task).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT)
+        << bad;
+  }
   EXPECT_EQ(store_->HeadPosition(), head);
 
   std::vector<v1::EventRecord> events;
