@@ -30,6 +30,7 @@
 #include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "openssl/sha.h"
+#include "rocksdb/env.h"
 #include "outreach/v1/event_log.grpc.pb.h"
 #include "outreach/v1/task_service.grpc.pb.h"
 #include "server/auth.h"
@@ -39,6 +40,7 @@
 #include "store/clock.h"
 #include "store/event_store.h"
 #include "tests/server/tls_test_util.h"
+#include "tests/store/fault_fs.h"
 
 namespace outreach::server {
 namespace {
@@ -671,6 +673,57 @@ TEST_F(SecurityTest, ReadAccessLogStreamsMoreRecordsThanOnePageWithoutGapOrRepea
   for (int i = 0; i < kReads / 2; ++i) {
     EXPECT_EQ(auditor[i].sequence(), static_cast<uint64_t>(2 * i + 2));
   }
+}
+
+// A read whose access record cannot be made durable is not served: every data-returning RPC is
+// UNAVAILABLE and sends nothing once the disk refuses syncs.
+TEST_F(SecurityTest, AReadThatCannotBeRecordedFailsUnavailableAndReturnsNothing) {
+  store_.reset();
+  auto fs = std::make_shared<store::faults::FaultFs>();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  store::StoreOptions options;
+  options.clock = &clock_;
+  options.env = env.get();
+  absl::StatusOr<std::unique_ptr<store::EventStore>> store =
+      store::EventStore::Open(dir_ + "/faulty-db", options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  store_ = *std::move(store);
+  StartPlaintext();
+  ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
+  fs->FailSyncs(true);
+
+  v1::Task task;
+  v1::GetTaskRequest get;
+  get.set_task_id("t1");
+  grpc::Status status = Get(As(Role::kCoordinator), get, &task);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("access log"));
+  EXPECT_EQ(task.task_id(), "");
+  v1::ListTasksResponse page;
+  EXPECT_EQ(tasks_->ListTasks(Context(As(Role::kCoordinator)).get(), v1::ListTasksRequest(),
+                              &page)
+                .error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(page.tasks_size(), 0);
+  v1::GetTaskHistoryRequest history_request;
+  history_request.set_task_id("t1");
+  v1::GetTaskHistoryResponse history;
+  EXPECT_EQ(events_->GetTaskHistory(Context(As(Role::kAuditor)).get(), history_request, &history)
+                .error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(history.entries_size(), 0);
+  std::vector<v1::EventRecord> events;
+  EXPECT_EQ(ReadAll(As(Role::kAuditor), &events).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(events, IsEmpty());
+  EXPECT_EQ(SubscribeTake(As(Role::kAuditor), 1, v1::SubscribeEventsRequest()).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(AccessHead(), 0u);
+
+  tasks_.reset();
+  events_.reset();
+  channel_.reset();
+  server_.reset();
+  store_.reset();  // before the file system it writes through
 }
 
 // ---- TLS and mTLS -------------------------------------------------------------------------
