@@ -37,7 +37,8 @@ class ReadAccessLogReactor final : public grpc::ServerWriteReactor<v1::AccessRec
   static constexpr uint64_t kPage = 256;
 
   ReadAccessLogReactor(const CallSecurity* security, store::AccessLog* log,
-                       grpc::CallbackServerContext* context, const v1::ReadAccessLogRequest& request)
+                       grpc::CallbackServerContext* context,
+                       const v1::ReadAccessLogRequest& request)
       : log_(log), context_(context) {
     absl::StatusOr<Caller> caller = security->Authorize(*context, kReadAccessLogMethod);
     if (!caller.ok()) {
@@ -239,8 +240,8 @@ class ReadEventsReactor final : public grpc::ServerWriteReactor<v1::EventRecord>
       if (!unlimited_) remaining_ -= std::min<uint64_t>(remaining_, batch_.size());
       // Each batch is recorded before any of it is written: the access log's callback starts
       // the first write (or fails the call), and nothing else drives the reactor meanwhile.
-      security_->RecordAccess(caller_, *context_, kReadEventsMethod, AccessOfEvents(batch_, filter_),
-                              [this](absl::Status recorded) {
+      security_->RecordAccess(caller_, *context_, kReadEventsMethod,
+                              AccessOfEvents(batch_, filter_), [this](absl::Status recorded) {
                                 if (!recorded.ok()) {
                                   Finish(ToGrpcStatus(recorded));
                                   return;

@@ -14,8 +14,9 @@
 // Who may act on a subscription. At any moment exactly one party drives it: the gRPC reaction
 // running (the start or OnWriteDone), its one write in flight, the access record of a new page
 // being appended (its callback then writes the page's first event), the waker (queued or
-// running), or nobody, when it is idle. Only the driver reads, writes or calls Finish; whoever takes a
-// subscription out of idle (a new head, OnCancel, StopAll), under its mutex, becomes the driver.
+// running), or nobody, when it is idle. Only the driver reads, writes or calls Finish; whoever
+// takes a subscription out of idle (a new head, OnCancel, StopAll), under its mutex, becomes the
+// driver.
 // The head listener is removed before Finish, and the subscription leaves the hub in OnDone
 // before it deletes itself, so neither the store nor the hub ever sees a deleted subscription.
 //

@@ -59,7 +59,9 @@ class SecurityE2eTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (HasFailure() && daemon_ != nullptr) std::cerr << "--- outreachd log ---\n" << daemon_->Log();
+    if (HasFailure() && daemon_ != nullptr) {
+      std::cerr << "--- outreachd log ---\n" << daemon_->Log();
+    }
     daemon_.reset();
     std::filesystem::remove_all(dir_);
   }
