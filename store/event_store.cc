@@ -23,11 +23,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "domain/validation.h"
+#include "google/protobuf/arena.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/sst_file_writer.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/backup_engine.h"
 #include "rocksdb/write_batch.h"
@@ -40,9 +42,6 @@ namespace outreach::store {
 namespace {
 
 using storage::v1::StoredEvent;
-
-// Rows per WriteBatch while rebuilding projections: bounded memory, few syncs.
-constexpr int kRebuildBatchRows = 10000;
 
 std::string NewEventId(absl::BitGen& gen) {
   uint8_t b[16];
@@ -349,6 +348,8 @@ class EventStore::Impl {
       projections_current = true;
     }
     if (absl::Status w = WriteSynced(&batch, "writing the verified checkpoint"); !w.ok()) return w;
+    checkpoint_position_ = head_position_;
+    checkpoint_max_schema_ = max_schema;
     if (!projections_current) return RebuildLocked([](const RebuildProgress&) {}, 0);
     return absl::OkStatus();
   }
@@ -512,42 +513,62 @@ class EventStore::Impl {
   absl::Status VerifyProjections() const {
     const ReadView view(*this);
     const rocksdb::ReadOptions& read = view.options();
-    std::vector<std::map<std::string, std::string>> replayed(keys::kNumCfs);
-    absl::Status folded = FoldLog(
-        read,
-        [&](keys::Cf family, absl::string_view key, absl::string_view value) {
-          replayed[family][std::string(key)] = std::string(value);
-          return absl::OkStatus();
-        },
-        [](uint64_t) {});
-    if (!folded.ok()) return folded;
-    for (keys::Cf family : keys::kProjectionCfs) {
-      const std::string& name = keys::ColumnFamilyNames()[family];
-      auto want = replayed[family].begin();
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(family)));
-      for (it->SeekToFirst(); it->Valid(); it->Next()) {
-        const absl::string_view key = View(it->key());
-        if (want == replayed[family].end() || key < absl::string_view(want->first)) {
-          return absl::DataLossError(
-              absl::StrCat("projections: ", name, " row ", absl::BytesToHexString(key),
-                           " is stored but not produced by replaying the log"));
-        }
-        if (key > absl::string_view(want->first)) break;  // `want` is missing: reported below
-        if (View(it->value()) != want->second) {
-          return absl::DataLossError(absl::StrCat("projections: ", name, " row ",
-                                                  absl::BytesToHexString(key),
-                                                  " differs from the replay of the log"));
-        }
-        ++want;
+    FoldedLog replayed;
+    if (absl::Status folded = FoldLog(read, &replayed, [](uint64_t) {}); !folded.ok()) {
+      return folded;
+    }
+    // Walks each family's stored rows beside the replayed ones (both in key order).
+    std::unique_ptr<rocksdb::Iterator> it;
+    keys::Cf family = keys::kDefault;
+    auto name = [&] { return keys::ColumnFamilyNames()[family]; };
+    // Every stored row of the current family is replayed; `it` is done with it.
+    auto end_family = [&]() -> absl::Status {
+      if (it == nullptr) return absl::OkStatus();
+      if (it->Valid()) {
+        return absl::DataLossError(
+            absl::StrCat("projections: ", name(), " row ", absl::BytesToHexString(View(it->key())),
+                         " is stored but not produced by replaying the log"));
       }
       if (!it->status().ok()) return FromRocks(it->status(), "reading the projections");
-      if (want != replayed[family].end()) {
-        return absl::DataLossError(absl::StrCat(
-            "projections: ", name, " row ", absl::BytesToHexString(want->first),
-            " is produced by replaying the log but missing or out of place in the store"));
+      return absl::OkStatus();
+    };
+    std::size_t next_family = 0;  // index into kProjectionCfs of the next family to start
+    // Starts every family up to and including `target` (those skipped have no replayed rows).
+    auto start_family = [&](keys::Cf target) -> absl::Status {
+      while (it == nullptr || family != target) {
+        if (absl::Status s = end_family(); !s.ok()) return s;
+        family = keys::kProjectionCfs[next_family++];
+        it.reset(db_->NewIterator(read, cf(family)));
+        it->SeekToFirst();
       }
-    }
-    return absl::OkStatus();
+      return absl::OkStatus();
+    };
+    absl::Status compared = EmitRows(
+        replayed, [&](keys::Cf row_family, absl::string_view key, absl::string_view value) {
+          if (absl::Status s = start_family(row_family); !s.ok()) return s;
+          if (it->Valid() && View(it->key()) < key) {
+            return absl::DataLossError(absl::StrCat(
+                "projections: ", name(), " row ", absl::BytesToHexString(View(it->key())),
+                " is stored but not produced by replaying the log"));
+          }
+          if (!it->Valid() || View(it->key()) != key) {
+            if (!it->status().ok()) return FromRocks(it->status(), "reading the projections");
+            return absl::DataLossError(absl::StrCat(
+                "projections: ", name(), " row ", absl::BytesToHexString(key),
+                " is produced by replaying the log but missing or out of place in the store"));
+          }
+          if (View(it->value()) != value) {
+            return absl::DataLossError(absl::StrCat("projections: ", name(), " row ",
+                                                    absl::BytesToHexString(key),
+                                                    " differs from the replay of the log"));
+          }
+          it->Next();
+          return absl::OkStatus();
+        });
+    if (!compared.ok()) return compared;
+    constexpr keys::Cf kLast = keys::kProjectionCfs[std::size(keys::kProjectionCfs) - 1];
+    if (absl::Status s = start_family(kLast); !s.ok()) return s;
+    return end_family();
   }
 
   absl::StatusOr<v1::Task> GetTaskAsOfVersion(absl::string_view task_id, int64_t version) const {
@@ -1008,14 +1029,31 @@ class EventStore::Impl {
       state.hash = head_hash_;
       state.last_recorded_at = last_recorded_at_;
       for (Queued& q : batch) results.push_back(ProcessOne(q.command, q.fingerprint, state));
+      const bool checkpoint = options_.checkpoint_every > 0 &&
+                              state.position - checkpoint_position_ >= options_.checkpoint_every;
+      const uint32_t max_schema =
+          std::max(checkpoint_max_schema_, schemas_->current_version());
       if (state.appended) {
         state.rows.Put(cf(keys::kDefault), keys::kHeadKey,
                        keys::EncodeHead(state.position, AsBytes(state.hash)));
+        if (checkpoint) {
+          // The events this writer appended carry the hashes it computed itself; the
+          // checkpoint is in the same batch, so it never points past a durable event.
+          storage::v1::VerifiedCheckpoint row;
+          row.set_position(state.position);
+          row.set_hash(std::string(AsBytes(state.hash)));
+          row.set_max_schema_version(max_schema);
+          state.rows.Put(cf(keys::kDefault), keys::kCheckpointKey, keys::EncodeCheckpoint(row));
+        }
         absl::Status written = WriteSynced(&state.rows, "appending to the event log");
         if (written.ok()) {
           head_position_ = state.position;
           head_hash_ = state.hash;
           last_recorded_at_ = state.last_recorded_at;
+          if (checkpoint) {
+            checkpoint_position_ = state.position;
+            checkpoint_max_schema_ = max_schema;
+          }
           PublishHead(head_position_);
         } else {
           // Like leveldb's RecordBackgroundError: never guess what reached the disk.
@@ -1118,14 +1156,31 @@ class EventStore::Impl {
       rows.Put(cf(keys::kStreams), keys::StreamKey(task_id, record.version()),
                keys::EncodeFixed64BE(record.position()));
     }
+    // Only the index rows that change: every row is a memtable insert, the writer's main cost.
+    const keys::IndexRows new_rows = keys::IndexRowsFor(next);
     if (state.has_value()) {
       const keys::IndexRows old_rows = keys::IndexRowsFor(*state);
-      for (const auto& [key, value] : old_rows.worklist) rows.Delete(cf(keys::kWorklist), key);
-      if (old_rows.expiry.has_value()) rows.Delete(cf(keys::kExpiry), *old_rows.expiry);
+      for (const auto& [key, value] : old_rows.worklist) {
+        const bool kept = std::any_of(new_rows.worklist.begin(), new_rows.worklist.end(),
+                                      [&](const auto& row) { return row.first == key; });
+        if (!kept) rows.Delete(cf(keys::kWorklist), key);
+      }
+      for (const auto& [key, value] : new_rows.worklist) {
+        const bool same = std::any_of(
+            old_rows.worklist.begin(), old_rows.worklist.end(),
+            [&](const auto& row) { return row.first == key && row.second == value; });
+        if (!same) rows.Put(cf(keys::kWorklist), key, value);
+      }
+      if (old_rows.expiry != new_rows.expiry) {
+        if (old_rows.expiry.has_value()) rows.Delete(cf(keys::kExpiry), *old_rows.expiry);
+        if (new_rows.expiry.has_value()) rows.Put(cf(keys::kExpiry), *new_rows.expiry, "");
+      }
+    } else {
+      for (const auto& [key, value] : new_rows.worklist) {
+        rows.Put(cf(keys::kWorklist), key, value);
+      }
+      if (new_rows.expiry.has_value()) rows.Put(cf(keys::kExpiry), *new_rows.expiry, "");
     }
-    const keys::IndexRows new_rows = keys::IndexRowsFor(next);
-    for (const auto& [key, value] : new_rows.worklist) rows.Put(cf(keys::kWorklist), key, value);
-    if (new_rows.expiry.has_value()) rows.Put(cf(keys::kExpiry), *new_rows.expiry, "");
     rows.Put(cf(keys::kTasks), task_id, keys::EncodeTask(next));
     if (!request_id.empty()) {
       storage::v1::RequestRecord record;
@@ -1168,111 +1223,302 @@ class EventStore::Impl {
 
   // ---- Rebuild (the writer is stopped or paused) ----
 
-  // Folds the whole log under `read` into every projection row, handing each (family, key,
-  // value) to `emit` (streams rows in log order, then tasks with their index rows in task id
-  // order, then requests in request id order), and calling `on_event` with the number of events
-  // folded so far after each one. The one definition of "projections = fold of the log": the
-  // rebuild writes what it emits, VerifyProjections compares it.
-  absl::Status FoldLog(
-      const rocksdb::ReadOptions& read,
-      absl::FunctionRef<absl::Status(keys::Cf, absl::string_view, absl::string_view)> emit,
-      absl::FunctionRef<void(uint64_t)> on_event) const {
-    std::map<std::string, v1::Task> tasks;
-    std::map<std::string, storage::v1::RequestRecord> requests;
-    uint64_t folded = 0;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(keys::kEvents)));
+  // The whole log folded in memory: every task's state and stream, and the index and request
+  // rows in key order. Task states live in `arena`: hundreds of thousands of small messages are
+  // allocated fast and freed at once.
+  // Rows in one buffer, sortable by key: a fold makes millions, one allocation each would
+  // dominate its time.
+  class RowBuffer {
+   public:
+    void Add(absl::string_view key, absl::string_view value) {
+      rows_.push_back(Row{bytes_.size(), static_cast<uint32_t>(key.size()),
+                          static_cast<uint32_t>(value.size())});
+      bytes_.append(key.data(), key.size());
+      bytes_.append(value.data(), value.size());
+    }
+    void Reserve(std::size_t rows, std::size_t bytes) {
+      rows_.reserve(rows);
+      bytes_.reserve(bytes);
+    }
+    void Sort() {
+      std::sort(rows_.begin(), rows_.end(),
+                [this](const Row& a, const Row& b) { return Key(a) < Key(b); });
+    }
+    std::size_t size() const { return rows_.size(); }
+    absl::string_view key(std::size_t i) const { return Key(rows_[i]); }
+    absl::string_view value(std::size_t i) const {
+      return absl::string_view(bytes_).substr(rows_[i].offset + rows_[i].key_size,
+                                              rows_[i].value_size);
+    }
+
+   private:
+    struct Row {
+      std::size_t offset;
+      uint32_t key_size;
+      uint32_t value_size;
+    };
+    absl::string_view Key(const Row& row) const {
+      return absl::string_view(bytes_).substr(row.offset, row.key_size);
+    }
+    std::string bytes_;
+    std::vector<Row> rows_;
+  };
+
+  struct FoldedLog {
+    // A task's events are a chain through `next`, by their ordinal in the log.
+    static constexpr uint32_t kNoEvent = std::numeric_limits<uint32_t>::max();
+    struct Stream {
+      v1::Task* task = nullptr;
+      uint32_t first = kNoEvent;
+      uint32_t last = kNoEvent;
+    };
+    // Big blocks: the default (at most 8 KiB) would be a malloc per few contacts.
+    static google::protobuf::ArenaOptions ArenaBlocks() {
+      google::protobuf::ArenaOptions options;
+      options.start_block_size = 64 << 10;
+      options.max_block_size = 4 << 20;
+      return options;
+    }
+    google::protobuf::Arena arena{ArenaBlocks()};
+    absl::flat_hash_map<std::string, Stream> streams;
+    std::vector<uint64_t> positions;  // by ordinal
+    std::vector<uint32_t> next;       // by ordinal: the task's next event, or kNoEvent
+    std::vector<const std::string*> task_ids;  // the keys of `streams`, sorted
+    RowBuffer worklist, expiry, requests;      // sorted
+    uint64_t events = 0;
+  };
+
+  // Folds the whole log under `read` into `*out`, calling `on_event` with the number of events
+  // folded so far after each one.
+  absl::Status FoldLog(const rocksdb::ReadOptions& read, FoldedLog* out,
+                       absl::FunctionRef<void(uint64_t)> on_event) const {
+    struct Request {
+      std::string fingerprint;
+      std::string task_id;
+      int64_t task_version = 0;
+      uint64_t last_position = 0;
+    };
+    absl::flat_hash_map<std::string, Request> requests;
+    rocksdb::ReadOptions scan = read;
+    scan.readahead_size = 8 << 20;  // one sequential pass over the whole log
+    scan.fill_cache = false;        // that pass must not evict what readers use
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan, cf(keys::kEvents)));
+    // One message reused for every event (its fields keep their allocations), parsed straight
+    // from the row: DecodeEvent's copy of the body is for hash checks, which a fold does not do.
+    StoredEvent event;
+    out->positions.reserve(head_position_);
+    out->next.reserve(head_position_);
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       uint64_t position = 0;
       if (!keys::ParseEventKey(View(it->key()), &position)) {
         return absl::DataLossError("rebuild: malformed event key");
       }
-      absl::StatusOr<DecodedEvent> decoded =
-          DecodeEvent(position, View(it->value()), *schemas_);
-      if (!decoded.ok()) return decoded.status();
-      const StoredEvent& event = decoded->event;
-      if (absl::Status s = ApplyChecked(tasks[event.task_id()], event); !s.ok()) return s;
-      if (absl::Status s = emit(keys::kStreams, keys::StreamKey(event.task_id(), event.version()),
-                                keys::EncodeFixed64BE(position));
-          !s.ok()) {
-        return s;
+      const absl::string_view value = View(it->value());
+      constexpr std::size_t kHeader = 1 + 2 * kHashSize;  // format | prev_hash | hash
+      event.Clear();
+      const bool parsed =
+          value.size() >= kHeader && static_cast<uint8_t>(value[0]) == kEventFormatVersion &&
+          event.ParseFromArray(value.data() + kHeader, static_cast<int>(value.size() - kHeader)) &&
+          event.position() == position && schemas_->Upcast(position, event).ok();
+      if (!parsed) {
+        // DecodeEvent says precisely what is wrong with the row.
+        absl::StatusOr<DecodedEvent> decoded = DecodeEvent(position, value, *schemas_);
+        if (!decoded.ok()) return decoded.status();
+        event = std::move(decoded->event);
       }
+      FoldedLog::Stream& stream = out->streams[event.task_id()];
+      if (stream.task == nullptr) {
+        stream.task = google::protobuf::Arena::CreateMessage<v1::Task>(&out->arena);
+      }
+      if (absl::Status s = ApplyChecked(*stream.task, event); !s.ok()) return s;
+      if (out->events >= FoldedLog::kNoEvent) {
+        return absl::ResourceExhaustedError("rebuild: more events than one fold can hold");
+      }
+      const auto ordinal = static_cast<uint32_t>(out->events);
+      out->positions.push_back(position);
+      out->next.push_back(FoldedLog::kNoEvent);
+      if (stream.last == FoldedLog::kNoEvent) {
+        stream.first = ordinal;
+      } else {
+        out->next[stream.last] = ordinal;
+      }
+      stream.last = ordinal;
       if (!event.request_id().empty()) {
         auto [record, inserted] = requests.try_emplace(event.request_id());
         if (inserted) {
-          record->second.set_fingerprint(event.request_fingerprint());
-          record->second.set_task_id(event.task_id());
+          record->second.fingerprint = event.request_fingerprint();
+          record->second.task_id = event.task_id();
         }
-        record->second.set_task_version(event.version());
-        record->second.set_last_position(position);
+        record->second.task_version = event.version();
+        record->second.last_position = position;
       }
-      on_event(++folded);
+      on_event(++out->events);
     }
     if (!it->status().ok()) return FromRocks(it->status(), "rebuild: reading the event log");
-    for (const auto& [task_id, task] : tasks) {
-      if (absl::Status s = emit(keys::kTasks, task_id, keys::EncodeTask(task)); !s.ok()) return s;
-      const keys::IndexRows rows = keys::IndexRowsFor(task);
-      for (const auto& [key, value] : rows.worklist) {
-        if (absl::Status s = emit(keys::kWorklist, key, value); !s.ok()) return s;
-      }
-      if (rows.expiry.has_value()) {
-        if (absl::Status s = emit(keys::kExpiry, *rows.expiry, ""); !s.ok()) return s;
+    it.reset();
+
+    out->task_ids.reserve(out->streams.size());
+    out->worklist.Reserve(out->streams.size() * 4, out->streams.size() * 4 * 64);
+    for (const auto& [task_id, stream] : out->streams) {
+      out->task_ids.push_back(&task_id);
+      const keys::IndexRows index = keys::IndexRowsFor(*stream.task);
+      for (const auto& [key, value] : index.worklist) out->worklist.Add(key, value);
+      if (index.expiry.has_value()) out->expiry.Add(*index.expiry, "");
+    }
+    std::sort(out->task_ids.begin(), out->task_ids.end(),
+              [](const std::string* a, const std::string* b) { return *a < *b; });
+    out->worklist.Sort();
+    out->expiry.Sort();
+    for (auto& [request_id, request] : requests) {
+      storage::v1::RequestRecord record;
+      record.set_fingerprint(std::move(request.fingerprint));
+      record.set_task_id(std::move(request.task_id));
+      record.set_task_version(request.task_version);
+      record.set_last_position(request.last_position);
+      out->requests.Add(request_id, keys::EncodeRequestRecord(record));
+    }
+    out->requests.Sort();
+    return absl::OkStatus();
+  }
+
+  // Hands every projection row of `folded` to `emit`, family by family in kProjectionCfs
+  // order, each family's rows in key order. The one definition of "projections = fold of the
+  // log": the rebuild writes these rows, VerifyProjections compares them with the stored ones.
+  static absl::Status EmitRows(
+      const FoldedLog& folded,
+      absl::FunctionRef<absl::Status(keys::Cf, absl::string_view, absl::string_view)> emit) {
+    static_assert(keys::kProjectionCfs[0] == keys::kStreams &&
+                  keys::kProjectionCfs[1] == keys::kTasks &&
+                  keys::kProjectionCfs[2] == keys::kWorklist &&
+                  keys::kProjectionCfs[3] == keys::kExpiry &&
+                  keys::kProjectionCfs[4] == keys::kRequests);
+    // task_id '\0' version: a task's rows sort together, and before those of any longer id.
+    for (const std::string* task_id : folded.task_ids) {
+      const FoldedLog::Stream& stream = folded.streams.find(*task_id)->second;
+      int64_t version = 0;
+      for (uint32_t e = stream.first; e != FoldedLog::kNoEvent; e = folded.next[e]) {
+        if (absl::Status s = emit(keys::kStreams, keys::StreamKey(*task_id, ++version),
+                                  keys::EncodeFixed64BE(folded.positions[e]));
+            !s.ok()) {
+          return s;
+        }
       }
     }
-    for (const auto& [request_id, record] : requests) {
-      if (absl::Status s = emit(keys::kRequests, request_id, keys::EncodeRequestRecord(record));
+    for (const std::string* task_id : folded.task_ids) {
+      const FoldedLog::Stream& stream = folded.streams.find(*task_id)->second;
+      if (absl::Status s = emit(keys::kTasks, *task_id, keys::EncodeTask(*stream.task));
           !s.ok()) {
         return s;
+      }
+    }
+    const std::pair<keys::Cf, const RowBuffer*> sorted[] = {{keys::kWorklist, &folded.worklist},
+                                                            {keys::kExpiry, &folded.expiry},
+                                                            {keys::kRequests, &folded.requests}};
+    for (const auto& [family, rows] : sorted) {
+      for (std::size_t i = 0; i < rows->size(); ++i) {
+        if (absl::Status s = emit(family, rows->key(i), rows->value(i)); !s.ok()) return s;
       }
     }
     return absl::OkStatus();
   }
 
-  // ---- Rebuild (the writer is stopped or paused) ----
-
   // `progress` is called every `every` events (never when 0) and once at the end.
+  //
+  // The log is folded in memory, every projection family is emptied with one range deletion,
+  // and the folded rows, already in key order, are written straight into SST files and
+  // ingested (no memtable, no WAL, no per-row tombstone). The format row is deleted first and
+  // written last, synced: a rebuild interrupted anywhere is redone at the next Open.
   absl::Status RebuildLocked(absl::FunctionRef<void(const RebuildProgress&)> progress,
                              uint64_t every) {
-    // An interrupted rebuild must be redone at the next Open: the format row goes first.
     {
       rocksdb::WriteBatch batch;
       batch.Delete(cf(keys::kDefault), keys::kProjectionFormatKey);
       if (absl::Status s = WriteSynced(&batch, "rebuild"); !s.ok()) return s;
     }
-    rocksdb::WriteBatch batch;
-    int pending = 0;
-    auto flush = [&](bool force) -> absl::Status {
-      if (pending == 0 || (!force && pending < kRebuildBatchRows)) return absl::OkStatus();
-      rocksdb::WriteOptions write;
-      write.sync = false;  // the final format row is synced; a crash before it rebuilds again
-      absl::Status s = FromRocks(db_->Write(write, &batch), "rebuild");
-      batch.Clear();
-      pending = 0;
-      return s;
-    };
-    for (keys::Cf family : keys::kProjectionCfs) {
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(family)));
-      for (it->SeekToFirst(); it->Valid(); it->Next()) {
-        batch.Delete(cf(family), it->key());
-        ++pending;
-        if (absl::Status s = flush(false); !s.ok()) return s;
-      }
-      if (!it->status().ok()) return FromRocks(it->status(), "rebuild: clearing projections");
-    }
-    if (absl::Status s = flush(true); !s.ok()) return s;
-
     const uint64_t head = head_position_;
-    absl::Status folded = FoldLog(
-        rocksdb::ReadOptions(),
-        [&](keys::Cf family, absl::string_view key, absl::string_view value) {
-          batch.Put(cf(family), ToSlice(key), ToSlice(value));
-          ++pending;
-          return flush(false);
-        },
-        [&](uint64_t events) {
-          if (every > 0 && events % every == 0) progress(RebuildProgress{events, head});
+    FoldedLog folded;
+    if (absl::Status s = FoldLog(rocksdb::ReadOptions(), &folded,
+                                 [&](uint64_t events) {
+                                   if (every > 0 && events % every == 0) {
+                                     progress(RebuildProgress{events, head});
+                                   }
+                                 });
+        !s.ok()) {
+      return s;
+    }
+
+    {
+      rocksdb::WriteBatch clear;
+      for (keys::Cf family : keys::kProjectionCfs) {
+        std::unique_ptr<rocksdb::Iterator> it(
+            db_->NewIterator(rocksdb::ReadOptions(), cf(family)));
+        it->SeekToLast();
+        if (!it->Valid()) {
+          if (!it->status().ok()) return FromRocks(it->status(), "rebuild: clearing projections");
+          continue;
+        }
+        std::string end = it->key().ToString();
+        end.push_back('\0');  // just past the last row
+        it->SeekToFirst();
+        if (!it->Valid()) return FromRocks(it->status(), "rebuild: clearing projections");
+        const rocksdb::Status s = clear.DeleteRange(cf(family), it->key(), end);
+        if (!s.ok()) return FromRocks(s, "rebuild: clearing projections");
+      }
+      if (clear.Count() > 0) {
+        if (absl::Status s = WriteSynced(&clear, "rebuild: clearing projections"); !s.ok()) {
+          return s;
+        }
+      }
+    }
+
+    // One SST file per family, written in key order as EmitRows hands the rows over.
+    std::vector<rocksdb::IngestExternalFileArg> ingest;
+    std::vector<std::string> files;
+    std::unique_ptr<rocksdb::SstFileWriter> writer;
+    keys::Cf writing = keys::kDefault;
+    auto finish = [&]() -> absl::Status {
+      if (writer == nullptr) return absl::OkStatus();
+      const rocksdb::Status s = writer->Finish();
+      writer.reset();
+      if (!s.ok()) return FromRocks(s, absl::StrCat("rebuild: writing ", files.back()));
+      rocksdb::IngestExternalFileArg arg;
+      arg.column_family = cf(writing);
+      arg.external_files = {files.back()};
+      arg.options.move_files = true;
+      ingest.push_back(std::move(arg));
+      return absl::OkStatus();
+    };
+    absl::Status written = EmitRows(
+        folded, [&](keys::Cf family, absl::string_view key, absl::string_view value) {
+          if (writer == nullptr || family != writing) {
+            if (absl::Status s = finish(); !s.ok()) return s;
+            writing = family;
+            files.push_back(
+                absl::StrCat(dir_, "/rebuild-", keys::ColumnFamilyNames()[family], ".sst"));
+            rocksdb::Options options(db_->GetDBOptions(), db_->GetOptions(cf(family)));
+            // The family's fast compression: the files land above the bottommost level, and
+            // compaction gives them the bottommost compression when they get there.
+            options.bottommost_compression = rocksdb::kDisableCompressionOption;
+            writer = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(options),
+                                                              options, cf(family));
+            if (const rocksdb::Status s = writer->Open(files.back()); !s.ok()) {
+              return FromRocks(s, absl::StrCat("rebuild: creating ", files.back()));
+            }
+          }
+          return FromRocks(writer->Put(ToSlice(key), ToSlice(value)),
+                           absl::StrCat("rebuild: writing ", files.back()));
         });
-    if (!folded.ok()) return folded;
-    if (absl::Status s = flush(true); !s.ok()) return s;
+    if (written.ok()) written = finish();
+    writer.reset();
+    if (written.ok() && !ingest.empty()) {
+      // One atomic ingestion for every family.
+      written = FromRocks(db_->IngestExternalFiles(ingest), "rebuild: ingesting the projections");
+    }
+    // Moved files are gone already; after a failure or a copy, the sources are not needed.
+    for (const std::string& file : files) db_->GetEnv()->DeleteFile(file).PermitUncheckedError();
+    if (!written.ok()) return written;
+
+    rocksdb::WriteBatch batch;
     batch.Put(cf(keys::kDefault), keys::kProjectionFormatKey,
               keys::EncodeFixed32BE(keys::kProjectionFormat));
     batch.Put(cf(keys::kDefault), keys::kProjectionSchemaKey,
@@ -1305,6 +1551,8 @@ class EventStore::Impl {
   uint64_t head_position_ = 0;
   Hash head_hash_{};
   absl::Time last_recorded_at_ = absl::InfinitePast();
+  uint64_t checkpoint_position_ = 0;   // of the last "checkpoint" row written
+  uint32_t checkpoint_max_schema_ = 1;  // and its max_schema_version
   absl::BitGen gen_;
   // head_position_ as readers may see it: advanced only after the batch is durable.
   std::atomic<uint64_t> published_head_{0};

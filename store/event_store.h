@@ -56,6 +56,12 @@ struct StoreOptions {
   bool sync_writes = true;          // fsync the WAL before acknowledging (tests may turn off)
   std::size_t block_cache_bytes = 64 << 20;
   std::size_t max_commands_per_batch = 1024;
+  // The writer records a verified checkpoint in the batch that takes the log this many events
+  // past the last one (0 = only Open records one), so that a start-up after a long session
+  // re-verifies about this many events instead of all that session appended. Those events carry
+  // the hashes the writer computed; damage to them while the service is down is then
+  // VerifyLog's to find, like damage before any checkpoint.
+  uint64_t checkpoint_every = 65536;
   rocksdb::Env* env = nullptr;      // nullptr = the default; tests inject I/O faults
   bool create_if_missing = true;    // false: NOT_FOUND when `dir` holds no database
   // The schema versions to read and write; nullptr = SchemaRegistry::Production(). Must outlive

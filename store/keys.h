@@ -11,7 +11,11 @@
 //                            body := serialized outreach.storage.v1.VerifiedCheckpoint
 //                            checksum := SHA-256(body)
 //                            (the log is known good through body.position; Open re-verifies
-//                            only from there)
+//                            only from there. Written by Open after verifying, and by the
+//                            writer in the batch that takes the log StoreOptions::
+//                            checkpoint_every (65,536) events past the last one: those events
+//                            carry the hashes the writer computed, so a start-up after a long
+//                            session does not re-read the whole session)
 //     "projection_format" -> fixed32_be (kProjectionFormat; any other value or none with a
 //                            non-empty log makes Open rebuild every projection from the log)
 //     "projection_schema" -> fixed32_be (the StoredEvent schema version the projections were

@@ -26,7 +26,7 @@ domain::CreateTaskCommand CreateCommand(uint64_t i, absl::CivilDay follow_up) {
   command.title = "Schedule annual wellness visit";
   command.assignee = absl::StrCat("agent-", i % 16);
   command.follow_up_date = domain::FormatDate(follow_up);
-  command.meta = {"coordinator-1", ""};
+  command.meta.actor = "coordinator-1";
   return command;
 }
 
@@ -39,7 +39,7 @@ domain::LogContactCommand LogContactCommand(const std::string& task_id, uint64_t
   command.outcome = kOutcomes[i % 3];
   command.notes = "Called the mobile number; will try again.";
   command.follow_up_date = domain::FormatDate(follow_up);
-  command.meta = {"coordinator-1", ""};
+  command.meta.actor = "coordinator-1";
   return command;
 }
 

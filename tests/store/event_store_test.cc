@@ -818,6 +818,43 @@ TEST_F(EventStoreTest, CorruptionBeforeTheCheckpointIsReportedByVerifyLog) {
   EXPECT_FALSE(report.problem.empty());
 }
 
+TEST_F(EventStoreTest, WriterCheckpointsEveryNEventsSoStartUpReverifiesOnlyWhatFollows) {
+  StoreOptions options = Options();
+  options.checkpoint_every = 4;
+  store_.reset();
+  absl::StatusOr<std::unique_ptr<EventStore>> opened = EventStore::Open(dir_, options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  store_ = *std::move(opened);
+  // Positions 1-6: the batch that reaches position 4 records a checkpoint there.
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(Create(absl::StrCat("t", i)).ok());
+  store_.reset();
+  absl::StatusOr<storage::v1::VerifiedCheckpoint> checkpoint;
+  EditRawDb([&](rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
+    std::string raw;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), cfs[keys::kDefault], keys::kCheckpointKey, &raw)
+                    .ok());
+    checkpoint = keys::DecodeCheckpoint(raw);
+    // Damage before the checkpoint (position 2) and after it (position 5).
+    for (uint64_t position : {2, 5}) {
+      std::string value;
+      ASSERT_TRUE(
+          db->Get(rocksdb::ReadOptions(), cfs[keys::kEvents], keys::EventKey(position), &value)
+              .ok());
+      value[value.size() - 1] ^= 0x01;
+      ASSERT_TRUE(
+          db->Put(rocksdb::WriteOptions(), cfs[keys::kEvents], keys::EventKey(position), value)
+              .ok());
+    }
+  });
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  EXPECT_EQ(checkpoint->position(), 4u);
+  EXPECT_EQ(checkpoint->max_schema_version(), kEventSchemaVersion);
+  // Start-up re-checks from position 4 on: it finds 5, not 2.
+  const absl::Status s = Reopen();
+  ASSERT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("position 5"));
+}
+
 TEST_F(EventStoreTest, FailedRebuildRefusesWritesUntilReopenInsteadOfDecidingOnClearedRows) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(Create(absl::StrCat("t", i)).ok());
   ASSERT_TRUE(Reopen().ok());  // verified through position 3: start-up will not re-read event 2
