@@ -29,6 +29,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/slice_transform.h"
 #include "rocksdb/sst_file_writer.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/backup_engine.h"
@@ -150,6 +151,12 @@ class EventStore::Impl {
       stopping_ = true;
     }
     if (writer_.joinable()) writer_.join();
+    {
+      // The writer is gone: once the completer has run every callback queued, it returns.
+      absl::MutexLock lock(&completion_mu_);
+      completions_closed_ = true;
+    }
+    if (completer_.joinable()) completer_.join();
     access_log_.reset();  // its writer uses the DB handle
     if (db_ != nullptr) {
       // A clean close flushes the memtables, so that the next start-up does not replay the whole
@@ -190,6 +197,20 @@ class EventStore::Impl {
     for (int cf = 0; cf < keys::kNumCfs; ++cf) {
       const bool bloom = cf == keys::kTasks || cf == keys::kRequests || cf == keys::kEvents;
       families.emplace_back(keys::ColumnFamilyNames()[cf], FamilyOptions(cache, bloom));
+      rocksdb::ColumnFamilyOptions& family = families.back().options;
+      if (cf == keys::kEvents) {
+        // Positions only grow: each insert starts from where the last one ended (one hint,
+        // for the empty prefix) instead of from the top of the skip list.
+        family.memtable_insert_with_hint_prefix_extractor.reset(
+            rocksdb::NewFixedPrefixTransform(0));
+      }
+      if (cf == keys::kTasks || cf == keys::kRequests) {
+        // The writer looks up every command's task and request id, mostly absent from the
+        // memtable (a new request id; a task last written before the last flush): a memtable
+        // bloom filter answers those without a skip-list search.
+        family.memtable_whole_key_filtering = true;
+        family.memtable_prefix_bloom_size_ratio = 0.02;
+      }
     }
     if (read_only_ || !options_.create_if_missing) {
       // Say so plainly, rather than whatever RocksDB says about a missing CURRENT file.
@@ -389,7 +410,10 @@ class EventStore::Impl {
 
   bool read_only() const { return read_only_; }
 
-  void StartWriter() { writer_ = std::thread([this] { WriterLoop(); }); }
+  void StartWriter() {
+    completer_ = std::thread([this] { CompleterLoop(); });
+    writer_ = std::thread([this] { WriterLoop(); });
+  }
 
   void Submit(std::vector<Queued> commands) {
     {
@@ -1065,8 +1089,42 @@ class EventStore::Impl {
         }
       }
     }
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      std::move(batch[i].done)(std::move(results[i]));
+    // The callbacks (a gRPC reply each, in the server) run on the completion thread, so that
+    // the writer goes on to the next batch at once.
+    Completion completion;
+    completion.dones.reserve(batch.size());
+    for (Queued& q : batch) completion.dones.push_back(std::move(q.done));
+    completion.results = std::move(results);
+    absl::MutexLock lock(&completion_mu_);
+    completions_.push_back(std::move(completion));
+  }
+
+  // ---- The completion thread ----
+
+  // A processed batch's callbacks and results, in submission order.
+  struct Completion {
+    std::vector<Done> dones;
+    std::vector<absl::StatusOr<CommandResult>> results;
+  };
+
+  bool CompleterHasWork() const ABSL_SHARED_LOCKS_REQUIRED(completion_mu_) {
+    return completions_closed_ || !completions_.empty();
+  }
+
+  void CompleterLoop() {
+    while (true) {
+      std::deque<Completion> work;
+      {
+        absl::MutexLock lock(&completion_mu_);
+        completion_mu_.Await(absl::Condition(this, &Impl::CompleterHasWork));
+        if (completions_.empty()) return;  // closed, and every callback has run
+        work.swap(completions_);
+      }
+      for (Completion& completion : work) {
+        for (std::size_t i = 0; i < completion.dones.size(); ++i) {
+          std::move(completion.dones[i])(std::move(completion.results[i]));
+        }
+      }
     }
   }
 
@@ -1568,6 +1626,12 @@ class EventStore::Impl {
   HeadListenerId last_listener_id_ ABSL_GUARDED_BY(listeners_mu_) = 0;
 
   std::thread writer_;
+
+  // Batches processed by the writer whose callbacks have not run yet.
+  absl::Mutex completion_mu_;
+  std::deque<Completion> completions_ ABSL_GUARDED_BY(completion_mu_);
+  bool completions_closed_ ABSL_GUARDED_BY(completion_mu_) = false;  // no more will come
+  std::thread completer_;
 };
 
 EventStore::EventStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -5,9 +5,10 @@
 //  - One writer thread owns the append path (group commit): Submit() queues a command; the
 //    writer drains every queued command, decides each against the current state (a command
 //    that fails fails alone), and writes all of them in ONE WriteBatch with sync=true. `done`
-//    runs on the writer thread after the sync, so callers never block on an fsync. It must not
-//    wait on the store (Execute, ExpireDue, RebuildProjections): that would deadlock the writer.
-//    Submit from `done` is fine.
+//    runs after the sync on the store's completion thread, in submission order, while the
+//    writer goes on with the next batch, so callers never block on an fsync. It must not wait
+//    on the store (Execute, ExpireDue, RebuildProjections): that would deadlock the completion
+//    thread. Submit from `done` is fine.
 //  - Reads (GetTask, ListTasks, ReadEvents, VerifyLog) are thread-safe and run concurrently
 //    with writes; they see every acknowledged write.
 //  - After a failed write or sync the store refuses further writes (UNAVAILABLE) and keeps
