@@ -318,6 +318,29 @@ TEST_F(SecurityTest, EveryRpcByEveryCallerGetsExactlyWhatTheRoleTableSays) {
   EXPECT_EQ(checked, 9 * 6);
 }
 
+TEST_F(SecurityTest, RepeatedCredentialsOrOnBehalfOfAreRefused) {
+  StartPlaintext();
+  ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
+  v1::GetTaskRequest request;
+  request.set_task_id("t1");
+  v1::Task task;
+  auto two_tokens = Context(As(Role::kCoordinator));
+  two_tokens->AddMetadata("authorization", "Bearer " + TokenOf(Role::kAdmin));
+  EXPECT_EQ(tasks_->GetTask(two_tokens.get(), request, &task).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  auto malformed = Context(CallOptions{});
+  malformed->AddMetadata("authorization", "Basic " + TokenOf(Role::kAdmin));
+  EXPECT_EQ(tasks_->GetTask(malformed.get(), request, &task).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  CallOptions service = As(Role::kService);
+  service.on_behalf_of = "dr.jones";
+  auto two_people = Context(service);
+  two_people->AddMetadata("x-on-behalf-of", "dr.smith");
+  EXPECT_EQ(tasks_->GetTask(two_people.get(), request, &task).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(AccessRecords(), IsEmpty());
+}
+
 TEST_F(SecurityTest, HealthIsOpenWithoutCredentials) {
   StartPlaintext();
   auto health = grpc::health::v1::Health::NewStub(channel_);
