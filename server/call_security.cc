@@ -1,11 +1,15 @@
 #include "server/call_security.h"
 
+#include <iostream>
 #include <iterator>
 #include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "server/convert.h"
 
 namespace outreach::server {
@@ -69,6 +73,17 @@ absl::StatusOr<Caller> CallSecurity::Authorize(const grpc::CallbackServerContext
 void CallSecurity::RecordAccess(const Caller& caller, const grpc::CallbackServerContext& context,
                                 absl::string_view method, Access access, Then then) const {
   if (access_log_ == nullptr) {
+    // Read-only investigation: the database takes no record, so the read goes to the server's
+    // log instead; the audit trail of that session is its log.
+    std::cerr << absl::StrCat(
+                     "outreachd: access (read-only investigation, not in the access log): "
+                     "principal=", caller.principal,
+                     caller.on_behalf_of.empty() ? "" : " on_behalf_of=", caller.on_behalf_of,
+                     " rpc=", method, " tasks=", absl::StrJoin(access.task_ids, ","),
+                     access.filter.empty() ? "" : " filter=", access.filter,
+                     " count=", access.count, " peer=", context.peer(), " time=",
+                     absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()))
+              << std::endl;
     std::move(then)(absl::OkStatus());
     return;
   }

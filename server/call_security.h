@@ -16,8 +16,8 @@
 //  - Local development (no --principals; the server then listens on loopback only): every caller
 //    holds every role, the actor is x-actor (validated by ResolveActor) or "anonymous".
 // Reads are recorded in both modes. Without an access log (a server started read-only for
-// investigation, whose database is opened read-only and cannot take a record) nothing is
-// recorded; outreachd says so at start-up.
+// investigation, whose database is opened read-only and cannot take a record) each record is
+// written to the server's log (stderr) instead; outreachd says so at start-up.
 //
 // Thread-safe; the Authenticator and the AccessLog must outlive it.
 #pragma once
@@ -43,7 +43,7 @@ inline constexpr char kOnBehalfOfMetadataKey[] = "x-on-behalf-of";
 
 class CallSecurity {
  public:
-  // `access_log` nullptr: reads are not recorded (see above).
+  // `access_log` nullptr: reads are recorded on stderr only (see above).
   CallSecurity(const Authenticator* authenticator, store::AccessLog* access_log)
       : authenticator_(authenticator), access_log_(access_log) {}
   CallSecurity(const CallSecurity&) = delete;

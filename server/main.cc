@@ -254,7 +254,8 @@ int main(int argc, char** argv) {
         "outreachd: Every write is refused (FAILED_PRECONDITION), TaskService health is\n"
         "outreachd: NOT_SERVING, and no task expires. Not for normal service: find the\n"
         "outreachd: damage with VerifyLog or `outreachctl verify --db %s`.\n"
-        "outreachd: Reads are NOT recorded in the access log (the database is read-only).\n"
+        "outreachd: Reads are NOT recorded in the access log (the database is read-only);\n"
+        "outreachd: each one is written to this log instead (\"outreachd: access ...\").\n"
         "outreachd: ****************************************************************\n",
         db, db);
   }

@@ -268,6 +268,17 @@ TEST_F(StartupCorruptionTest, ReadOnlyInvestigationServesADamagedDatabaseAndRefu
   EXPECT_EQ(verify.first_bad_position(), 5u);
   EXPECT_EQ(verify.events_checked(), 4u);
 
+  // The database takes no access record, so each read of patient data went to the server's log.
+  const std::string access_log = read_only_->Log().substr(before.size());
+  for (const char* task_id : {"before-checkpoint", "after-checkpoint"}) {
+    EXPECT_THAT(access_log,
+                HasSubstr(absl::StrCat("rpc=/outreach.v1.TaskService/GetTask tasks=", task_id, " ")))
+        << access_log;
+  }
+  EXPECT_THAT(access_log, HasSubstr("rpc=/outreach.v1.EventLog/ReadEvents tasks="))
+      << access_log;
+  EXPECT_THAT(access_log, Not(HasSubstr("rpc=/outreach.v1.EventLog/VerifyLog"))) << access_log;
+
   // Writes are refused, and health says so for the writing service.
   v1::LogContactRequest contact;
   contact.set_task_id("after-checkpoint");
