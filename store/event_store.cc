@@ -1364,8 +1364,10 @@ class EventStore::Impl {
     // One message reused for every event (its fields keep their allocations), parsed straight
     // from the row: DecodeEvent's copy of the body is for hash checks, which a fold does not do.
     StoredEvent event;
-    out->positions.reserve(head_position_);
-    out->next.reserve(head_position_);
+    // A size hint only; the published head, because readers may fold while the writer writes.
+    const uint64_t expected_events = published_head_.load();
+    out->positions.reserve(expected_events);
+    out->next.reserve(expected_events);
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       uint64_t position = 0;
       if (!keys::ParseEventKey(View(it->key()), &position)) {
