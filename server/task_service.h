@@ -15,7 +15,8 @@
 //
 // When a write comes back UNAVAILABLE and the store says it refuses writes (a failed write or
 // sync latched in EventStore::WriteHealth), the service reports it through `on_writes_refused`,
-// on the writer thread, before the call finishes: the check costs nothing on the success path.
+// on the store's completion thread, before the call finishes: the check costs nothing on the
+// success path.
 #pragma once
 
 #include <functional>
