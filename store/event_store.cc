@@ -24,6 +24,8 @@
 #include "absl/synchronization/notification.h"
 #include "domain/validation.h"
 #include "google/protobuf/arena.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
@@ -1286,11 +1288,13 @@ class EventStore::Impl {
   // allocated fast and freed at once.
   // Rows in one buffer, sortable by key: a fold makes millions, one allocation each would
   // dominate its time.
+  // Sorting compares the keys' first 16 bytes, kept beside each row as two big-endian numbers,
+  // before it reads the bytes themselves: most comparisons never touch the (cold) buffer.
   class RowBuffer {
    public:
     void Add(absl::string_view key, absl::string_view value) {
-      rows_.push_back(Row{bytes_.size(), static_cast<uint32_t>(key.size()),
-                          static_cast<uint32_t>(value.size())});
+      rows_.push_back(Row{Prefix(key, 0), Prefix(key, 8), bytes_.size(),
+                          static_cast<uint32_t>(key.size()), static_cast<uint32_t>(value.size())});
       bytes_.append(key.data(), key.size());
       bytes_.append(value.data(), value.size());
     }
@@ -1299,8 +1303,13 @@ class EventStore::Impl {
       bytes_.reserve(bytes);
     }
     void Sort() {
-      std::sort(rows_.begin(), rows_.end(),
-                [this](const Row& a, const Row& b) { return Key(a) < Key(b); });
+      // Equal prefixes: the keys agree on their first 16 bytes (a shorter key's missing bytes
+      // read as 0, and the full comparison below orders it first), so the rest decides.
+      std::sort(rows_.begin(), rows_.end(), [this](const Row& a, const Row& b) {
+        if (a.prefix0 != b.prefix0) return a.prefix0 < b.prefix0;
+        if (a.prefix1 != b.prefix1) return a.prefix1 < b.prefix1;
+        return Key(a) < Key(b);
+      });
     }
     std::size_t size() const { return rows_.size(); }
     absl::string_view key(std::size_t i) const { return Key(rows_[i]); }
@@ -1311,10 +1320,19 @@ class EventStore::Impl {
 
    private:
     struct Row {
+      uint64_t prefix0;  // key bytes 0-7, big-endian, 0-padded
+      uint64_t prefix1;  // key bytes 8-15
       std::size_t offset;
       uint32_t key_size;
       uint32_t value_size;
     };
+    static uint64_t Prefix(absl::string_view key, std::size_t from) {
+      uint64_t out = 0;
+      for (std::size_t i = from; i < from + 8; ++i) {
+        out = (out << 8) | (i < key.size() ? static_cast<uint8_t>(key[i]) : 0);
+      }
+      return out;
+    }
     absl::string_view Key(const Row& row) const {
       return absl::string_view(bytes_).substr(row.offset, row.key_size);
     }
@@ -1326,7 +1344,10 @@ class EventStore::Impl {
     // A task's events are a chain through `next`, by their ordinal in the log.
     static constexpr uint32_t kNoEvent = std::numeric_limits<uint32_t>::max();
     struct Stream {
+      // The task without its contacts: those are in `contacts`, already serialized.
       v1::Task* task = nullptr;
+      // Each contact as it appears in the task row: the field's tag, its length, its bytes.
+      std::string contacts;
       uint32_t first = kNoEvent;
       uint32_t last = kNoEvent;
     };
@@ -1391,6 +1412,13 @@ class EventStore::Impl {
         stream.task = google::protobuf::Arena::CreateMessage<v1::Task>(&out->arena);
       }
       if (absl::Status s = ApplyChecked(*stream.task, event); !s.ok()) return s;
+      if (stream.task->contacts_size() > 0) {
+        // Serialized now, while it is hot, into the task's contact bytes. The cleared Contact
+        // (with its strings' buffers) is reused by the task's next contact: the fold allocates
+        // one Contact per task, not one per contact, and the task row is written from bytes.
+        AppendContactBytes(*stream.task, &stream.contacts);
+        stream.task->mutable_contacts()->Clear();
+      }
       if (out->events >= FoldedLog::kNoEvent) {
         return absl::ResourceExhaustedError("rebuild: more events than one fold can hold");
       }
@@ -1421,9 +1449,10 @@ class EventStore::Impl {
     out->worklist.Reserve(out->streams.size() * 4, out->streams.size() * 4 * 64);
     for (const auto& [task_id, stream] : out->streams) {
       out->task_ids.push_back(&task_id);
-      const keys::IndexRows index = keys::IndexRowsFor(*stream.task);
-      for (const auto& [key, value] : index.worklist) out->worklist.Add(key, value);
-      if (index.expiry.has_value()) out->expiry.Add(*index.expiry, "");
+      keys::ForEachIndexRow(
+          *stream.task,
+          [&](absl::string_view key, absl::string_view value) { out->worklist.Add(key, value); },
+          [&](absl::string_view key) { out->expiry.Add(key, ""); });
     }
     std::sort(out->task_ids.begin(), out->task_ids.end(),
               [](const std::string* a, const std::string* b) { return *a < *b; });
@@ -1441,6 +1470,59 @@ class EventStore::Impl {
     return absl::OkStatus();
   }
 
+  static void AppendFixed64BE(std::string* out, uint64_t value) {
+    char bytes[8];
+    for (int i = 7; i >= 0; --i, value >>= 8) bytes[i] = static_cast<char>(value & 0xFF);
+    out->append(bytes, 8);
+  }
+
+  // Appends `task`'s contacts to `*out` as the "tasks" row encodes them: for each, the tag of
+  // Task.contacts, the length, the Contact's bytes. (Contact has no map fields, so its plain
+  // serialization is the deterministic one keys::EncodeTask uses.)
+  static void AppendContactBytes(const v1::Task& task, std::string* out) {
+    using google::protobuf::internal::WireFormatLite;
+    constexpr uint32_t kTag = WireFormatLite::MakeTag(
+        v1::Task::kContactsFieldNumber, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+    static_assert(kTag < 0x80, "the tag is one byte");
+    for (const v1::Contact& contact : task.contacts()) {
+      const std::size_t size = contact.ByteSizeLong();
+      uint8_t header[1 + 5];
+      header[0] = static_cast<uint8_t>(kTag);
+      uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
+          static_cast<uint32_t>(size), header + 1);
+      out->append(reinterpret_cast<const char*>(header), static_cast<std::size_t>(end - header));
+      const std::size_t at = out->size();
+      out->resize(at + size);
+      contact.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(&(*out)[at]));
+    }
+  }
+
+  // Sets `*row` to keys::EncodeTask of `task` with `contacts` (AppendContactBytes's) as its
+  // contacts: the serialization of `task` (which has none) with the bytes spliced in where
+  // field order puts Task.contacts, before the first field numbered above it.
+  static absl::Status TaskRow(const v1::Task& task, absl::string_view contacts, std::string* row) {
+    using google::protobuf::internal::WireFormatLite;
+    *row = keys::EncodeTask(task);
+    if (contacts.empty()) return absl::OkStatus();
+    google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(row->data()),
+                                              static_cast<int>(row->size()));
+    std::size_t split = row->size();
+    while (true) {
+      const int at = in.CurrentPosition();
+      const uint32_t tag = in.ReadTag();
+      if (tag == 0) break;
+      if (WireFormatLite::GetTagFieldNumber(tag) > v1::Task::kContactsFieldNumber) {
+        split = static_cast<std::size_t>(at);
+        break;
+      }
+      if (!WireFormatLite::SkipField(&in, tag)) {
+        return absl::InternalError("rebuild: a task's own serialization does not parse");
+      }
+    }
+    row->insert(split, contacts.data(), contacts.size());
+    return absl::OkStatus();
+  }
+
   // Hands every projection row of `folded` to `emit`, family by family in kProjectionCfs
   // order, each family's rows in key order. The one definition of "projections = fold of the
   // log": the rebuild writes these rows, VerifyProjections compares them with the stored ones.
@@ -1453,23 +1535,26 @@ class EventStore::Impl {
                   keys::kProjectionCfs[3] == keys::kExpiry &&
                   keys::kProjectionCfs[4] == keys::kRequests);
     // task_id '\0' version: a task's rows sort together, and before those of any longer id.
+    // Keys and values are built in reused buffers: a fold emits millions of rows.
+    std::string key;
+    std::string value;
     for (const std::string* task_id : folded.task_ids) {
       const FoldedLog::Stream& stream = folded.streams.find(*task_id)->second;
       int64_t version = 0;
+      key = keys::StreamPrefix(*task_id);
+      const std::size_t prefix_size = key.size();
       for (uint32_t e = stream.first; e != FoldedLog::kNoEvent; e = folded.next[e]) {
-        if (absl::Status s = emit(keys::kStreams, keys::StreamKey(*task_id, ++version),
-                                  keys::EncodeFixed64BE(folded.positions[e]));
-            !s.ok()) {
-          return s;
-        }
+        key.resize(prefix_size);
+        AppendFixed64BE(&key, static_cast<uint64_t>(++version));
+        value.clear();
+        AppendFixed64BE(&value, folded.positions[e]);
+        if (absl::Status s = emit(keys::kStreams, key, value); !s.ok()) return s;
       }
     }
     for (const std::string* task_id : folded.task_ids) {
       const FoldedLog::Stream& stream = folded.streams.find(*task_id)->second;
-      if (absl::Status s = emit(keys::kTasks, *task_id, keys::EncodeTask(*stream.task));
-          !s.ok()) {
-        return s;
-      }
+      if (absl::Status s = TaskRow(*stream.task, stream.contacts, &value); !s.ok()) return s;
+      if (absl::Status s = emit(keys::kTasks, *task_id, value); !s.ok()) return s;
     }
     const std::pair<keys::Cf, const RowBuffer*> sorted[] = {{keys::kWorklist, &folded.worklist},
                                                             {keys::kExpiry, &folded.expiry},
@@ -1559,14 +1644,17 @@ class EventStore::Impl {
             // The family's fast compression: the files land above the bottommost level, and
             // compaction gives them the bottommost compression when they get there.
             options.bottommost_compression = rocksdb::kDisableCompressionOption;
+            // invalidate_page_cache off: the ingestion reads the file right back.
             writer = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(options),
-                                                              options, cf(family));
+                                                              options, cf(family),
+                                                              /*invalidate_page_cache=*/false);
             if (const rocksdb::Status s = writer->Open(files.back()); !s.ok()) {
               return FromRocks(s, absl::StrCat("rebuild: creating ", files.back()));
             }
           }
-          return FromRocks(writer->Put(ToSlice(key), ToSlice(value)),
-                           absl::StrCat("rebuild: writing ", files.back()));
+          const rocksdb::Status put = writer->Put(ToSlice(key), ToSlice(value));
+          if (put.ok()) return absl::OkStatus();  // no message built per row
+          return FromRocks(put, absl::StrCat("rebuild: writing ", files.back()));
         });
     if (written.ok()) written = finish();
     writer.reset();

@@ -163,23 +163,47 @@ bool DecodeWorklistValue(absl::string_view bytes, WorklistValue* value) {
   return true;
 }
 
-IndexRows IndexRowsFor(const v1::Task& task) {
-  IndexRows rows;
+void ForEachIndexRow(const v1::Task& task,
+                     absl::FunctionRef<void(absl::string_view, absl::string_view)> worklist,
+                     absl::FunctionRef<void(absl::string_view)> expiry) {
   const uint32_t day_key = DayKeyOfDate(task.follow_up_date());
-  const std::string value = EncodeWorklistValue(
-      WorklistValue{task.kind(), task.patient_id(), task.assignee()});
+  std::string value;
+  value.reserve(2 + task.patient_id().size() + task.assignee().size());
+  value.push_back(static_cast<char>(task.kind()));
+  absl::StrAppend(&value, task.patient_id());
+  value.push_back('\0');
+  absl::StrAppend(&value, task.assignee());
+  // One buffer for every key: WorklistKey(WorklistPrefix(scope, scope_value, status), ...).
+  std::string key;
+  key.reserve(64 + task.patient_id().size() + task.assignee().size());
   auto add = [&](Scope scope, absl::string_view scope_value) {
-    rows.worklist.emplace_back(
-        WorklistKey(WorklistPrefix(scope, scope_value, task.status()), day_key, task.task_id()),
-        value);
+    key.clear();
+    key.push_back(static_cast<char>(scope));
+    absl::StrAppend(&key, scope_value);
+    key.push_back('\0');
+    key.push_back(static_cast<char>(task.status()));
+    AppendFixed32BE(&key, day_key);
+    absl::StrAppend(&key, task.task_id());
+    worklist(key, value);
   };
   add(Scope::kAll, "");
-  add(Scope::kKind, KindScopeValue(task.kind()));
+  add(Scope::kKind, KindScopeValue(task.kind()));  // a few digits: no allocation
   add(Scope::kPatient, task.patient_id());
   if (!task.assignee().empty()) add(Scope::kAssignee, task.assignee());
   if (task.kind() == v1::AUTOMATIC && task.status() != v1::CLOSED && task.has_expires_at()) {
-    rows.expiry = ExpiryKey(domain::FromProto(task.expires_at()), task.task_id());
+    expiry(ExpiryKey(domain::FromProto(task.expires_at()), task.task_id()));
   }
+}
+
+IndexRows IndexRowsFor(const v1::Task& task) {
+  IndexRows rows;
+  rows.worklist.reserve(4);
+  ForEachIndexRow(
+      task,
+      [&](absl::string_view key, absl::string_view value) {
+        rows.worklist.emplace_back(std::string(key), std::string(value));
+      },
+      [&](absl::string_view key) { rows.expiry = std::string(key); });
   return rows;
 }
 

@@ -48,6 +48,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/civil_time.h"
@@ -122,6 +123,11 @@ struct IndexRows {
   std::optional<std::string> expiry;  // set for open automatic tasks only
 };
 IndexRows IndexRowsFor(const v1::Task& task);
+// The same rows without the copies: `worklist(key, value)` for each worklist row, then
+// `expiry(key)` for the expiry row if there is one. The views are valid during the call only.
+void ForEachIndexRow(const v1::Task& task,
+                     absl::FunctionRef<void(absl::string_view, absl::string_view)> worklist,
+                     absl::FunctionRef<void(absl::string_view)> expiry);
 
 // "tasks": the deterministic serialization of a projection.
 std::string EncodeTask(const v1::Task& task);
