@@ -1220,16 +1220,17 @@ class EventStore::Impl {
     const keys::IndexRows new_rows = keys::IndexRowsFor(next);
     if (state.has_value()) {
       const keys::IndexRows old_rows = keys::IndexRowsFor(*state);
-      for (const auto& [key, value] : old_rows.worklist) {
+      // (Rows by reference, not structured bindings: clang 14, the fuzz build's compiler,
+      // cannot capture a binding in a lambda.)
+      for (const auto& old_row : old_rows.worklist) {
         const bool kept = std::any_of(new_rows.worklist.begin(), new_rows.worklist.end(),
-                                      [&](const auto& row) { return row.first == key; });
-        if (!kept) rows.Delete(cf(keys::kWorklist), key);
+                                      [&](const auto& row) { return row.first == old_row.first; });
+        if (!kept) rows.Delete(cf(keys::kWorklist), old_row.first);
       }
-      for (const auto& [key, value] : new_rows.worklist) {
-        const bool same = std::any_of(
-            old_rows.worklist.begin(), old_rows.worklist.end(),
-            [&](const auto& row) { return row.first == key && row.second == value; });
-        if (!same) rows.Put(cf(keys::kWorklist), key, value);
+      for (const auto& new_row : new_rows.worklist) {
+        const bool same = std::any_of(old_rows.worklist.begin(), old_rows.worklist.end(),
+                                      [&](const auto& row) { return row == new_row; });
+        if (!same) rows.Put(cf(keys::kWorklist), new_row.first, new_row.second);
       }
       if (old_rows.expiry != new_rows.expiry) {
         if (old_rows.expiry.has_value()) rows.Delete(cf(keys::kExpiry), *old_rows.expiry);
