@@ -22,13 +22,6 @@ constexpr absl::string_view kVerifyLogMethod = "/outreach.v1.EventLog/VerifyLog"
 constexpr absl::string_view kGetTaskHistoryMethod = "/outreach.v1.EventLog/GetTaskHistory";
 constexpr absl::string_view kReadAccessLogMethod = "/outreach.v1.EventLog/ReadAccessLog";
 
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
-                                    const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
-
 // ReadAccessLog: streams the access records matching the request, page by page (a time-ordered
 // read from the last record's time, skipping the records already sent at that time), one write
 // in flight at a time. Deletes itself in OnDone.

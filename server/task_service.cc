@@ -23,13 +23,6 @@ constexpr absl::string_view kLogContactMethod = "/outreach.v1.TaskService/LogCon
 constexpr absl::string_view kGetTaskMethod = "/outreach.v1.TaskService/GetTask";
 constexpr absl::string_view kListTasksMethod = "/outreach.v1.TaskService/ListTasks";
 
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
-                                    const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
-
 }  // namespace
 
 grpc::ServerUnaryReactor* TaskService::CreateTask(grpc::CallbackServerContext* context,
