@@ -94,10 +94,10 @@ StoredEvent NewEventFor(const std::string& task_id, absl::Time occurred_at,
   return e;
 }
 
-absl::StatusOr<std::vector<NewEvent>> DecideCreate(const std::optional<v1::Task>& state,
+absl::StatusOr<std::vector<NewEvent>> DecideCreate(const v1::Task* state,
                                                    const CreateTaskCommand& c,
                                                    const DecideContext& ctx) {
-  if (state.has_value()) {
+  if (state != nullptr) {
     return absl::AlreadyExistsError(
         absl::StrCat("task_id: task \"", c.task_id, "\" already exists"));
   }
@@ -143,10 +143,10 @@ absl::Status CheckAcceptsContacts(const v1::Task& task, absl::Time now) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<NewEvent>> DecideLogContact(const std::optional<v1::Task>& state,
+absl::StatusOr<std::vector<NewEvent>> DecideLogContact(const v1::Task* state,
                                                        const LogContactCommand& c,
                                                        const DecideContext& ctx) {
-  if (!state.has_value()) {
+  if (state == nullptr) {
     return absl::NotFoundError(absl::StrCat("task_id: no task \"", c.task_id, "\""));
   }
   if (absl::Status s = CheckAcceptsContacts(*state, ctx.now); !s.ok()) return s;
@@ -190,10 +190,10 @@ absl::StatusOr<std::vector<NewEvent>> DecideLogContact(const std::optional<v1::T
   return out;
 }
 
-absl::StatusOr<std::vector<NewEvent>> DecideExpire(const std::optional<v1::Task>& state,
+absl::StatusOr<std::vector<NewEvent>> DecideExpire(const v1::Task* state,
                                                    const ExpireTaskCommand& c,
                                                    const DecideContext& ctx) {
-  if (!state.has_value()) {
+  if (state == nullptr) {
     return absl::NotFoundError(absl::StrCat("task_id: no task \"", c.task_id, "\""));
   }
   if (state->status() == v1::CLOSED) return std::vector<NewEvent>{};  // closed meanwhile
@@ -239,6 +239,11 @@ absl::Status ValidateShape(const Command& command) {
 
 absl::StatusOr<std::vector<NewEvent>> Decide(const std::optional<v1::Task>& state,
                                              const Command& command,
+                                             const DecideContext& context) {
+  return Decide(state.has_value() ? &*state : nullptr, command, context);
+}
+
+absl::StatusOr<std::vector<NewEvent>> Decide(const v1::Task* state, const Command& command,
                                              const DecideContext& context) {
   if (absl::Status s = ValidateShape(command); !s.ok()) return s;
   if (const auto* c = std::get_if<CreateTaskCommand>(&command)) {

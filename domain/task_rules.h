@@ -89,6 +89,9 @@ absl::Status ValidateShape(const Command& command);
 absl::StatusOr<std::vector<NewEvent>> Decide(const std::optional<v1::Task>& state,
                                              const Command& command,
                                              const DecideContext& context);
+// The same with the state by pointer (null = no such task): no copy of a stored task.
+absl::StatusOr<std::vector<NewEvent>> Decide(const v1::Task* state, const Command& command,
+                                             const DecideContext& context);
 
 // Folds one event into the state. `state` is empty (default) before the task's first event.
 // Returns FAILED_PRECONDITION / DATA_LOSS if the event cannot follow the state (a log that

@@ -39,6 +39,7 @@
 #include "store/event_codec.h"
 #include "store/keys.h"
 #include "store/rocks.h"
+#include "store/sorted_rows.h"
 #include "store/worklist.h"
 
 namespace outreach::store {
@@ -1025,17 +1026,19 @@ class EventStore::Impl {
   }
 
   // What one batch has decided so far: read by the batch's later commands before the database.
+  // A task's state is shared, not copied, between the batch's map and its requests.
   struct BatchState {
+    explicit BatchState(SortedRows& rows) : rows(rows) {}
     uint64_t position = 0;
     Hash hash{};
     absl::Time last_recorded_at;
-    absl::flat_hash_map<std::string, v1::Task> tasks;
+    absl::flat_hash_map<std::string, std::shared_ptr<const v1::Task>> tasks;
     struct Request {
       std::string fingerprint;
-      v1::Task task;
+      std::shared_ptr<const v1::Task> task;
     };
     absl::flat_hash_map<std::string, Request> requests;
-    rocksdb::WriteBatch rows;
+    SortedRows& rows;  // the writer's, empty at the start of each batch
     bool appended = false;
   };
 
@@ -1050,7 +1053,8 @@ class EventStore::Impl {
     if (!refused.ok()) {
       for (std::size_t i = 0; i < batch.size(); ++i) results.push_back(WritesRefused(refused));
     } else {
-      BatchState state;
+      writer_rows_.Clear();
+      BatchState state(writer_rows_);
       state.position = head_position_;
       state.hash = head_hash_;
       state.last_recorded_at = last_recorded_at_;
@@ -1060,7 +1064,7 @@ class EventStore::Impl {
       const uint32_t max_schema =
           std::max(checkpoint_max_schema_, schemas_->current_version());
       if (state.appended) {
-        state.rows.Put(cf(keys::kDefault), keys::kHeadKey,
+        state.rows.Put(keys::kDefault, keys::kHeadKey,
                        keys::EncodeHead(state.position, AsBytes(state.hash)));
         if (checkpoint) {
           // The events this writer appended carry the hashes it computed itself; the
@@ -1069,9 +1073,12 @@ class EventStore::Impl {
           row.set_position(state.position);
           row.set_hash(std::string(AsBytes(state.hash)));
           row.set_max_schema_version(max_schema);
-          state.rows.Put(cf(keys::kDefault), keys::kCheckpointKey, keys::EncodeCheckpoint(row));
+          state.rows.Put(keys::kDefault, keys::kCheckpointKey, keys::EncodeCheckpoint(row));
         }
-        absl::Status written = WriteSynced(&state.rows, "appending to the event log");
+        // One WriteBatch for the writer's life: its buffer keeps its size between batches.
+        writer_batch_.Clear();
+        state.rows.AppendTo(handles_, &writer_batch_);
+        absl::Status written = WriteSynced(&writer_batch_, "appending to the event log");
         if (written.ok()) {
           head_position_ = state.position;
           head_hash_ = state.hash;
@@ -1142,7 +1149,7 @@ class EventStore::Impl {
       };
       if (auto pending = batch.requests.find(request_id); pending != batch.requests.end()) {
         if (pending->second.fingerprint != fingerprint) return reused();
-        return CommandResult{pending->second.task, {}, true};
+        return CommandResult{*pending->second.task, {}, true};
       }
       std::string raw;
       rocksdb::Status s =
@@ -1161,13 +1168,14 @@ class EventStore::Impl {
       if (!s.IsNotFound()) return FromRocks(s, "reading the idempotency key");
     }
 
-    std::optional<v1::Task> state;
+    // The task's state before the command: decided earlier in this batch, or stored.
+    std::shared_ptr<const v1::Task> state;
     if (auto it = batch.tasks.find(task_id); it != batch.tasks.end()) {
       state = it->second;
     } else {
       absl::StatusOr<v1::Task> stored = GetTask(task_id);
       if (stored.ok()) {
-        state = *std::move(stored);
+        state = std::make_shared<const v1::Task>(*std::move(stored));
       } else if (stored.status().code() != absl::StatusCode::kNotFound) {
         return stored.status();
       }
@@ -1175,13 +1183,17 @@ class EventStore::Impl {
 
     const absl::Time now = std::max(clock_->Now(), batch.last_recorded_at);
     absl::StatusOr<std::vector<domain::NewEvent>> decided =
-        domain::Decide(state, command, domain::DecideContext{now, options_.time_zone});
+        domain::Decide(state.get(), command, domain::DecideContext{now, options_.time_zone});
     if (!decided.ok()) return decided.status();
-    if (decided->empty()) return CommandResult{state.value_or(v1::Task()), {}, false};
+    if (decided->empty()) {
+      return CommandResult{state != nullptr ? *state : v1::Task(), {}, false};
+    }
 
     // Everything is computed before the first row goes into the shared batch, so that a
     // command that fails here leaves no trace.
-    v1::Task next = state.value_or(v1::Task());
+    auto next_owned = state != nullptr ? std::make_shared<v1::Task>(*state)
+                                       : std::make_shared<v1::Task>();
+    v1::Task& next = *next_owned;
     uint64_t position = batch.position;
     Hash hash = batch.hash;
     std::vector<std::pair<uint64_t, std::string>> event_rows;
@@ -1209,56 +1221,56 @@ class EventStore::Impl {
       result.events.push_back(ToEventRecord(decoded));
     }
 
-    rocksdb::WriteBatch& rows = batch.rows;
+    SortedRows& rows = batch.rows;
     for (std::size_t i = 0; i < event_rows.size(); ++i) {
       const v1::EventRecord& record = result.events[i];
-      rows.Put(cf(keys::kEvents), keys::EventKey(event_rows[i].first), event_rows[i].second);
-      rows.Put(cf(keys::kStreams), keys::StreamKey(task_id, record.version()),
+      rows.Put(keys::kEvents, keys::EventKey(event_rows[i].first), event_rows[i].second);
+      rows.Put(keys::kStreams, keys::StreamKey(task_id, record.version()),
                keys::EncodeFixed64BE(record.position()));
     }
     // Only the index rows that change: every row is a memtable insert, the writer's main cost.
     const keys::IndexRows new_rows = keys::IndexRowsFor(next);
-    if (state.has_value()) {
+    if (state != nullptr) {
       const keys::IndexRows old_rows = keys::IndexRowsFor(*state);
       // (Rows by reference, not structured bindings: clang 14, the fuzz build's compiler,
       // cannot capture a binding in a lambda.)
       for (const auto& old_row : old_rows.worklist) {
         const bool kept = std::any_of(new_rows.worklist.begin(), new_rows.worklist.end(),
                                       [&](const auto& row) { return row.first == old_row.first; });
-        if (!kept) rows.Delete(cf(keys::kWorklist), old_row.first);
+        if (!kept) rows.Delete(keys::kWorklist, old_row.first);
       }
       for (const auto& new_row : new_rows.worklist) {
         const bool same = std::any_of(old_rows.worklist.begin(), old_rows.worklist.end(),
                                       [&](const auto& row) { return row == new_row; });
-        if (!same) rows.Put(cf(keys::kWorklist), new_row.first, new_row.second);
+        if (!same) rows.Put(keys::kWorklist, new_row.first, new_row.second);
       }
       if (old_rows.expiry != new_rows.expiry) {
-        if (old_rows.expiry.has_value()) rows.Delete(cf(keys::kExpiry), *old_rows.expiry);
-        if (new_rows.expiry.has_value()) rows.Put(cf(keys::kExpiry), *new_rows.expiry, "");
+        if (old_rows.expiry.has_value()) rows.Delete(keys::kExpiry, *old_rows.expiry);
+        if (new_rows.expiry.has_value()) rows.Put(keys::kExpiry, *new_rows.expiry, "");
       }
     } else {
       for (const auto& [key, value] : new_rows.worklist) {
-        rows.Put(cf(keys::kWorklist), key, value);
+        rows.Put(keys::kWorklist, key, value);
       }
-      if (new_rows.expiry.has_value()) rows.Put(cf(keys::kExpiry), *new_rows.expiry, "");
+      if (new_rows.expiry.has_value()) rows.Put(keys::kExpiry, *new_rows.expiry, "");
     }
-    rows.Put(cf(keys::kTasks), task_id, keys::EncodeTask(next));
+    rows.Put(keys::kTasks, task_id, keys::EncodeTask(next));
     if (!request_id.empty()) {
       storage::v1::RequestRecord record;
       record.set_fingerprint(fingerprint);
       record.set_task_id(task_id);
       record.set_task_version(next.version());
       record.set_last_position(position);
-      rows.Put(cf(keys::kRequests), request_id, keys::EncodeRequestRecord(record));
-      batch.requests[request_id] = BatchState::Request{fingerprint, next};
+      rows.Put(keys::kRequests, request_id, keys::EncodeRequestRecord(record));
+      batch.requests[request_id] = BatchState::Request{fingerprint, next_owned};
     }
 
     batch.position = position;
     batch.hash = hash;
     batch.last_recorded_at = now;
     batch.appended = true;
-    batch.tasks[task_id] = next;
-    result.task = std::move(next);
+    result.task = next;
+    batch.tasks[task_id] = std::move(next_owned);
     return result;
   }
 
@@ -1703,6 +1715,8 @@ class EventStore::Impl {
   uint64_t checkpoint_position_ = 0;   // of the last "checkpoint" row written
   uint32_t checkpoint_max_schema_ = 1;  // and its max_schema_version
   absl::BitGen gen_;
+  SortedRows writer_rows_;          // a batch's rows, in key order at the write
+  rocksdb::WriteBatch writer_batch_;
   // head_position_ as readers may see it: advanced only after the batch is durable.
   std::atomic<uint64_t> published_head_{0};
 
