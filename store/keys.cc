@@ -186,7 +186,6 @@ void ForEachIndexRow(const v1::Task& task,
     absl::StrAppend(&key, task.task_id());
     worklist(key, value);
   };
-  add(Scope::kAll, "");
   add(Scope::kKind, KindScopeValue(task.kind()));  // a few digits: no allocation
   add(Scope::kPatient, task.patient_id());
   if (!task.assignee().empty()) add(Scope::kAssignee, task.assignee());

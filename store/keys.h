@@ -26,8 +26,11 @@
 //   "tasks":    task_id -> deterministic serialization of the outreach.v1.Task projection
 //   "worklist": scope_tag: u8 | scope_value | '\0' | status: u8 | day_key: fixed32_be | task_id
 //                 -> kind: u8 | patient_id | '\0' | assignee
-//               scope_tag := 'a' (all; scope_value empty) | 'k' (kind; decimal enum number)
-//                          | 'p' (patient_id) | 'u' (assignee; only when the task has one)
+//               scope_tag := 'k' (kind; decimal enum number) | 'p' (patient_id)
+//                          | 'u' (assignee; only when the task has one)
+//               (Format 1 also had 'a', every task in one scope. Format 2 serves the unfiltered
+//               worklist by merging the kinds' scopes: one row pair fewer for the writer to
+//               move at every follow-up change, its largest cost.)
 //               status    := the outreach.v1.TaskStatus number
 //               day_key   := days from 1970-01-01 to follow_up_date + kDayOffset,
 //                            or kNoFollowUpDay (0xFFFFFFFF, sorts last) without one
@@ -67,7 +70,7 @@ const std::vector<std::string>& ColumnFamilyNames();
 // The column families that are a pure fold of the log (rebuilt and dumped).
 inline constexpr Cf kProjectionCfs[] = {kStreams, kTasks, kWorklist, kExpiry, kRequests};
 
-inline constexpr uint32_t kProjectionFormat = 1;
+inline constexpr uint32_t kProjectionFormat = 2;
 inline constexpr char kHeadKey[] = "head";
 inline constexpr char kCheckpointKey[] = "checkpoint";
 inline constexpr char kProjectionFormatKey[] = "projection_format";
@@ -94,7 +97,7 @@ std::string ExpiryKey(absl::Time expires_at, absl::string_view task_id);
 bool ParseExpiryKey(absl::string_view key, absl::Time* expires_at, std::string* task_id);
 
 // "worklist"
-enum class Scope : char { kAll = 'a', kKind = 'k', kPatient = 'p', kAssignee = 'u' };
+enum class Scope : char { kKind = 'k', kPatient = 'p', kAssignee = 'u' };
 inline constexpr uint32_t kDayOffset = 1u << 20;
 inline constexpr uint32_t kNoFollowUpDay = 0xFFFFFFFFu;
 

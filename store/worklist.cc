@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
 #include "store/event_codec.h"
 #include "store/keys.h"
 #include "store/rocks.h"
@@ -125,40 +126,51 @@ absl::StatusOr<ListPage> ListWorklist(rocksdb::DB* db, rocksdb::ColumnFamilyHand
     after = *std::move(cursor);
   }
 
-  // The most selective scope the query names; the other filters are checked per row.
-  keys::Scope scope = keys::Scope::kAll;
-  std::string scope_value;
+  // The most selective scope the query names; the other filters are checked per row. Without
+  // one, every kind's scope: together they hold every task once.
+  keys::Scope scope = keys::Scope::kKind;
+  std::vector<std::string> scope_values;
   if (!query.patient_id.empty()) {
     scope = keys::Scope::kPatient;
-    scope_value = query.patient_id;
+    scope_values = {query.patient_id};
   } else if (!query.assignee.empty()) {
     scope = keys::Scope::kAssignee;
-    scope_value = query.assignee;
+    scope_values = {query.assignee};
   } else if (query.kind != v1::TASK_KIND_UNSPECIFIED) {
-    scope = keys::Scope::kKind;
-    scope_value = keys::KindScopeValue(query.kind);
+    scope_values = {keys::KindScopeValue(query.kind)};
+  } else {
+    const google::protobuf::EnumDescriptor* kinds = v1::TaskKind_descriptor();
+    for (int i = 0; i < kinds->value_count(); ++i) {
+      const int kind = kinds->value(i)->number();
+      if (kind != v1::TASK_KIND_UNSPECIFIED) {
+        scope_values.push_back(keys::KindScopeValue(static_cast<v1::TaskKind>(kind)));
+      }
+    }
   }
 
+  // One range per scope value and status.
   std::vector<std::unique_ptr<Range>> ranges;
-  for (v1::TaskStatus status : statuses) {
-    auto range = std::make_unique<Range>();
-    range->prefix = keys::WorklistPrefix(scope, scope_value, status);
-    range->upper = query.follow_up_on_or_before.has_value()
-                       ? keys::WorklistKey(range->prefix,
-                                           keys::DayKey(*query.follow_up_on_or_before) + 1, "")
-                       : PrefixSuccessor(range->prefix);
-    // task_id + '\0' is the least key after task_id: ids never contain '\0'.
-    range->lower = after.has_value()
-                       ? keys::WorklistKey(range->prefix, after->day_key, after->task_id + '\0')
-                       : range->prefix;
-    if (range->lower >= range->upper) continue;
-    range->upper_slice = rocksdb::Slice(range->upper);
-    rocksdb::ReadOptions read;
-    read.snapshot = snapshot;
-    read.iterate_upper_bound = &range->upper_slice;
-    range->it.reset(db->NewIterator(read, worklist));
-    range->it->Seek(range->lower);
-    ranges.push_back(std::move(range));
+  for (const std::string& scope_value : scope_values) {
+    for (v1::TaskStatus status : statuses) {
+      auto range = std::make_unique<Range>();
+      range->prefix = keys::WorklistPrefix(scope, scope_value, status);
+      range->upper = query.follow_up_on_or_before.has_value()
+                         ? keys::WorklistKey(range->prefix,
+                                             keys::DayKey(*query.follow_up_on_or_before) + 1, "")
+                         : PrefixSuccessor(range->prefix);
+      // task_id + '\0' is the least key after task_id: ids never contain '\0'.
+      range->lower = after.has_value()
+                         ? keys::WorklistKey(range->prefix, after->day_key, after->task_id + '\0')
+                         : range->prefix;
+      if (range->lower >= range->upper) continue;
+      range->upper_slice = rocksdb::Slice(range->upper);
+      rocksdb::ReadOptions read;
+      read.snapshot = snapshot;
+      read.iterate_upper_bound = &range->upper_slice;
+      range->it.reset(db->NewIterator(read, worklist));
+      range->it->Seek(range->lower);
+      ranges.push_back(std::move(range));
+    }
   }
 
   std::vector<Cursor> matches;

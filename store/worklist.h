@@ -1,8 +1,9 @@
 // The worklist query: ListTasks served from the "worklist" index rows (store/keys.h).
 //
-// Plan: the most selective scope the query names (patient > assignee > kind > all); one key
-// range per requested status, bounded by iterate_upper_bound (follow_up_on_or_before caps the
-// day_key); the ranges are k-way merged in (day_key, task_id) order, the remaining filters are
+// Plan: the most selective scope the query names (patient > assignee > kind; every kind's scope
+// when it names none); one key range per scope value and requested status, bounded by
+// iterate_upper_bound (follow_up_on_or_before caps the day_key); the ranges are k-way merged in
+// (day_key, task_id) order, the remaining filters are
 // checked against each row's value, and the page's Task rows are read with one MultiGet. Every
 // read uses one snapshot. Never a scan of every task.
 //

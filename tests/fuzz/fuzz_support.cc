@@ -276,7 +276,6 @@ void CheckProjectionRows(const v1::Task& task) {
   }
   const store::keys::IndexRows rows = store::keys::IndexRowsFor(task);
   std::vector<std::string> prefixes = {
-      store::keys::WorklistPrefix(store::keys::Scope::kAll, "", task.status()),
       store::keys::WorklistPrefix(store::keys::Scope::kKind,
                                   store::keys::KindScopeValue(task.kind()), task.status()),
       store::keys::WorklistPrefix(store::keys::Scope::kPatient, task.patient_id(),

@@ -93,7 +93,7 @@ TEST(KeysTest, EventKeysSortInPositionOrder) {
 }
 
 TEST(KeysTest, WorklistKeysSortByFollowUpDateThenTaskIdWithNoDateLast) {
-  const std::string prefix = keys::WorklistPrefix(keys::Scope::kAll, "", v1::OPEN);
+  const std::string prefix = keys::WorklistPrefix(keys::Scope::kKind, keys::KindScopeValue(v1::MANUAL), v1::OPEN);
   const std::string early = keys::WorklistKey(
       prefix, keys::DayKeyOfDate("2025-01-02"), "zzz");
   const std::string late_a = keys::WorklistKey(prefix, keys::DayKeyOfDate("2025-10-01"), "a");
@@ -126,12 +126,12 @@ TEST(KeysTest, OpenAutomaticTaskOwnsAnExpiryRowAndClosedOneDoesNot) {
   *task.mutable_expires_at() = domain::ToProto(absl::FromUnixSeconds(1'800'000'000));
   keys::IndexRows rows = keys::IndexRowsFor(task);
   EXPECT_TRUE(rows.expiry.has_value());
-  EXPECT_EQ(rows.worklist.size(), 4u);  // all, kind, patient, assignee
+  EXPECT_EQ(rows.worklist.size(), 3u);  // kind, patient, assignee
   task.set_status(v1::CLOSED);
   task.clear_assignee();
   rows = keys::IndexRowsFor(task);
   EXPECT_FALSE(rows.expiry.has_value());
-  EXPECT_EQ(rows.worklist.size(), 3u);
+  EXPECT_EQ(rows.worklist.size(), 2u);  // kind, patient
 }
 
 TEST(KeysTest, CheckpointWithABadChecksumIsDataLoss) {

@@ -707,6 +707,30 @@ TEST_F(EventStoreTest, OpenRebuildsProjectionsWhenTheirFormatChanged) {
   EXPECT_TRUE(retry->replayed);
 }
 
+TEST_F(EventStoreTest, OpenRebuildsAFormat1WorklistWithoutItsAllScopeRows) {
+  ASSERT_TRUE(Create("t1", {.assignee = "ann", .follow_up_date = "2025-03-15"}).ok());
+  ASSERT_TRUE(Create("t2", {.kind = v1::AUTOMATIC, .expires_at = kStart + absl::Hours(3)}).ok());
+  absl::StatusOr<std::string> live = store_->DumpProjections();
+  ASSERT_TRUE(live.ok());
+  EditRawDb([](rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
+    // What format 1 wrote besides today's rows: every task in the 'a' (all) scope too.
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cfs[keys::kDefault], keys::kProjectionFormatKey,
+                        keys::EncodeFixed32BE(1))
+                    .ok());
+    std::string all_scope = "a";
+    all_scope.push_back('\0');
+    all_scope.push_back(static_cast<char>(v1::OPEN));
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cfs[keys::kWorklist],
+                        keys::WorklistKey(all_scope, keys::DayKeyOfDate("2025-03-15"), "t1"), "x")
+                    .ok());
+  });
+  ASSERT_TRUE(Reopen().ok());
+  absl::StatusOr<std::string> rebuilt = store_->DumpProjections();
+  ASSERT_TRUE(rebuilt.ok());
+  EXPECT_EQ(*rebuilt, *live);
+  EXPECT_THAT(Ids(List({}).tasks), ::testing::ElementsAre("t1", "t2"));
+}
+
 // ---- Error paths ----
 
 TEST_F(EventStoreTest, ContactOnAMissingTaskIsNotFoundAndAppendsNothing) {
