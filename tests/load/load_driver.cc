@@ -104,8 +104,13 @@ class Runner {
 
   void Record(const grpc::Status& status, SteadyClock::duration latency,
               SteadyClock::time_point now) {
-    histogram_.Record(static_cast<uint64_t>(
-        std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count())));
+    const uint64_t nanos = static_cast<uint64_t>(
+        std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count()));
+    histogram_.Record(nanos);
+    uint64_t window_max = window_max_nanos_.load(std::memory_order_relaxed);
+    while (nanos > window_max && !window_max_nanos_.compare_exchange_weak(
+                                     window_max, nanos, std::memory_order_relaxed)) {
+    }
     completed_.fetch_add(1, std::memory_order_relaxed);
     if (!status.ok()) {
       const int code = std::clamp(static_cast<int>(status.error_code()), 0, kNumStatusCodes - 1);
@@ -136,8 +141,10 @@ class Runner {
     const double window = std::chrono::duration<double>(now - last_progress_).count();
     const double rate =
         static_cast<double>(done - last_progress_count_) / std::max(window, 1e-9);
-    absl::FPrintF(stderr, "[%s] %5.1fs  %9d requests  %9.0f req/s  %d errors\n", options_.label,
-                  elapsed, done, rate, Errors());
+    // The slowest request of the last second: where a stall happened in the run.
+    const double slowest = Millis(window_max_nanos_.exchange(0, std::memory_order_relaxed));
+    absl::FPrintF(stderr, "[%s] %5.1fs  %9d requests  %9.0f req/s  %d errors  max %.1f ms\n",
+                  options_.label, elapsed, done, rate, Errors(), slowest);
     last_progress_ = now;
     last_progress_count_ = done;
     next_progress_ = now + std::chrono::seconds(1);
@@ -182,6 +189,7 @@ class Runner {
   std::atomic<uint64_t> next_sequence_{0};
   std::atomic<uint64_t> completed_{0};
   std::atomic<int64_t> last_completion_{0};  // steady-clock ticks since start_
+  std::atomic<uint64_t> window_max_nanos_{0};  // slowest since the last progress line
   std::array<std::atomic<uint64_t>, kNumStatusCodes> code_counts_{};
   std::atomic<bool> has_first_error_{false};
   LatencyHistogram histogram_;
