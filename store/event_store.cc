@@ -47,14 +47,25 @@ namespace {
 
 using storage::v1::StoredEvent;
 
+// A random (version 4) UUID in its 8-4-4-4-12 hex form. Written out by hand: one per event on
+// the writer thread, where a 16-argument StrFormat showed in the profile.
 std::string NewEventId(absl::BitGen& gen) {
   uint8_t b[16];
-  for (uint8_t& byte : b) byte = absl::Uniform<uint8_t>(gen);
+  for (int half = 0; half < 2; ++half) {
+    const uint64_t bits = absl::Uniform<uint64_t>(gen);
+    for (int i = 0; i < 8; ++i) b[half * 8 + i] = static_cast<uint8_t>(bits >> (8 * i));
+  }
   b[6] = (b[6] & 0x0F) | 0x40;  // version 4: random
   b[8] = (b[8] & 0x3F) | 0x80;  // variant 10: RFC 4122
-  return absl::StrFormat(
-      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-      b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  id.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) id.push_back('-');
+    id.push_back(kHex[b[i] >> 4]);
+    id.push_back(kHex[b[i] & 0x0F]);
+  }
+  return id;
 }
 
 absl::Status WritesRefused(const absl::Status& cause) {
