@@ -37,6 +37,7 @@
 #include "rocksdb/utilities/backup_engine.h"
 #include "rocksdb/write_batch.h"
 #include "store/event_codec.h"
+#include "store/huge_pages.h"
 #include "store/keys.h"
 #include "store/rocks.h"
 #include "store/sorted_rows.h"
@@ -1311,7 +1312,7 @@ class EventStore::Impl {
   // rows in key order. Task states live in `arena`: hundreds of thousands of small messages are
   // allocated fast and freed at once.
   // Rows in one buffer, sortable by key: a fold makes millions, one allocation each would
-  // dominate its time.
+  // dominate its time. Both vectors are on huge pages (store/huge_pages.h).
   // Sorting compares the keys' first 16 bytes, kept beside each row as two big-endian numbers,
   // before it reads the bytes themselves: most comparisons never touch the (cold) buffer.
   class RowBuffer {
@@ -1319,8 +1320,8 @@ class EventStore::Impl {
     void Add(absl::string_view key, absl::string_view value) {
       rows_.push_back(Row{Prefix(key, 0), Prefix(key, 8), bytes_.size(),
                           static_cast<uint32_t>(key.size()), static_cast<uint32_t>(value.size())});
-      bytes_.append(key.data(), key.size());
-      bytes_.append(value.data(), value.size());
+      bytes_.insert(bytes_.end(), key.begin(), key.end());
+      bytes_.insert(bytes_.end(), value.begin(), value.end());
     }
     void Reserve(std::size_t rows, std::size_t bytes) {
       rows_.reserve(rows);
@@ -1338,8 +1339,8 @@ class EventStore::Impl {
     std::size_t size() const { return rows_.size(); }
     absl::string_view key(std::size_t i) const { return Key(rows_[i]); }
     absl::string_view value(std::size_t i) const {
-      return absl::string_view(bytes_).substr(rows_[i].offset + rows_[i].key_size,
-                                              rows_[i].value_size);
+      return absl::string_view(bytes_.data() + rows_[i].offset + rows_[i].key_size,
+                               rows_[i].value_size);
     }
 
    private:
@@ -1358,34 +1359,52 @@ class EventStore::Impl {
       return out;
     }
     absl::string_view Key(const Row& row) const {
-      return absl::string_view(bytes_).substr(row.offset, row.key_size);
+      return absl::string_view(bytes_.data() + row.offset, row.key_size);
     }
-    std::string bytes_;
-    std::vector<Row> rows_;
+    std::vector<char, HugePageAllocator<char>> bytes_;
+    std::vector<Row, HugePageAllocator<Row>> rows_;
   };
 
+  // Everything large a fold holds is on huge pages (store/huge_pages.h): the arena's blocks, the
+  // task map, the per-event and per-contact vectors and the row buffers. Page faults were a
+  // third of a rebuild before.
   struct FoldedLog {
-    // A task's events are a chain through `next`, by their ordinal in the log.
+    // A task's events are a chain through `next`, by their ordinal in the log; its contacts a
+    // chain through `contacts`.
     static constexpr uint32_t kNoEvent = std::numeric_limits<uint32_t>::max();
     struct Stream {
       // The task without its contacts: those are in `contacts`, already serialized.
       v1::Task* task = nullptr;
-      // Each contact as it appears in the task row: the field's tag, its length, its bytes.
-      std::string contacts;
       uint32_t first = kNoEvent;
       uint32_t last = kNoEvent;
+      uint32_t first_contact = kNoEvent;
+      uint32_t last_contact = kNoEvent;
     };
-    // Big blocks: the default (at most 8 KiB) would be a malloc per few contacts.
+    // One contact as it appears in the task row (the field's tag, its length, its bytes), in
+    // `arena`.
+    struct ContactBytes {
+      const char* data;
+      uint32_t size;
+      uint32_t next;  // the task's next contact, or kNoEvent
+    };
+    template <typename T>
+    using HugeVector = std::vector<T, HugePageAllocator<T>>;
+    // Blocks of whole huge pages: the default (at most 8 KiB) would be a malloc per few contacts.
     static google::protobuf::ArenaOptions ArenaBlocks() {
       google::protobuf::ArenaOptions options;
-      options.start_block_size = 64 << 10;
-      options.max_block_size = 4 << 20;
+      options.start_block_size = kHugePageBytes;
+      options.max_block_size = 4 * kHugePageBytes;
+      options.block_alloc = AllocateHuge;
+      options.block_dealloc = FreeHuge;
       return options;
     }
     google::protobuf::Arena arena{ArenaBlocks()};
-    absl::flat_hash_map<std::string, Stream> streams;
-    std::vector<uint64_t> positions;  // by ordinal
-    std::vector<uint32_t> next;       // by ordinal: the task's next event, or kNoEvent
+    absl::flat_hash_map<std::string, Stream, absl::Hash<std::string>, std::equal_to<std::string>,
+                        HugePageAllocator<std::pair<const std::string, Stream>>>
+        streams;
+    HugeVector<uint64_t> positions;  // by ordinal
+    HugeVector<uint32_t> next;       // by ordinal: the task's next event, or kNoEvent
+    HugeVector<ContactBytes> contacts;
     std::vector<const std::string*> task_ids;  // the keys of `streams`, sorted
     RowBuffer worklist, expiry, requests;      // sorted
     uint64_t events = 0;
@@ -1413,6 +1432,7 @@ class EventStore::Impl {
     const uint64_t expected_events = published_head_.load();
     out->positions.reserve(expected_events);
     out->next.reserve(expected_events);
+    out->contacts.reserve(expected_events);
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       uint64_t position = 0;
       if (!keys::ParseEventKey(View(it->key()), &position)) {
@@ -1440,7 +1460,7 @@ class EventStore::Impl {
         // Serialized now, while it is hot, into the task's contact bytes. The cleared Contact
         // (with its strings' buffers) is reused by the task's next contact: the fold allocates
         // one Contact per task, not one per contact, and the task row is written from bytes.
-        AppendContactBytes(*stream.task, &stream.contacts);
+        if (absl::Status s = AddContactBytes(stream, out); !s.ok()) return s;
         stream.task->mutable_contacts()->Clear();
       }
       if (out->events >= FoldedLog::kNoEvent) {
@@ -1500,28 +1520,43 @@ class EventStore::Impl {
     out->append(bytes, 8);
   }
 
-  // Appends `task`'s contacts to `*out` as the "tasks" row encodes them: for each, the tag of
-  // Task.contacts, the length, the Contact's bytes. (Contact has no map fields, so its plain
-  // serialization is the deterministic one keys::EncodeTask uses.)
-  static void AppendContactBytes(const v1::Task& task, std::string* out) {
+  // Appends the contacts of `stream`'s task to its contact chain, each as the "tasks" row
+  // encodes it: the tag of Task.contacts, the length, the Contact's bytes. (Contact has no map
+  // fields, so its plain serialization is the deterministic one keys::EncodeTask uses.)
+  static absl::Status AddContactBytes(FoldedLog::Stream& stream, FoldedLog* out) {
     using google::protobuf::internal::WireFormatLite;
     constexpr uint32_t kTag = WireFormatLite::MakeTag(
         v1::Task::kContactsFieldNumber, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
     static_assert(kTag < 0x80, "the tag is one byte");
-    for (const v1::Contact& contact : task.contacts()) {
+    for (const v1::Contact& contact : stream.task->contacts()) {
       const std::size_t size = contact.ByteSizeLong();
-      uint8_t header[1 + 5];
-      header[0] = static_cast<uint8_t>(kTag);
-      uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
-          static_cast<uint32_t>(size), header + 1);
-      out->append(reinterpret_cast<const char*>(header), static_cast<std::size_t>(end - header));
-      const std::size_t at = out->size();
-      out->resize(at + size);
-      contact.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(&(*out)[at]));
+      const std::size_t header_size =
+          1 + static_cast<std::size_t>(google::protobuf::io::CodedOutputStream::VarintSize32(
+                  static_cast<uint32_t>(size)));
+      if (out->contacts.size() >= FoldedLog::kNoEvent) {
+        return absl::ResourceExhaustedError("rebuild: more contacts than one fold can hold");
+      }
+      auto* bytes = reinterpret_cast<uint8_t*>(
+          google::protobuf::Arena::CreateArray<char>(&out->arena, header_size + size));
+      bytes[0] = static_cast<uint8_t>(kTag);
+      google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(size),
+                                                                    bytes + 1);
+      contact.SerializeWithCachedSizesToArray(bytes + header_size);
+      const auto index = static_cast<uint32_t>(out->contacts.size());
+      out->contacts.push_back(FoldedLog::ContactBytes{reinterpret_cast<const char*>(bytes),
+                                                      static_cast<uint32_t>(header_size + size),
+                                                      FoldedLog::kNoEvent});
+      if (stream.last_contact == FoldedLog::kNoEvent) {
+        stream.first_contact = index;
+      } else {
+        out->contacts[stream.last_contact].next = index;
+      }
+      stream.last_contact = index;
     }
+    return absl::OkStatus();
   }
 
-  // Sets `*row` to keys::EncodeTask of `task` with `contacts` (AppendContactBytes's) as its
+  // Sets `*row` to keys::EncodeTask of `task` with `contacts` (AddContactBytes's chain) as its
   // contacts: the serialization of `task` (which has none) with the bytes spliced in where
   // field order puts Task.contacts, before the first field numbered above it.
   static absl::Status TaskRow(const v1::Task& task, absl::string_view contacts, std::string* row) {
@@ -1575,9 +1610,15 @@ class EventStore::Impl {
         if (absl::Status s = emit(keys::kStreams, key, value); !s.ok()) return s;
       }
     }
+    std::string contacts;
     for (const std::string* task_id : folded.task_ids) {
       const FoldedLog::Stream& stream = folded.streams.find(*task_id)->second;
-      if (absl::Status s = TaskRow(*stream.task, stream.contacts, &value); !s.ok()) return s;
+      contacts.clear();
+      for (uint32_t c = stream.first_contact; c != FoldedLog::kNoEvent;
+           c = folded.contacts[c].next) {
+        contacts.append(folded.contacts[c].data, folded.contacts[c].size);
+      }
+      if (absl::Status s = TaskRow(*stream.task, contacts, &value); !s.ok()) return s;
       if (absl::Status s = emit(keys::kTasks, *task_id, value); !s.ok()) return s;
     }
     const std::pair<keys::Cf, const RowBuffer*> sorted[] = {{keys::kWorklist, &folded.worklist},
