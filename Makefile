@@ -24,6 +24,12 @@ FUZZ_SECONDS       ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_CC  ?= clang-14
 FUZZ_CXX ?= clang++-14
+# New build trees use Ninja (ninja-build, from deploy/install-deps.sh): it compiles a target's
+# files while the libraries it links are still being built, which keeps both cores busy where
+# make's per-target steps leave one idle. CMake reads this only when it creates a tree: a tree made
+# earlier with another generator keeps it.
+CMAKE_GENERATOR ?= Ninja
+export CMAKE_GENERATOR
 
 # Test binaries per instrumented build, as <folder under tests/>/<binary>. e2e_test is left out:
 # it runs outreachd, a second full binary to build and instrument, over the code the server tests

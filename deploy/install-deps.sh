@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake pkg-config
+  build-essential cmake ninja-build pkg-config
   protobuf-compiler libprotobuf-dev
   libgrpc++-dev protobuf-compiler-grpc
   grpc-proto

@@ -25,7 +25,7 @@ namespace {
 
 using ::testing::ElementsAre;
 
-const absl::Time kStart = absl::FromUnixSeconds(1767225600);  // 2026-01-01T00:00:00Z
+const absl::Time kLogStart = absl::FromUnixSeconds(1767225600);  // 2026-01-01T00:00:00Z
 
 std::string RecordKey(uint64_t sequence) {
   return absl::StrCat("r", keys::EncodeFixed64BE(sequence));
@@ -99,7 +99,7 @@ class AccessLogTest : public ::testing::Test {
   }
 
   std::string dir_;
-  FakeClock clock_{kStart};
+  FakeClock clock_{kLogStart};
   std::unique_ptr<EventStore> store_;
 };
 
@@ -124,7 +124,7 @@ TEST_F(AccessLogTest, AppendsGapFreeSequencesOnAVerifiedChain) {
   EXPECT_THAT(second.task_ids(), ElementsAre("t-1", "t-2"));
   EXPECT_EQ(second.count(), 2u);
   EXPECT_EQ(second.peer(), "ipv4:127.0.0.1:5555");
-  EXPECT_EQ(second.time().seconds(), absl::ToUnixSeconds(kStart));
+  EXPECT_EQ(second.time().seconds(), absl::ToUnixSeconds(kLogStart));
   // Each record chains from the one before it.
   EXPECT_EQ((*records)[2].hash, log().HeadHash());
   EXPECT_NE((*records)[1].hash, (*records)[2].hash);
@@ -167,14 +167,14 @@ TEST_F(AccessLogTest, ReadsByTimeRangeAndPrincipal) {
   Append("bob");                       // 4 at +3m
 
   EXPECT_THAT(Sequences({}), ElementsAre(1, 2, 3, 4));
-  EXPECT_THAT(Sequences({.from = kStart + absl::Minutes(1), .to = kStart + absl::Minutes(3)}),
+  EXPECT_THAT(Sequences({.from = kLogStart + absl::Minutes(1), .to = kLogStart + absl::Minutes(3)}),
               ElementsAre(2, 3));  // from inclusive, to exclusive
   EXPECT_THAT(Sequences({.principal = "alice"}), ElementsAre(1, 3));
-  EXPECT_THAT(Sequences({.from = kStart + absl::Seconds(30), .principal = "bob"}),
+  EXPECT_THAT(Sequences({.from = kLogStart + absl::Seconds(30), .principal = "bob"}),
               ElementsAre(2, 4));
   EXPECT_THAT(Sequences({.limit = 2}), ElementsAre(1, 2));
-  EXPECT_THAT(Sequences({.from = kStart + absl::Hours(1)}), ElementsAre());
-  EXPECT_THAT(Sequences({.from = kStart + absl::Minutes(2), .to = kStart}), ElementsAre());
+  EXPECT_THAT(Sequences({.from = kLogStart + absl::Hours(1)}), ElementsAre());
+  EXPECT_THAT(Sequences({.from = kLogStart + absl::Minutes(2), .to = kLogStart}), ElementsAre());
 }
 
 TEST_F(AccessLogTest, TimeNeverGoesBackwardsWhenTheClockDoes) {
@@ -184,7 +184,7 @@ TEST_F(AccessLogTest, TimeNeverGoesBackwardsWhenTheClockDoes) {
   absl::StatusOr<std::vector<StoredAccessRecord>> records = log().Read({});
   ASSERT_TRUE(records.ok());
   ASSERT_EQ(records->size(), 2u);
-  EXPECT_EQ((*records)[1].record.time().seconds(), absl::ToUnixSeconds(kStart));
+  EXPECT_EQ((*records)[1].record.time().seconds(), absl::ToUnixSeconds(kLogStart));
   EXPECT_TRUE(log().Verify().ok);
 }
 
@@ -194,7 +194,7 @@ TEST_F(AccessLogTest, RetentionDeletesOldRecordsAndKeepsTheChainVerifiable) {
     clock_.Advance(absl::Hours(1));
   }
   // Records 1..5 at +0h..+4h: everything before +3h goes.
-  absl::StatusOr<uint64_t> deleted = log().DeleteOlderThan(kStart + absl::Hours(3));
+  absl::StatusOr<uint64_t> deleted = log().DeleteOlderThan(kLogStart + absl::Hours(3));
   ASSERT_TRUE(deleted.ok()) << deleted.status();
   EXPECT_EQ(*deleted, 3u);
   EXPECT_THAT(Sequences({}), ElementsAre(4, 5));
@@ -206,7 +206,7 @@ TEST_F(AccessLogTest, RetentionDeletesOldRecordsAndKeepsTheChainVerifiable) {
   EXPECT_EQ(report.head_sequence, 5u);
 
   // Nothing more to delete at the same cutoff; appends continue the chain.
-  deleted = log().DeleteOlderThan(kStart + absl::Hours(3));
+  deleted = log().DeleteOlderThan(kLogStart + absl::Hours(3));
   ASSERT_TRUE(deleted.ok());
   EXPECT_EQ(*deleted, 0u);
   EXPECT_EQ(Append("bob"), 6u);
