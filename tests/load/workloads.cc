@@ -35,10 +35,15 @@ void StartCall(const WorkloadContext& ctx, StartFn start, Request request,
   }
   call->context.set_deadline(std::chrono::system_clock::now() +
                              absl::ToChronoNanoseconds(kCallDeadline));
+  // The call is gone before `then` runs: `then` ends by telling the runner the request is done,
+  // after which the runner may tear down the channels and return from main, so nothing of the
+  // call may be destroyed after it (a ClientContext outliving its channel is undefined).
   start(&call->context, &call->request, &call->response,
-        [call, then = std::move(then)](grpc::Status status) {
-          then(status, call->response);
+        [call, then = std::move(then)](grpc::Status status) mutable {
+          Response response = std::move(call->response);
           delete call;
+          const auto finish = std::move(then);
+          finish(status, response);
         });
 }
 
