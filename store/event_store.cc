@@ -1309,16 +1309,9 @@ class EventStore::Impl {
 
   // ---- Rebuild (the writer is stopped or paused) ----
 
-  // Bytes `from` to `from + 7` of `key` as a big-endian number, missing bytes read as 0. Sorts
-  // compare a key's first 16 bytes, kept beside it as two of these, before they read the bytes
-  // themselves: most comparisons never touch the (cold) keys.
-  static uint64_t KeyPrefix(absl::string_view key, std::size_t from) {
-    uint64_t out = 0;
-    for (std::size_t i = from; i < from + 8; ++i) {
-      out = (out << 8) | (i < key.size() ? static_cast<uint8_t>(key[i]) : 0);
-    }
-    return out;
-  }
+  // The rebuild's sorts compare a key's first 16 bytes, kept beside it as two KeyPrefix
+  // numbers (store/sorted_rows.h), before they read the bytes themselves: most comparisons
+  // never touch the (cold) keys.
 
   // Rows in one buffer, sortable by key: a fold makes millions, one allocation each would
   // dominate its time. Both vectors are on huge pages (store/huge_pages.h).

@@ -5,17 +5,14 @@
 #include "store/rocks.h"
 
 namespace outreach::store {
-namespace {
 
-uint64_t Prefix(absl::string_view key) {
+uint64_t KeyPrefix(absl::string_view key, std::size_t from) {
   uint64_t out = 0;
-  for (std::size_t i = 0; i < 8; ++i) {
+  for (std::size_t i = from; i < from + 8; ++i) {
     out = (out << 8) | (i < key.size() ? static_cast<uint8_t>(key[i]) : 0);
   }
   return out;
 }
-
-}  // namespace
 
 void SortedRows::Put(int family, absl::string_view key, absl::string_view value) {
   Add(family, key, value, /*is_delete=*/false);
@@ -27,7 +24,7 @@ void SortedRows::Delete(int family, absl::string_view key) {
 
 void SortedRows::Add(int family, absl::string_view key, absl::string_view value,
                      bool is_delete) {
-  rows_.push_back(Row{Prefix(key), static_cast<uint32_t>(bytes_.size()),
+  rows_.push_back(Row{KeyPrefix(key), static_cast<uint32_t>(bytes_.size()),
                       static_cast<uint32_t>(key.size()), static_cast<uint32_t>(value.size()),
                       static_cast<uint32_t>(rows_.size()), static_cast<uint8_t>(family),
                       is_delete});

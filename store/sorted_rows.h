@@ -25,6 +25,11 @@
 
 namespace outreach::store {
 
+// Bytes `from` to `from + 7` of `key` as a big-endian number, missing bytes read as 0: keys
+// compare as their prefixes do, as far as these bytes go. Sorts keep it beside each key and
+// compare it first, so that most comparisons never read the (cold) key bytes.
+uint64_t KeyPrefix(absl::string_view key, std::size_t from = 0);
+
 class SortedRows {
  public:
   // `family` indexes the handles AppendTo is given (a keys::Cf).

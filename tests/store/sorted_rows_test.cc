@@ -126,6 +126,14 @@ TEST_F(SortedRowsTest, TheDatabaseHoldsWhatTheRowsSaidInTheirOrder) {
   EXPECT_EQ(value, "v2");
 }
 
+TEST(KeyPrefixTest, PrefixesOrderAsTheirKeysDoAsFarAsTheyReach) {
+  EXPECT_LT(KeyPrefix("abc"), KeyPrefix("abd"));
+  EXPECT_LT(KeyPrefix("ab"), KeyPrefix(absl::string_view("ab\x01", 3)));  // missing bytes are 0
+  EXPECT_EQ(KeyPrefix("abcdefghij"), KeyPrefix("abcdefghzz"));  // only bytes 0-7 count
+  EXPECT_EQ(KeyPrefix("abcdefghXY", 8), (uint64_t{'X'} << 56) | (uint64_t{'Y'} << 48));
+  EXPECT_LT(KeyPrefix("abcdefghXY", 8), KeyPrefix("abcdefghXZ", 8));
+}
+
 TEST_F(SortedRowsTest, ClearForgetsEveryRow) {
   SortedRows rows;
   rows.Put(1, "a", "x");
