@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "domain/validation.h"
 
@@ -18,6 +19,10 @@ absl::Status ValidateMeta(const CommandMeta& meta) {
 
 absl::Status ValidateCreateShape(const CreateTaskCommand& c) {
   if (absl::Status s = ValidateId("task_id", c.task_id); !s.ok()) return s;
+  if (absl::StartsWith(c.task_id, kReservedIdPrefix)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "task_id: ids starting with \"", kReservedIdPrefix, "\" are reserved for the service"));
+  }
   if (absl::Status s = ValidateId("patient_id", c.patient_id); !s.ok()) return s;
   if (c.kind != v1::MANUAL && c.kind != v1::AUTOMATIC) {
     return absl::InvalidArgumentError(

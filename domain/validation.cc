@@ -114,8 +114,19 @@ absl::Time FromProto(const google::protobuf::Timestamp& ts) {
 
 absl::Status ValidateText(absl::string_view field, absl::string_view text, std::size_t max) {
   std::size_t code_points = 0;
-  for (char c : text) {
-    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++code_points;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if ((c & 0xC0) != 0x80) ++code_points;
+    // C1 controls U+0080..U+009F are encoded 0xC2 0x80..0x9F.
+    const bool c1 = c == 0xC2 && i + 1 < text.size() &&
+                    static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+                    static_cast<unsigned char>(text[i + 1]) <= 0x9F;
+    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7F || c1) {
+      const unsigned value = c1 ? static_cast<unsigned char>(text[i + 1]) : c;
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: control character U+%04X at character %d (only newline and tab are allowed)",
+          field, value, code_points));
+    }
   }
   if (code_points > max) {
     return absl::InvalidArgumentError(

@@ -25,6 +25,10 @@ inline constexpr int kMaxDaysAhead = 3660;
 // A client clock slightly ahead of ours must not turn "now" into "the future".
 inline constexpr absl::Duration kClockSkewAllowance = absl::Seconds(5);
 
+// Ids the service keeps for its own actors (kExpiryActor, "system:expiry"): no principal,
+// x-actor, x-on-behalf-of or task id may start with it.
+inline constexpr char kReservedIdPrefix[] = "system:";
+
 // True when `id` is 1-64 characters of [A-Za-z0-9._:-].
 bool IsValidId(absl::string_view id);
 
@@ -45,7 +49,10 @@ absl::StatusOr<absl::Time> ParseTimestamp(absl::string_view field,
 google::protobuf::Timestamp ToProto(absl::Time t);
 absl::Time FromProto(const google::protobuf::Timestamp& ts);
 
-// Requires at most `max` characters (Unicode code points of valid UTF-8).
+// Requires at most `max` characters (Unicode code points of valid UTF-8), and no control
+// character but newline and tab (no C0 control, DEL or C1 control): text a coordinator wrote,
+// shown in worklists and logs, where a carriage return or an escape sequence could pass one
+// line or one screen off as another.
 absl::Status ValidateText(absl::string_view field, absl::string_view text, std::size_t max);
 
 }  // namespace outreach::domain

@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "domain/validation.h"
+#include "grpc/grpc_security_constants.h"
 #include "grpcpp/security/auth_context.h"
 #include "openssl/crypto.h"
 #include "openssl/sha.h"
@@ -103,6 +104,11 @@ absl::StatusOr<Principal> ParseLine(absl::string_view line) {
           "token_sha256 must be 64 hex digits (the SHA-256 of the token) or \"-\"");
     }
     principal.token_sha256 = absl::HexStringToBytes(absl::AsciiStrToLower(fields[2]));
+    if (principal.token_sha256 == Sha256("")) {
+      return absl::InvalidArgumentError(
+          "token_sha256 is the SHA-256 of the empty string (was the token variable unset when "
+          "the hash was made?): generate a token and hash it again");
+    }
   }
   principal.cert_subject = std::string(absl::StripAsciiWhitespace(rest));
   if (principal.token_sha256.empty() && principal.cert_subject.empty()) {
@@ -283,21 +289,61 @@ bool Allowed(absl::string_view method, RoleSet roles) {
   return false;
 }
 
+namespace {
+
+absl::Status CheckOnBehalfOf(absl::string_view on_behalf_of) {
+  if (on_behalf_of.empty() ||
+      (domain::IsValidId(on_behalf_of) && !absl::StartsWith(on_behalf_of, kReservedIdPrefix))) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "x-on-behalf-of must be 1-64 characters of [A-Za-z0-9._:-], not starting with \"",
+      kReservedIdPrefix, "\""));
+}
+
+// The principal the credentials name: UNAUTHENTICATED when none (see Authenticator::Check).
+absl::StatusOr<const Principal*> Authenticate(const Principals& principals,
+                                              const CallCredentials& credentials) {
+  if (!credentials.authorization.empty()) {
+    absl::string_view header = credentials.authorization;
+    constexpr absl::string_view kBearer = "bearer ";
+    if (header.size() <= kBearer.size() ||
+        !absl::EqualsIgnoreCase(header.substr(0, kBearer.size()), kBearer)) {
+      return absl::UnauthenticatedError("authorization metadata must be \"Bearer <token>\"");
+    }
+    const absl::string_view token = absl::StripAsciiWhitespace(header.substr(kBearer.size()));
+    if (token.size() < kMinTokenLength) {
+      return absl::UnauthenticatedError(
+          absl::StrCat("bearer token too short (tokens are at least ", kMinTokenLength,
+                       " characters)"));
+    }
+    const Principal* principal = principals.FindByToken(token);
+    if (principal == nullptr) return absl::UnauthenticatedError("unknown bearer token");
+    return principal;
+  }
+  if (!credentials.cert_subjects.empty()) {
+    const Principal* principal = principals.FindByCertSubject(credentials.cert_subjects);
+    if (principal == nullptr) {
+      return absl::UnauthenticatedError("client certificate names no known principal");
+    }
+    return principal;
+  }
+  return absl::UnauthenticatedError(
+      "missing credentials: send \"authorization: Bearer <token>\" or a client certificate");
+}
+
+}  // namespace
+
 absl::StatusOr<Caller> Authenticator::Check(absl::string_view method,
-                                            const CallCredentials& credentials) const {
+                                            const CallCredentials& credentials,
+                                            std::string* authenticated) const {
   const MethodRule* rule = FindMethodRule(method);
   if (rule == nullptr) {
     return absl::PermissionDeniedError(absl::StrCat(method, " is not in the role table"));
   }
   if (rule->access == Access::kOpen) return Caller{};
-  if (!credentials.on_behalf_of.empty() &&
-      (!domain::IsValidId(credentials.on_behalf_of) ||
-       absl::StartsWith(credentials.on_behalf_of, kReservedIdPrefix))) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "x-on-behalf-of must be 1-64 characters of [A-Za-z0-9._:-], not starting with \"",
-        kReservedIdPrefix, "\""));
-  }
   if (registry_ == nullptr) {
+    if (absl::Status s = CheckOnBehalfOf(credentials.on_behalf_of); !s.ok()) return s;
     Caller caller;
     caller.principal = credentials.x_actor.empty() ? "anonymous" : credentials.x_actor;
     caller.roles = kAllRoles;
@@ -306,41 +352,60 @@ absl::StatusOr<Caller> Authenticator::Check(absl::string_view method,
     return caller;
   }
 
+  // Credentials first: nothing else about a call is looked at before its caller is known.
   const std::shared_ptr<const Principals> principals = registry_->Current();
-  const Principal* principal = nullptr;
-  if (!credentials.authorization.empty()) {
-    absl::string_view header = credentials.authorization;
-    constexpr absl::string_view kBearer = "bearer ";
-    if (header.size() <= kBearer.size() ||
-        !absl::EqualsIgnoreCase(header.substr(0, kBearer.size()), kBearer)) {
-      return absl::UnauthenticatedError("authorization metadata must be \"Bearer <token>\"");
-    }
-    principal = principals->FindByToken(absl::StripAsciiWhitespace(header.substr(kBearer.size())));
-    if (principal == nullptr) return absl::UnauthenticatedError("unknown bearer token");
-  } else if (!credentials.cert_subjects.empty()) {
-    principal = principals->FindByCertSubject(credentials.cert_subjects);
-    if (principal == nullptr) {
-      return absl::UnauthenticatedError("client certificate names no known principal");
-    }
-  } else {
-    return absl::UnauthenticatedError(
-        "missing credentials: send \"authorization: Bearer <token>\" or a client certificate");
+  absl::StatusOr<const Principal*> found = Authenticate(*principals, credentials);
+  if (!found.ok()) return found.status();
+  const Principal& principal = **found;
+  if (authenticated != nullptr) *authenticated = principal.id;
+  if (!Allowed(method, principal.roles)) {
+    return absl::PermissionDeniedError(absl::StrCat("principal ", principal.id, " (",
+                                                    RoleSetName(principal.roles),
+                                                    ") may not call ", method));
   }
-
-  if (!credentials.on_behalf_of.empty() && !principal->Has(Role::kService)) {
+  if (!credentials.on_behalf_of.empty() && !principal.Has(Role::kService)) {
     return absl::PermissionDeniedError(absl::StrCat(
-        "principal ", principal->id, " may not use x-on-behalf-of (service principals only)"));
+        "principal ", principal.id, " may not use x-on-behalf-of (service principals only)"));
+  }
+  if (absl::Status s = CheckOnBehalfOf(credentials.on_behalf_of); !s.ok()) return s;
+  Caller caller;
+  caller.principal = principal.id;
+  caller.roles = principal.roles;
+  caller.on_behalf_of = credentials.on_behalf_of;
+  if (!credentials.authorization.empty()) {
+    caller.token_sha256 = principal.token_sha256;
+  } else {
+    caller.cert_subject = principal.cert_subject;
+  }
+  return caller;
+}
+
+absl::Status Authenticator::Recheck(const Caller& caller, absl::string_view method) const {
+  if (registry_ == nullptr || caller.principal.empty()) return absl::OkStatus();
+  const std::shared_ptr<const Principals> principals = registry_->Current();
+  const Principal* principal = principals->FindById(caller.principal);
+  if (principal == nullptr) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "principal ", caller.principal, " was removed from the principals file"));
+  }
+  const bool same_credentials =
+      caller.token_sha256.empty()
+          ? !caller.cert_subject.empty() && principal->cert_subject == caller.cert_subject
+          : principal->token_sha256 == caller.token_sha256;
+  if (!same_credentials) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "the credentials principal ", caller.principal, " authenticated with were revoked"));
+  }
+  if (!caller.on_behalf_of.empty() && !principal->Has(Role::kService)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "principal ", principal->id, " no longer holds the service role x-on-behalf-of needs"));
   }
   if (!Allowed(method, principal->roles)) {
     return absl::PermissionDeniedError(absl::StrCat("principal ", principal->id, " (",
                                                     RoleSetName(principal->roles),
-                                                    ") may not call ", method));
+                                                    ") may no longer call ", method));
   }
-  Caller caller;
-  caller.principal = principal->id;
-  caller.roles = principal->roles;
-  caller.on_behalf_of = credentials.on_behalf_of;
-  return caller;
+  return absl::OkStatus();
 }
 
 bool IsLoopbackAddress(absl::string_view listen_address) {
@@ -365,7 +430,9 @@ bool IsLoopbackAddress(absl::string_view listen_address) {
 std::vector<std::string> CertSubjects(const grpc::AuthContext& context) {
   std::vector<std::string> subjects;
   if (!context.IsPeerAuthenticated()) return subjects;
-  for (const char* property : {"x509_common_name", "x509_subject_alternative_name"}) {
+  // The subject CN and the DNS names among the SANs: an email, URI or IP SAN never names a
+  // principal (a CA that issues email certificates to people must not mint service identities).
+  for (const char* property : {GRPC_X509_CN_PROPERTY_NAME, GRPC_PEER_DNS_PROPERTY_NAME}) {
     for (const grpc::string_ref& value : context.FindPropertyValues(property)) {
       subjects.emplace_back(value.data(), value.size());
     }

@@ -9,9 +9,13 @@
 //   roles        := role ("," role)*     role := coordinator | service | auditor | admin
 //   token_sha256 := 64 hex digits: SHA-256 of the bearer token (printf %s TOKEN | sha256sum),
 //                   or "-" for a principal that authenticates by client certificate only
-//   cert_subject := the rest of the line: a client certificate's subject CN or one of its SANs
-//                   (only with mTLS, --tls-client-ca)
+//   cert_subject := the rest of the line: a client certificate's subject CN or one of its DNS
+//                   subjectAltNames (only with mTLS, --tls-client-ca); email, URI and IP SANs
+//                   never name a principal
 //
+// Tokens are at least kMinTokenLength characters (a shorter or empty bearer token is refused
+// at every call), and a token_sha256 equal to the SHA-256 of the empty string is refused as a
+// line error: it is what `printf %s "$TOKEN" | sha256sum` gives when $TOKEN was not set.
 // No plain token is ever on disk. Ids, token hashes and certificate subjects are unique in a
 // file. A file with a syntax error, a duplicate or no principal at all is refused as a whole,
 // naming the line: PrincipalRegistry::Reload then keeps the previous principals.
@@ -39,6 +43,10 @@ class AuthContext;
 }  // namespace grpc
 
 namespace outreach::server {
+
+// The shortest bearer token accepted (characters after "Bearer "). 32 random bytes in base64,
+// the README's recipe, are 44.
+inline constexpr std::size_t kMinTokenLength = 24;
 
 enum class Role : uint32_t {
   kCoordinator = 1u << 0,
@@ -137,6 +145,10 @@ struct Caller {
   RoleSet roles = 0;
   std::string on_behalf_of;  // set only for service principals (or in development mode)
   bool development = false;  // no principals file: local-development mode
+  // How the principal authenticated: the SHA-256 of its token, or its certificate subject.
+  // Authenticator::Recheck compares it with the current principals file.
+  std::string token_sha256;
+  std::string cert_subject;
 };
 
 class Authenticator {
@@ -150,12 +162,22 @@ class Authenticator {
   // Authenticates and authorizes one call of `method`:
   //  - a method outside the table: PERMISSION_DENIED (deny by default);
   //  - an open method: OK with an anonymous Caller, whatever the credentials;
-  //  - no credentials, a malformed authorization header, an unknown token or certificate:
-  //    UNAUTHENTICATED;
+  //  - no credentials, a malformed authorization header, a token shorter than
+  //    kMinTokenLength, an unknown token or certificate: UNAUTHENTICATED;
+  //  - a principal whose roles the table does not allow: PERMISSION_DENIED;
   //  - x-on-behalf-of from a principal without the service role: PERMISSION_DENIED; a malformed
-  //    one: INVALID_ARGUMENT;
-  //  - a principal whose roles the table does not allow: PERMISSION_DENIED.
-  absl::StatusOr<Caller> Check(absl::string_view method, const CallCredentials& credentials) const;
+  //    one: INVALID_ARGUMENT.
+  // In that order: credentials are checked before anything else the call carries.
+  // `authenticated`, if not null, receives the principal's id once the credentials name one
+  // (also when the call is then refused), for the log of refused calls.
+  absl::StatusOr<Caller> Check(absl::string_view method, const CallCredentials& credentials,
+                               std::string* authenticated = nullptr) const;
+
+  // Whether `caller` (from Check) may still call `method` under the current principals, for a
+  // call that outlives a reload (a stream): UNAUTHENTICATED if the principal is gone or no longer
+  // holds the token or certificate subject it authenticated with, PERMISSION_DENIED if it lost
+  // the role (or the service role that x-on-behalf-of needs). OK in development mode.
+  absl::Status Recheck(const Caller& caller, absl::string_view method) const;
 
  private:
   const PrincipalRegistry* const registry_;
@@ -165,8 +187,8 @@ class Authenticator {
 // 127.0.0.0/8 or ::1. Wildcards (0.0.0.0, [::]) and every other address are not.
 bool IsLoopbackAddress(absl::string_view listen_address);
 
-// A verified client certificate's subject CN and SANs from a call's auth context (empty unless
-// the peer presented a certificate the server verified).
+// A verified client certificate's subject CN and DNS SANs from a call's auth context (empty
+// unless the peer presented a certificate the server verified). Other SAN types are left out.
 std::vector<std::string> CertSubjects(const grpc::AuthContext& context);
 
 }  // namespace outreach::server

@@ -1,6 +1,7 @@
 #include "server/call_security.h"
 
 #include <iostream>
+#include <memory>
 #include <iterator>
 #include <optional>
 #include <utility>
@@ -30,7 +31,21 @@ std::optional<std::string> OneValue(const grpc::CallbackServerContext& context,
 
 absl::StatusOr<Caller> CallSecurity::Authorize(const grpc::CallbackServerContext& context,
                                                absl::string_view method) const {
+  std::string principal;
+  absl::StatusOr<Caller> caller = Identify(context, method, &principal);
+  if (!caller.ok() && refusals_ != nullptr) {
+    refusals_->Refused(caller.status(), principal, method, context.peer());
+  }
+  return caller;
+}
+
+absl::StatusOr<Caller> CallSecurity::Identify(const grpc::CallbackServerContext& context,
+                                              absl::string_view method,
+                                              std::string* principal) const {
   CallCredentials credentials;
+  // Malformed metadata other than the credentials is reported only once the caller is known:
+  // an unauthenticated call learns nothing but UNAUTHENTICATED.
+  absl::Status metadata_error;
   bool repeated = false;
   if (std::optional<std::string> value = OneValue(context, kAuthorizationMetadataKey, &repeated)) {
     if (repeated) {
@@ -40,17 +55,18 @@ absl::StatusOr<Caller> CallSecurity::Authorize(const grpc::CallbackServerContext
   }
   if (std::optional<std::string> value = OneValue(context, kOnBehalfOfMetadataKey, &repeated)) {
     if (repeated || value->empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
+      metadata_error = absl::InvalidArgumentError(absl::StrCat(
           kOnBehalfOfMetadataKey, ": send one id (1-64 characters of [A-Za-z0-9._:-])"));
     }
     credentials.on_behalf_of = *std::move(value);
   }
   std::optional<std::string> x_actor = OneValue(context, kActorMetadataKey, &repeated);
-  if (x_actor.has_value() && repeated) {
-    return absl::InvalidArgumentError(
+  if (x_actor.has_value() && repeated && metadata_error.ok()) {
+    metadata_error = absl::InvalidArgumentError(
         absl::StrCat(kActorMetadataKey, ": sent more than once; send one actor"));
   }
   if (development()) {
+    if (!metadata_error.ok()) return metadata_error;
     // The claimed actor, checked as before authentication existed (no "system:" actors).
     absl::StatusOr<std::string> actor =
         ResolveActor(x_actor.has_value() ? std::optional<absl::string_view>(*x_actor)
@@ -60,9 +76,12 @@ absl::StatusOr<Caller> CallSecurity::Authorize(const grpc::CallbackServerContext
   } else if (std::shared_ptr<const grpc::AuthContext> auth = context.auth_context()) {
     credentials.cert_subjects = CertSubjects(*auth);
   }
-  absl::StatusOr<Caller> caller = authenticator_->Check(method, credentials);
+  if (!metadata_error.ok()) credentials.on_behalf_of.clear();
+  absl::StatusOr<Caller> caller = authenticator_->Check(method, credentials, principal);
   if (!caller.ok()) return caller.status();
-  if (!development() && x_actor.has_value() && !caller->principal.empty()) {
+  if (caller->principal.empty()) return caller;  // an open method: nothing else matters
+  if (!metadata_error.ok()) return metadata_error;
+  if (!development() && x_actor.has_value()) {
     return absl::InvalidArgumentError(absl::StrCat(
         kActorMetadataKey, ": not accepted when callers are authenticated; the actor is the "
         "authenticated principal (", caller->principal, ")"));
@@ -105,6 +124,18 @@ void CallSecurity::RecordAccess(const Caller& caller, const grpc::CallbackServer
                             "cannot record this read in the access log, so it is not served: ",
                             sequence.status().message())));
                       });
+}
+
+std::string FilterText(const google::protobuf::Message& request) {
+  std::unique_ptr<google::protobuf::Message> known(request.New());
+  known->CopyFrom(request);
+  known->DiscardUnknownFields();
+  std::string text = known->ShortDebugString();
+  // The store caps the filter too; cutting here keeps the page positions AccessOfEvents appends.
+  constexpr std::size_t kRoomForPositions = 64;
+  const std::size_t limit = store::kMaxAccessFilterBytes - kRoomForPositions;
+  if (store::TruncateUtf8(&text, limit)) text.append("...");
+  return text;
 }
 
 CallSecurity::Access AccessOfEvents(const std::vector<v1::EventRecord>& events,

@@ -34,6 +34,7 @@
 #include "absl/strings/string_view.h"
 #include "outreach/v1/events.pb.h"
 #include "server/auth.h"
+#include "server/refusal_log.h"
 #include "store/access_log.h"
 
 namespace outreach::server {
@@ -43,18 +44,28 @@ inline constexpr char kOnBehalfOfMetadataKey[] = "x-on-behalf-of";
 
 class CallSecurity {
  public:
-  // `access_log` nullptr: reads are recorded on stderr only (see above).
-  CallSecurity(const Authenticator* authenticator, store::AccessLog* access_log)
-      : authenticator_(authenticator), access_log_(access_log) {}
+  // `access_log` nullptr: reads are recorded on stderr only (see above). `refusals` nullptr:
+  // refused calls are neither counted nor logged (tests); outreachd always passes one.
+  CallSecurity(const Authenticator* authenticator, store::AccessLog* access_log,
+               RefusalLog* refusals = nullptr)
+      : authenticator_(authenticator), access_log_(access_log), refusals_(refusals) {}
   CallSecurity(const CallSecurity&) = delete;
   CallSecurity& operator=(const CallSecurity&) = delete;
 
   // Who is calling `method` (full name, "/outreach.v1.TaskService/GetTask"), if allowed:
-  // UNAUTHENTICATED (missing, repeated or unknown credentials), PERMISSION_DENIED (the role table
-  // or x-on-behalf-of from a non-service principal), INVALID_ARGUMENT (malformed or repeated
-  // x-on-behalf-of or x-actor; x-actor at all when principals are configured).
+  // UNAUTHENTICATED (missing, repeated, short or unknown credentials), PERMISSION_DENIED (the
+  // role table or x-on-behalf-of from a non-service principal), INVALID_ARGUMENT (malformed or
+  // repeated x-on-behalf-of or x-actor; x-actor at all when principals are configured), in that
+  // order: the credentials are judged before any other metadata. Every refusal goes to the
+  // RefusalLog (counted, and logged at a limited rate).
   absl::StatusOr<Caller> Authorize(const grpc::CallbackServerContext& context,
                                    absl::string_view method) const;
+
+  // For a call that outlives a reload of the principals (a stream), before each page it sends:
+  // see Authenticator::Recheck.
+  absl::Status Recheck(const Caller& caller, absl::string_view method) const {
+    return authenticator_->Recheck(caller, method);
+  }
 
   bool development() const { return authenticator_->development(); }
   bool records_access() const { return access_log_ != nullptr; }
@@ -73,9 +84,19 @@ class CallSecurity {
                     absl::string_view method, Access access, Then then) const;
 
  private:
+  // Authorize without the refusal log; `principal` receives the authenticated id, if any.
+  absl::StatusOr<Caller> Identify(const grpc::CallbackServerContext& context,
+                                  absl::string_view method, std::string* principal) const;
+
   const Authenticator* const authenticator_;
   store::AccessLog* const access_log_;
+  RefusalLog* const refusals_;
 };
+
+// A request as access-record text: its known fields only (unknown fields a client sends are
+// dropped, so that nobody can plant text or bulk in the audit trail), cut to the access log's
+// filter limit (store::kMaxAccessFilterBytes).
+std::string FilterText(const google::protobuf::Message& request);
 
 // The access record of a page of events about to be returned: the distinct tasks in order of
 // first appearance, `request` (the call's request as text) with the page's positions, the count.

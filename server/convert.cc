@@ -215,4 +215,22 @@ std::string Fingerprint(absl::string_view method, absl::string_view actor,
   return FingerprintOf(method, actor, copy, on_behalf_of);
 }
 
+v1::AccessRecord ToWireAccessRecord(store::StoredAccessRecord stored) {
+  storage::v1::AccessRecord& r = stored.record;
+  const bool cut = store::CapAccessRecord(&r);
+  v1::AccessRecord out;
+  out.set_sequence(r.sequence());
+  *out.mutable_time() = r.time();
+  out.set_principal(std::move(*r.mutable_principal()));
+  out.set_on_behalf_of(std::move(*r.mutable_on_behalf_of()));
+  out.set_rpc(std::move(*r.mutable_rpc()));
+  *out.mutable_task_ids() = std::move(*r.mutable_task_ids());
+  out.set_filter(std::move(*r.mutable_filter()));
+  out.set_count(r.count());
+  out.set_peer(std::move(*r.mutable_peer()));
+  out.set_hash(std::string(store::AsBytes(stored.hash)));
+  out.set_truncated(cut || r.truncated());
+  return out;
+}
+
 }  // namespace outreach::server

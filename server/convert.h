@@ -11,7 +11,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "domain/task_rules.h"
+#include "outreach/v1/event_log.pb.h"
 #include "outreach/v1/task_service.pb.h"
+#include "store/access_log.h"
 #include "store/event_store.h"
 
 namespace outreach::server {
@@ -54,5 +56,10 @@ std::string Fingerprint(absl::string_view method, absl::string_view actor,
 std::string Fingerprint(absl::string_view method, absl::string_view actor,
                         const v1::LogContactRequest& request,
                         absl::string_view on_behalf_of = "");
+
+// A stored access record as ReadAccessLog sends it, within the access log's limits
+// (store::CapAccessRecord): a record written before the limits existed is cut here and marked
+// `truncated`, so that any record fits in a response; `hash` is the stored record's.
+v1::AccessRecord ToWireAccessRecord(store::StoredAccessRecord stored);
 
 }  // namespace outreach::server

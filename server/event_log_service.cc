@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "domain/validation.h"
+#include "server/convert.h"
 #include "server/grpc_status.h"
 
 namespace outreach::server {
@@ -24,7 +25,10 @@ constexpr absl::string_view kReadAccessLogMethod = "/outreach.v1.EventLog/ReadAc
 
 // ReadAccessLog: streams the access records matching the request, page by page (a time-ordered
 // read from the last record's time, skipping the records already sent at that time), one write
-// in flight at a time. Deletes itself in OnDone.
+// in flight at a time. Reading the audit trail is itself recorded: each page is appended to the
+// access log (rpc ReadAccessLog, the request, the page's sequences and count) before any of it is
+// sent. The stream ends at the head it started from, so it never returns its own records.
+// Deletes itself in OnDone.
 class ReadAccessLogReactor final : public grpc::ServerWriteReactor<v1::AccessRecord> {
  public:
   static constexpr uint64_t kPage = 256;
@@ -32,12 +36,13 @@ class ReadAccessLogReactor final : public grpc::ServerWriteReactor<v1::AccessRec
   ReadAccessLogReactor(const CallSecurity* security, store::AccessLog* log,
                        grpc::CallbackServerContext* context,
                        const v1::ReadAccessLogRequest& request)
-      : log_(log), context_(context) {
+      : security_(security), log_(log), context_(context), filter_(FilterText(request)) {
     absl::StatusOr<Caller> caller = security->Authorize(*context, kReadAccessLogMethod);
     if (!caller.ok()) {
       Finish(ToGrpcStatus(caller.status()));
       return;
     }
+    caller_ = *std::move(caller);
     if (absl::Status s = Parse(request); !s.ok()) {
       Finish(ToGrpcStatus(s));
       return;
@@ -47,6 +52,7 @@ class ReadAccessLogReactor final : public grpc::ServerWriteReactor<v1::AccessRec
                           "this database has no access log"));
       return;
     }
+    last_wanted_ = log_->HeadSequence();
     WriteNext();
   }
 
@@ -85,25 +91,43 @@ class ReadAccessLogReactor final : public grpc::ServerWriteReactor<v1::AccessRec
   }
 
   void WriteNext() {
-    if (index_ == page_.size()) {
-      if (context_->IsCancelled()) {
-        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
-        return;
-      }
-      if ((!unlimited_ && remaining_ == 0) || exhausted_) {
-        Finish(grpc::Status::OK);
-        return;
-      }
-      if (absl::Status s = ReadPage(); !s.ok()) {
-        Finish(ToGrpcStatus(s));
-        return;
-      }
-      if (page_.empty()) {
-        Finish(grpc::Status::OK);
-        return;
-      }
+    if (index_ < page_.size()) {
+      StartWrite(&page_[index_++]);
+      return;
     }
-    StartWrite(&page_[index_++]);
+    if (context_->IsCancelled()) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+      return;
+    }
+    if ((!unlimited_ && remaining_ == 0) || exhausted_) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    if (absl::Status s = security_->Recheck(caller_, kReadAccessLogMethod); !s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    if (absl::Status s = ReadPage(); !s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    if (page_.empty()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    // The page is recorded before any of it is sent; the record's callback sends the first.
+    CallSecurity::Access access;
+    access.filter = absl::StrCat(filter_, filter_.empty() ? "" : " ", "sequences ",
+                                 page_.front().sequence(), "..", page_.back().sequence());
+    access.count = page_.size();
+    security_->RecordAccess(caller_, *context_, kReadAccessLogMethod, std::move(access),
+                            [this](absl::Status recorded) {
+                              if (!recorded.ok()) {
+                                Finish(ToGrpcStatus(recorded));
+                                return;
+                              }
+                              StartWrite(&page_[index_++]);
+                            });
   }
 
   // The next page after the last record sent. Records sent at last_time_ come first in a read
@@ -125,6 +149,7 @@ class ReadAccessLogReactor final : public grpc::ServerWriteReactor<v1::AccessRec
     for (store::StoredAccessRecord& stored : *records) {
       const storage::v1::AccessRecord& r = stored.record;
       if (sent_any_ && r.sequence() <= last_sequence_) continue;
+      if (r.sequence() > last_wanted_) continue;  // appended after this call started
       const absl::Time time = domain::FromProto(r.time());
       if (sent_any_ && time == last_time_) {
         ++sent_at_last_time_;
@@ -134,25 +159,19 @@ class ReadAccessLogReactor final : public grpc::ServerWriteReactor<v1::AccessRec
       }
       sent_any_ = true;
       last_sequence_ = r.sequence();
-      v1::AccessRecord& out = page_.emplace_back();
-      out.set_sequence(r.sequence());
-      *out.mutable_time() = domain::ToProto(time);
-      out.set_principal(r.principal());
-      out.set_on_behalf_of(r.on_behalf_of());
-      out.set_rpc(r.rpc());
-      *out.mutable_task_ids() = r.task_ids();
-      out.set_filter(r.filter());
-      out.set_count(r.count());
-      out.set_peer(r.peer());
-      out.set_hash(std::string(store::AsBytes(stored.hash)));
+      page_.push_back(ToWireAccessRecord(std::move(stored)));
       if (!unlimited_ && --remaining_ == 0) break;
     }
     return absl::OkStatus();
   }
 
+  const CallSecurity* const security_;
   store::AccessLog* const log_;
   grpc::CallbackServerContext* const context_;
+  const std::string filter_;  // the request as text, for this call's own access records
+  Caller caller_;
   store::AccessQuery query_;
+  uint64_t last_wanted_ = 0;  // the head when the call started
   uint64_t remaining_ = 0;
   bool unlimited_ = true;
   bool exhausted_ = false;
@@ -176,7 +195,7 @@ class ReadEventsReactor final : public grpc::ServerWriteReactor<v1::EventRecord>
         security_(security),
         context_(context),
         task_id_(request.task_id()),
-        filter_(request.ShortDebugString()),
+        filter_(FilterText(request)),
         next_position_(request.from_position()),
         remaining_(request.max_count()),
         unlimited_(request.max_count() == 0) {
@@ -213,6 +232,10 @@ class ReadEventsReactor final : public grpc::ServerWriteReactor<v1::EventRecord>
       }
       if (!unlimited_ && remaining_ == 0) {
         Finish(grpc::Status::OK);
+        return;
+      }
+      if (absl::Status s = security_->Recheck(caller_, kReadEventsMethod); !s.ok()) {
+        Finish(ToGrpcStatus(s));
         return;
       }
       const uint64_t limit =

@@ -51,6 +51,9 @@ class EventLogService final : public v1::EventLog::CallbackService {
   // Server shutdown: ends every open subscription (UNAVAILABLE) and refuses new ones, so that
   // draining the server does not wait for streams that never end by themselves. Returns at once.
   void StopSubscriptions() { subscriptions_.StopAll(); }
+  // After a reload of the principals: open subscriptions re-check their callers (see
+  // SubscriptionHub::RecheckAll). ReadEvents and ReadAccessLog re-check before each page.
+  void RecheckSubscriptions() { subscriptions_.RecheckAll(); }
   // Subscriptions still open.
   std::size_t OpenSubscriptions() const { return subscriptions_.OpenCount(); }
 

@@ -16,6 +16,7 @@
 // nothing expires. Without the flag such a database stops the start (non-zero exit, naming the
 // first bad position).
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -66,6 +67,9 @@ ABSL_FLAG(std::string, principals, "",
 ABSL_FLAG(bool, insecure_listen, false,
           "allow plaintext (no TLS) on a non-loopback --listen; warned about at every start "
           "(also spelled --insecure-listen)");
+ABSL_FLAG(bool, insecure_db_permissions, false,
+          "serve a --db directory that group or others may access (refused otherwise: it holds "
+          "call notes and the access log; also spelled --insecure-db-permissions)");
 ABSL_FLAG(std::string, access_log_retention, "6y",
           "how long access records are kept: 6y, 30d, 12h, 90m, 45s, or 0 for ever "
           "(also spelled --access-log-retention)");
@@ -83,13 +87,6 @@ int Fail(absl::string_view what, const absl::Status& status) {
 absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenForService(
     const std::string& db, absl::TimeZone time_zone, outreach::store::Clock* clock,
     absl::Duration retention) {
-  // RocksDB creates only the last directory of the path; --db=/srv/outreach/data should just work.
-  std::error_code mkdir_error;
-  std::filesystem::create_directories(db, mkdir_error);
-  if (mkdir_error) {
-    return absl::FailedPreconditionError(
-        absl::StrFormat("--db: cannot create \"%s\": %s", db, mkdir_error.message()));
-  }
   outreach::store::StoreOptions options;
   options.time_zone = time_zone;
   options.clock = clock;
@@ -143,6 +140,12 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TransportCredentials() 
   text = ReadPemFile("tls-key", key);
   if (!text.ok()) return text.status();
   pem.private_key = *std::move(text);
+  // gRPC would only find out when it builds the server, after the database is open.
+  if (absl::Status s = outreach::server::CheckKeyMatchesCertificate(pem.cert_chain,
+                                                                     pem.private_key);
+      !s.ok()) {
+    return s;
+  }
   if (!client_ca.empty()) {
     text = ReadPemFile("tls-client-ca", client_ca);
     if (!text.ok()) return text.status();
@@ -157,12 +160,16 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "outreachd --listen=127.0.0.1:50051 --db=./data --time-zone=UTC "
       "[--principals=FILE] [--tls-cert=PEM --tls-key=PEM [--tls-client-ca=PEM]] "
-      "[--insecure-listen] [--access-log-retention=6y] [--read-only-investigation]\n"
+      "[--insecure-listen] [--insecure-db-permissions] [--access-log-retention=6y] "
+      "[--read-only-investigation]\n"
       "Serves the outreach task service (outreach.v1.TaskService, outreach.v1.EventLog) over gRPC.");
   std::vector<std::string> normalized = outreach::server::NormalizeFlagNames(argc, argv);
   std::vector<char*> normalized_argv;
   for (std::string& arg : normalized) normalized_argv.push_back(arg.data());
   absl::ParseCommandLine(static_cast<int>(normalized_argv.size()), normalized_argv.data());
+  // Everything this process creates (the database's directories and files, RocksDB's logs) is
+  // its own only: 0700 directories, 0600 files, whatever the caller's umask.
+  umask(077);
   // Debian's Abseil checks every mutex acquisition for lock-order cycles (about 1.5% of the
   // writer thread's time under load). The sanitizer and unit-test builds keep the check.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
@@ -221,6 +228,13 @@ int main(int argc, char** argv) {
     absl::FPrintF(stderr, "outreachd: plaintext on loopback (no --tls-cert)\n");
   }
 
+  const std::string db = absl::GetFlag(FLAGS_db);
+  if (absl::Status s = outreach::server::PrepareDbDirectory(
+          db, absl::GetFlag(FLAGS_insecure_db_permissions));
+      !s.ok()) {
+    return Refuse(s.message());
+  }
+
   const std::string zone_name = absl::GetFlag(FLAGS_time_zone);
   absl::TimeZone time_zone;
   if (!absl::LoadTimeZone(zone_name, &time_zone)) {
@@ -229,7 +243,6 @@ int main(int argc, char** argv) {
   }
 
   outreach::store::Clock* clock = outreach::store::Clock::Real();
-  const std::string db = absl::GetFlag(FLAGS_db);
   const bool read_only = absl::GetFlag(FLAGS_read_only_investigation);
   absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> store =
       read_only ? OpenForInvestigation(db) : OpenForService(db, time_zone, clock, *retention);
@@ -309,6 +322,9 @@ int main(int argc, char** argv) {
     } else {
       absl::FPrintF(stderr, "outreachd: SIGHUP: principals reloaded from %s: %d principal(s)\n",
                     principals->path(), principals->Current()->size());
+      // Open streams of principals that are gone or lost the role end now, not at their next
+      // event.
+      (*server)->PrincipalsReloaded();
     }
   }
   absl::FPrintF(stderr, "outreachd: %s received, draining\n",

@@ -51,8 +51,33 @@ void AddFileAndDependencies(const pb::FileDescriptor* file, std::set<std::string
   }
 }
 
+// What reflection may describe: the services it lists, and the files that define them and
+// everything they use. Other files in the process's pool (the storage schema, the standard
+// library's own) are not part of the API and are answered NOT_FOUND like unknown names.
+struct Catalog {
+  std::vector<std::string> services;
+  std::set<std::string> files;
+
+  explicit Catalog(std::vector<std::string> names) : services(std::move(names)) {
+    const pb::DescriptorPool* pool = pb::DescriptorPool::generated_pool();
+    for (const std::string& name : services) {
+      if (const pb::ServiceDescriptor* service = pool->FindServiceByName(name)) {
+        AddFile(service->file());
+      }
+    }
+  }
+  void AddFile(const pb::FileDescriptor* file) {
+    if (!files.insert(file->name()).second) return;
+    for (int i = 0; i < file->dependency_count(); ++i) AddFile(file->dependency(i));
+  }
+  // `file` if it may be described, else nullptr.
+  const pb::FileDescriptor* Served(const pb::FileDescriptor* file) const {
+    return file != nullptr && files.count(file->name()) > 0 ? file : nullptr;
+  }
+};
+
 template <typename V>
-void Answer(const std::vector<std::string>& services, const typename V::Request& request,
+void Answer(const Catalog& catalog, const typename V::Request& request,
             typename V::Response* response) {
   using Request = typename V::Request;
   const pb::DescriptorPool* pool = pb::DescriptorPool::generated_pool();
@@ -61,14 +86,15 @@ void Answer(const std::vector<std::string>& services, const typename V::Request&
   std::set<std::string> seen;
   switch (request.message_request_case()) {
     case Request::kFileByFilename: {
-      const pb::FileDescriptor* file = pool->FindFileByName(request.file_by_filename());
+      const pb::FileDescriptor* file =
+          catalog.Served(pool->FindFileByName(request.file_by_filename()));
       if (file == nullptr) return Error(grpc::StatusCode::NOT_FOUND, "File not found.", response);
       AddFileAndDependencies(file, &seen, response);
       return;
     }
     case Request::kFileContainingSymbol: {
       const pb::FileDescriptor* file =
-          pool->FindFileContainingSymbol(request.file_containing_symbol());
+          catalog.Served(pool->FindFileContainingSymbol(request.file_containing_symbol()));
       if (file == nullptr) {
         return Error(grpc::StatusCode::NOT_FOUND, "Symbol not found.", response);
       }
@@ -78,10 +104,12 @@ void Answer(const std::vector<std::string>& services, const typename V::Request&
     case Request::kFileContainingExtension: {
       const pb::Descriptor* type =
           pool->FindMessageTypeByName(request.file_containing_extension().containing_type());
-      if (type == nullptr) return Error(grpc::StatusCode::NOT_FOUND, "Type not found.", response);
+      if (type == nullptr || catalog.Served(type->file()) == nullptr) {
+        return Error(grpc::StatusCode::NOT_FOUND, "Type not found.", response);
+      }
       const pb::FieldDescriptor* extension = pool->FindExtensionByNumber(
           type, request.file_containing_extension().extension_number());
-      if (extension == nullptr) {
+      if (extension == nullptr || catalog.Served(extension->file()) == nullptr) {
         return Error(grpc::StatusCode::NOT_FOUND, "Extension not found.", response);
       }
       AddFileAndDependencies(extension->file(), &seen, response);
@@ -90,18 +118,22 @@ void Answer(const std::vector<std::string>& services, const typename V::Request&
     case Request::kAllExtensionNumbersOfType: {
       const pb::Descriptor* type =
           pool->FindMessageTypeByName(request.all_extension_numbers_of_type());
-      if (type == nullptr) return Error(grpc::StatusCode::NOT_FOUND, "Type not found.", response);
+      if (type == nullptr || catalog.Served(type->file()) == nullptr) {
+        return Error(grpc::StatusCode::NOT_FOUND, "Type not found.", response);
+      }
       std::vector<const pb::FieldDescriptor*> extensions;
       pool->FindAllExtensions(type, &extensions);
       auto* numbers = response->mutable_all_extension_numbers_response();
       numbers->set_base_type_name(type->full_name());
       for (const pb::FieldDescriptor* extension : extensions) {
-        numbers->add_extension_number(extension->number());
+        if (catalog.Served(extension->file()) != nullptr) {
+          numbers->add_extension_number(extension->number());
+        }
       }
       return;
     }
     case Request::kListServices:
-      for (const std::string& name : services) {
+      for (const std::string& name : catalog.services) {
         response->mutable_list_services_response()->add_service()->set_name(name);
       }
       return;
@@ -117,9 +149,9 @@ template <typename V>
 class ReflectionReactor final
     : public grpc::ServerBidiReactor<typename V::Request, typename V::Response> {
  public:
-  ReflectionReactor(const CallSecurity* security, const std::vector<std::string>* services,
+  ReflectionReactor(const CallSecurity* security, const Catalog* catalog,
                     grpc::CallbackServerContext* context)
-      : services_(services) {
+      : catalog_(catalog) {
     absl::StatusOr<Caller> caller = security->Authorize(*context, V::kMethod);
     if (!caller.ok()) {
       this->Finish(ToGrpcStatus(caller.status()));
@@ -134,7 +166,7 @@ class ReflectionReactor final
       return;
     }
     response_.Clear();
-    Answer<V>(*services_, request_, &response_);
+    Answer<V>(*catalog_, request_, &response_);
     this->StartWrite(&response_);
   }
 
@@ -149,7 +181,7 @@ class ReflectionReactor final
   void OnDone() override { delete this; }
 
  private:
-  const std::vector<std::string>* const services_;
+  const Catalog* const catalog_;
   typename V::Request request_;
   typename V::Response response_;
 };
@@ -158,16 +190,16 @@ template <typename V>
 class ReflectionService final : public V::Service::CallbackService {
  public:
   ReflectionService(const CallSecurity* security, std::vector<std::string> services)
-      : security_(security), services_(std::move(services)) {}
+      : security_(security), catalog_(std::move(services)) {}
 
   grpc::ServerBidiReactor<typename V::Request, typename V::Response>* ServerReflectionInfo(
       grpc::CallbackServerContext* context) override {
-    return new ReflectionReactor<V>(security_, &services_, context);
+    return new ReflectionReactor<V>(security_, &catalog_, context);
   }
 
  private:
   const CallSecurity* const security_;
-  const std::vector<std::string> services_;
+  const Catalog catalog_;
 };
 
 }  // namespace

@@ -9,7 +9,9 @@
 // list_services (the names given), file_by_filename and file_containing_symbol (the file and
 // every file it depends on, transitively, each once per response), file_containing_extension,
 // all_extension_numbers_of_type; NOT_FOUND in error_response for an unknown name, UNIMPLEMENTED
-// for an empty request. Thread-safe; `security` must outlive the services.
+// for an empty request. Only the files that define the listed services, and the files they
+// import, are described: the storage schema (outreach/v1/storage.proto) and anything else
+// linked into the process is NOT_FOUND, as if it did not exist. Thread-safe; `security` must outlive the services.
 #pragma once
 
 #include <memory>

@@ -50,7 +50,8 @@ OutreachServer::OutreachServer(store::EventStore* store, const ServerOptions& op
     : store_(store),
       authenticator_(options.principals),
       // A read-only investigation cannot write access records (see CallSecurity).
-      security_(&authenticator_, options.read_only_investigation ? nullptr : store->access_log()),
+      security_(&authenticator_, options.read_only_investigation ? nullptr : store->access_log(),
+                &refusals_),
       task_service_(
           store, &security_,
           TaskService::Options{

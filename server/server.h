@@ -48,6 +48,7 @@
 #include "server/auth.h"
 #include "server/call_security.h"
 #include "server/event_log_service.h"
+#include "server/refusal_log.h"
 #include "server/task_service.h"
 #include "store/event_store.h"
 
@@ -115,6 +116,10 @@ class OutreachServer {
   int port() const { return port_; }
   const std::string& address() const { return address_; }
 
+  // Calls refused by authentication or authorization, by reason (the refusals are also logged,
+  // rate-limited: server/refusal_log.h).
+  RefusalLog::Counts Refusals() const { return refusals_.counts(); }
+
   // SubscribeEvents streams not yet finished (for tests and diagnostics).
   std::size_t OpenSubscriptions() const { return event_log_service_.OpenSubscriptions(); }
 
@@ -125,6 +130,10 @@ class OutreachServer {
   // Records that the store refuses writes, for good: kWritingService reports NOT_SERVING from
   // now on. The first call logs `why` to stderr; later calls do nothing.
   void WritesRefused(const absl::Status& why) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // After the principals were reloaded (SIGHUP): open streams re-check their callers and end
+  // with UNAUTHENTICATED / PERMISSION_DENIED if they were removed or lost the role. Thread-safe.
+  void PrincipalsReloaded() { event_log_service_.RecheckSubscriptions(); }
 
   // Reports NOT_SERVING, ends open subscriptions, stops accepting calls, waits up to `deadline`
   // for in-flight calls and then cancels the rest. Idempotent.
@@ -141,6 +150,7 @@ class OutreachServer {
 
   store::EventStore* const store_;
   const Authenticator authenticator_;
+  RefusalLog refusals_;
   const CallSecurity security_;
   TaskService task_service_;
   EventLogService event_log_service_;

@@ -33,4 +33,16 @@ bool InsecureListenWarning(const ListenSecurity& listen);
 // "90m", "45s", or "0" (keep every record). INVALID_ARGUMENT otherwise.
 absl::StatusOr<absl::Duration> ParseRetention(absl::string_view text);
 
+// --db: creates the directory (and missing parents) with mode 0700 if it is missing, then
+// checks that neither group nor others have any access to it: the database holds call notes and
+// the access log. FAILED_PRECONDITION naming the path and its mode (and the remedy) when they
+// do, unless `allow_shared` (--insecure-db-permissions); FAILED_PRECONDITION too when it cannot
+// be created or is not a directory. Files inside are created 0600: outreachd runs with umask 077.
+absl::Status PrepareDbDirectory(const std::string& path, bool allow_shared);
+
+// --tls-cert / --tls-key: both parse as PEM, and the key is the certificate's.
+// FAILED_PRECONDITION saying which does not hold.
+absl::Status CheckKeyMatchesCertificate(absl::string_view cert_chain_pem,
+                                        absl::string_view private_key_pem);
+
 }  // namespace outreach::server

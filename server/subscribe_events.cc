@@ -15,7 +15,7 @@
 namespace outreach::server {
 namespace {
 
-constexpr absl::string_view kSubscribeEventsMethod = "/outreach.v1.EventLog/SubscribeEvents";
+constexpr absl::string_view kSubscribeMethod = "/outreach.v1.EventLog/SubscribeEvents";
 
 // The EventType of a record's payload (EVENT_TYPE_UNSPECIFIED for an empty payload).
 v1::EventType TypeOf(const v1::EventRecord& event) {
@@ -46,7 +46,7 @@ class SubscribeEventsReactor final : public grpc::ServerWriteReactor<v1::EventRe
         security_(security),
         context_(context),
         task_id_(request.task_id()),
-        filter_(request.ShortDebugString()),
+        filter_(FilterText(request)),
         next_(std::max<uint64_t>(request.from_position(), 1)) {
     if (!caller.ok()) {
       Finish(ToGrpcStatus(caller.status()));
@@ -110,6 +110,15 @@ class SubscribeEventsReactor final : public grpc::ServerWriteReactor<v1::EventRe
   // The waker thread, after Wake: this thread is now the driver.
   void Resume() { Pump(); }
 
+  // RecheckAll, with the hub's lock held. True if the subscription was idle: the caller is now
+  // its driver and must Wake it (its next page starts with the check).
+  bool RequestRecheck() {
+    absl::MutexLock lock(&mu_);
+    if (!idle_) return false;
+    idle_ = false;
+    return true;
+  }
+
   // StopAll, with the hub's lock held. True if the subscription was idle: the caller is now its
   // driver and must Wake it.
   bool RequestStop() {
@@ -144,6 +153,12 @@ class SubscribeEventsReactor final : public grpc::ServerWriteReactor<v1::EventRe
         StartWrite(&page_[index_++]);
         return;
       }
+      // Before each page: a principal removed or demoted by a reload gets no more events.
+      if (absl::Status allowed = security_->Recheck(caller_, kSubscribeMethod);
+          !allowed.ok()) {
+        End(ToGrpcStatus(allowed));
+        return;
+      }
       // Read before the page: every event at or below it is visible to the read.
       const uint64_t head = store_->HeadPosition();
       absl::StatusOr<std::vector<v1::EventRecord>> read =
@@ -164,7 +179,7 @@ class SubscribeEventsReactor final : public grpc::ServerWriteReactor<v1::EventRe
       if (!page_.empty()) {
         // The page is recorded before any of it is written: the access log's callback becomes
         // the driver and writes the first event (or ends the call if the record failed).
-        security_->RecordAccess(caller_, *context_, kSubscribeEventsMethod,
+        security_->RecordAccess(caller_, *context_, kSubscribeMethod,
                                 AccessOfEvents(page_, filter_), [this](absl::Status recorded) {
                                   if (!recorded.ok()) {
                                     End(ToGrpcStatus(recorded));
@@ -259,6 +274,13 @@ void SubscriptionHub::StopAll() {
   stopping_ = true;
   for (SubscribeEventsReactor* subscription : open_) {
     if (subscription->RequestStop()) wake_queue_.push_back(subscription);
+  }
+}
+
+void SubscriptionHub::RecheckAll() {
+  absl::MutexLock lock(&mu_);
+  for (SubscribeEventsReactor* subscription : open_) {
+    if (subscription->RequestRecheck()) wake_queue_.push_back(subscription);
   }
 }
 

@@ -15,8 +15,8 @@
 // running (the start or OnWriteDone), its one write in flight, the access record of a new page
 // being appended (its callback then writes the page's first event), the waker (queued or
 // running), or nobody, when it is idle. Only the driver reads, writes or calls Finish; whoever
-// takes a subscription out of idle (a new head, OnCancel, StopAll), under its mutex, becomes the
-// driver.
+// takes a subscription out of idle (a new head, OnCancel, StopAll, RecheckAll), under its mutex,
+// becomes the driver.
 // The head listener is removed before Finish, and the subscription leaves the hub in OnDone
 // before it deletes itself, so neither the store nor the hub ever sees a deleted subscription.
 //
@@ -69,6 +69,12 @@ class SubscriptionHub {
   // resubscribe from) as soon as its write in flight completes, and refuses new ones. Returns
   // without waiting. Idempotent.
   void StopAll() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // After a reload of the principals: every subscription checks its caller again (see
+  // CallSecurity::Recheck) before its next page, and an idle one at once, ending with
+  // UNAUTHENTICATED or PERMISSION_DENIED if the caller was removed, lost its credentials or its
+  // role. Returns without waiting.
+  void RecheckAll() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Subscriptions not yet done (for tests and diagnostics).
   std::size_t OpenCount() const ABSL_LOCKS_EXCLUDED(mu_);

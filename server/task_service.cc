@@ -36,6 +36,8 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(grpc::CallbackServerContext* c
   absl::StatusOr<domain::CreateTaskCommand> command = ToCommand(*request, caller->principal);
   if (!command.ok()) return FinishNow(context, command.status());
   command->meta.on_behalf_of = caller->on_behalf_of;
+  // The response is the task as the caller just created it: nothing it did not send, so no
+  // access record (README "The access log").
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   SubmitAndFinish(reactor, response, *std::move(command), std::move(fingerprint));
   return reactor;
@@ -57,7 +59,7 @@ grpc::ServerUnaryReactor* TaskService::GetTask(grpc::CallbackServerContext* cont
   access.count = 1;
   // Time travel is recorded as such: what an auditor looked at, not only which task.
   if (request->as_of_case() != v1::GetTaskRequest::AS_OF_NOT_SET) {
-    access.filter = request->ShortDebugString();
+    access.filter = FilterText(*request);
   }
   return FinishAfterRecord(context, *caller, kGetTaskMethod, std::move(access));
 }
@@ -80,7 +82,7 @@ grpc::ServerUnaryReactor* TaskService::ListTasks(grpc::CallbackServerContext* co
   }
   response->set_next_page_token(std::move(page->next_page_token));
   access.count = access.task_ids.size();
-  access.filter = request->ShortDebugString();
+  access.filter = FilterText(*request);
   return FinishAfterRecord(context, *caller, kListTasksMethod, std::move(access));
 }
 
@@ -95,8 +97,11 @@ grpc::ServerUnaryReactor* TaskService::LogContact(grpc::CallbackServerContext* c
   absl::StatusOr<domain::LogContactCommand> command = ToCommand(*request, caller->principal);
   if (!command.ok()) return FinishNow(context, command.status());
   command->meta.on_behalf_of = caller->on_behalf_of;
+  // The response is the whole task, with every earlier contact's notes: a read of patient data,
+  // recorded like GetTask before it is sent.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  SubmitAndFinish(reactor, response, *std::move(command), std::move(fingerprint));
+  SubmitAndFinish(reactor, response, *std::move(command), std::move(fingerprint),
+                  RecordedRead{context, *std::move(caller), kLogContactMethod});
   return reactor;
 }
 
@@ -140,10 +145,12 @@ absl::Status TaskService::CheckWritable() const {
 }
 
 void TaskService::SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* response,
-                                  domain::Command command, std::string fingerprint) {
-  // The reactor and the response stay alive until Finish, which only this callback calls.
+                                  domain::Command command, std::string fingerprint,
+                                  std::optional<RecordedRead> read) {
+  // The reactor and the response stay alive until Finish, which only these callbacks call.
   store_->Submit(std::move(command), std::move(fingerprint),
-                 [this, reactor, response](absl::StatusOr<store::CommandResult> result) {
+                 [this, reactor, response, read = std::move(read)](
+                     absl::StatusOr<store::CommandResult> result) mutable {
                    if (!result.ok()) {
                      // Health changes before the client hears of the refusal.
                      if (absl::IsUnavailable(result.status())) NoteRefusedWrite();
@@ -151,7 +158,19 @@ void TaskService::SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* r
                      return;
                    }
                    *response = std::move(result->task);
-                   reactor->Finish(grpc::Status::OK);
+                   if (!read.has_value()) {
+                     reactor->Finish(grpc::Status::OK);
+                     return;
+                   }
+                   CallSecurity::Access access;
+                   access.task_ids.push_back(response->task_id());
+                   access.count = 1;
+                   security_->RecordAccess(read->caller, *read->context, read->method,
+                                           std::move(access), [reactor](absl::Status recorded) {
+                                             reactor->Finish(recorded.ok()
+                                                                 ? grpc::Status::OK
+                                                                 : ToGrpcStatus(recorded));
+                                           });
                  });
 }
 

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -69,9 +70,19 @@ class TaskService final : public v1::TaskService::CallbackService {
                                        v1::Task* response) override;
 
  private:
-  // Hands `command` to the writer; the reactor finishes with the resulting task, or the error.
+  // A write whose response returns patient data the caller did not just send: its access
+  // record is appended once the write is durable, and the response sent once the record is.
+  struct RecordedRead {
+    const grpc::CallbackServerContext* context;
+    Caller caller;
+    absl::string_view method;
+  };
+  // Hands `command` to the writer; the reactor finishes with the resulting task (after its
+  // access record, with `read`), or the error. A write whose record cannot be appended is
+  // durable all the same, but the call fails UNAVAILABLE and returns nothing.
   void SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* response,
-                       domain::Command command, std::string fingerprint);
+                       domain::Command command, std::string fingerprint,
+                       std::optional<RecordedRead> read = std::nullopt);
   // Appends the read's access record, then finishes the call: OK (sending the response) once it
   // is durable, UNAVAILABLE (sending nothing) if it cannot be recorded.
   grpc::ServerUnaryReactor* FinishAfterRecord(grpc::CallbackServerContext* context,

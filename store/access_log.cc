@@ -107,6 +107,32 @@ absl::StatusOr<DecodedRecord> DecodeRecord(uint64_t sequence, absl::string_view 
 
 }  // namespace
 
+bool TruncateUtf8(std::string* text, std::size_t limit) {
+  if (text->size() <= limit) return false;
+  std::size_t end = limit;
+  // (*text)[limit] exists; back off while it continues a sequence that starts before it.
+  while (end > 0 && (static_cast<unsigned char>((*text)[end]) & 0xC0) == 0x80) --end;
+  text->resize(end);
+  return true;
+}
+
+bool CapAccessRecord(storage::v1::AccessRecord* record) {
+  bool cut = false;
+  cut |= TruncateUtf8(record->mutable_principal(), kMaxAccessIdBytes);
+  cut |= TruncateUtf8(record->mutable_on_behalf_of(), kMaxAccessIdBytes);
+  cut |= TruncateUtf8(record->mutable_rpc(), kMaxAccessRpcBytes);
+  cut |= TruncateUtf8(record->mutable_filter(), kMaxAccessFilterBytes);
+  cut |= TruncateUtf8(record->mutable_peer(), kMaxAccessPeerBytes);
+  if (static_cast<std::size_t>(record->task_ids_size()) > kMaxAccessTaskIds) {
+    record->mutable_task_ids()->DeleteSubrange(
+        static_cast<int>(kMaxAccessTaskIds),
+        record->task_ids_size() - static_cast<int>(kMaxAccessTaskIds));
+    cut = true;
+  }
+  for (std::string& id : *record->mutable_task_ids()) cut |= TruncateUtf8(&id, kMaxAccessIdBytes);
+  return cut;
+}
+
 AccessLog::AccessLog(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family, Clock* clock,
                      AccessLogOptions options, bool read_only)
     : db_(db),
@@ -260,6 +286,7 @@ void AccessLog::WriteBatchOf(std::vector<Queued> batch) {
         record.set_filter(std::move(entry.filter));
         record.set_count(entry.count);
         record.set_peer(std::move(entry.peer));
+        if (CapAccessRecord(&record)) record.set_truncated(true);
         const std::string body = record.SerializeAsString();
         const Hash prev = hash;
         hash = ChainHash(prev, sequence, body);

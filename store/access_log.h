@@ -73,6 +73,25 @@ struct AccessLogOptions {
   std::size_t max_records_per_batch = 1024;
 };
 
+// What one record may hold. Append truncates a longer field (or drops task ids past the limit)
+// and marks the record `truncated`, so that no caller can make a record large: every record is
+// at most a few tens of KiB and can always be read back (ReadAccessLog sends each one in a
+// message far below gRPC's send limit). The limits sit well above what a valid call produces:
+// ids are at most 64 characters, a ListTasks page returns at most 500 tasks.
+inline constexpr std::size_t kMaxAccessIdBytes = 64;        // principal, on_behalf_of, task ids
+inline constexpr std::size_t kMaxAccessRpcBytes = 128;
+inline constexpr std::size_t kMaxAccessTaskIds = 512;
+inline constexpr std::size_t kMaxAccessFilterBytes = 1024;
+inline constexpr std::size_t kMaxAccessPeerBytes = 128;
+
+// Cuts `text` to at most `limit` bytes, never inside a UTF-8 sequence (records are proto3
+// strings, which must stay valid UTF-8); true if it cut.
+bool TruncateUtf8(std::string* text, std::size_t limit);
+
+// Applies the limits above to `record` in place; true if it cut anything (the caller then sets
+// `truncated`). Used by Append, and by readers on records written before the limits existed.
+bool CapAccessRecord(storage::v1::AccessRecord* record);
+
 // What the caller knows about one read; the log adds the sequence and the time.
 struct AccessEntry {
   std::string principal;

@@ -1154,19 +1154,22 @@ class EventStore::Impl {
                                            const std::string& fingerprint, BatchState& batch) {
     const domain::CommandMeta* meta = domain::MetaOf(command);
     const std::string request_id = meta != nullptr ? meta->request_id : std::string();
+    // Request ids are the actor's own (keys.h "requests").
+    const std::string request_key =
+        request_id.empty() ? std::string() : keys::RequestKey(meta->actor, request_id);
     const std::string& task_id = domain::TaskIdOf(command);
     if (!request_id.empty()) {
       auto reused = [&] {
         return absl::AlreadyExistsError(absl::StrCat(
             "request_id: \"", request_id, "\" was already used for a different request"));
       };
-      if (auto pending = batch.requests.find(request_id); pending != batch.requests.end()) {
+      if (auto pending = batch.requests.find(request_key); pending != batch.requests.end()) {
         if (pending->second.fingerprint != fingerprint) return reused();
         return CommandResult{*pending->second.task, {}, true};
       }
       std::string raw;
       rocksdb::Status s =
-          db_->Get(rocksdb::ReadOptions(), cf(keys::kRequests), request_id, &raw);
+          db_->Get(rocksdb::ReadOptions(), cf(keys::kRequests), request_key, &raw);
       if (s.ok()) {
         storage::v1::RequestRecord record;
         if (!record.ParseFromString(raw)) {
@@ -1274,8 +1277,8 @@ class EventStore::Impl {
       record.set_task_id(task_id);
       record.set_task_version(next.version());
       record.set_last_position(position);
-      rows.Put(keys::kRequests, request_id, keys::EncodeRequestRecord(record));
-      batch.requests[request_id] = BatchState::Request{fingerprint, next_owned};
+      rows.Put(keys::kRequests, request_key, keys::EncodeRequestRecord(record));
+      batch.requests[request_key] = BatchState::Request{fingerprint, next_owned};
     }
 
     batch.position = position;
@@ -1483,7 +1486,8 @@ class EventStore::Impl {
       }
       stream.last = ordinal;
       if (!event.request_id().empty()) {
-        auto [record, inserted] = requests.try_emplace(event.request_id());
+        auto [record, inserted] =
+            requests.try_emplace(keys::RequestKey(event.actor(), event.request_id()));
         if (inserted) {
           record->second.fingerprint = event.request_fingerprint();
           record->second.task_id = event.task_id();
@@ -1514,13 +1518,13 @@ class EventStore::Impl {
               });
     out->worklist.Sort();
     out->expiry.Sort();
-    for (auto& [request_id, request] : requests) {
+    for (auto& [request_key, request] : requests) {
       storage::v1::RequestRecord record;
       record.set_fingerprint(std::move(request.fingerprint));
       record.set_task_id(std::move(request.task_id));
       record.set_task_version(request.task_version);
       record.set_last_position(request.last_position);
-      out->requests.Add(request_id, keys::EncodeRequestRecord(record));
+      out->requests.Add(request_key, keys::EncodeRequestRecord(record));
     }
     out->requests.Sort();
     return absl::OkStatus();

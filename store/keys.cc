@@ -208,6 +208,15 @@ IndexRows IndexRowsFor(const v1::Task& task) {
 
 std::string EncodeTask(const v1::Task& task) { return SerializeDeterministic(task); }
 
+std::string RequestKey(absl::string_view actor, absl::string_view request_id) {
+  std::string key;
+  key.reserve(actor.size() + 1 + request_id.size());
+  key.append(actor.data(), actor.size());
+  key.push_back('\0');
+  key.append(request_id.data(), request_id.size());
+  return key;
+}
+
 std::string EncodeRequestRecord(const storage::v1::RequestRecord& record) {
   return SerializeDeterministic(record);
 }

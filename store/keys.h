@@ -37,7 +37,10 @@
 //               Every task has one row per scope it belongs to, in every status (closed ones too).
 //   "expiry":   expires_at: fixed64_be(unix micros XOR 2^63) | task_id -> empty
 //               (only open automatic tasks; the XOR makes signed order bytewise order)
-//   "requests": request_id -> serialized outreach.storage.v1.RequestRecord
+//   "requests": actor '\0' request_id -> serialized outreach.storage.v1.RequestRecord
+//               (format 3: request ids are scoped by the actor, the authenticated principal, so
+//               that one principal can neither block nor probe another's; format 2 keyed them
+//               by request_id alone)
 //   "access_log": the read-access audit log, see store/access_log.h (not a projection; a
 //               database written before it existed gets it, empty, at the next read-write open)
 //
@@ -70,7 +73,7 @@ const std::vector<std::string>& ColumnFamilyNames();
 // The column families that are a pure fold of the log (rebuilt and dumped).
 inline constexpr Cf kProjectionCfs[] = {kStreams, kTasks, kWorklist, kExpiry, kRequests};
 
-inline constexpr uint32_t kProjectionFormat = 2;
+inline constexpr uint32_t kProjectionFormat = 3;
 inline constexpr char kHeadKey[] = "head";
 inline constexpr char kCheckpointKey[] = "checkpoint";
 inline constexpr char kProjectionFormatKey[] = "projection_format";
@@ -135,6 +138,8 @@ void ForEachIndexRow(const v1::Task& task,
 // "tasks": the deterministic serialization of a projection.
 std::string EncodeTask(const v1::Task& task);
 
+// "requests": the key of `actor`'s request_id (ids hold no '\0').
+std::string RequestKey(absl::string_view actor, absl::string_view request_id);
 // "requests": the deterministic serialization of an idempotency record.
 std::string EncodeRequestRecord(const storage::v1::RequestRecord& record);
 

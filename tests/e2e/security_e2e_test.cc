@@ -54,8 +54,9 @@ class SecurityE2eTest : public ::testing::Test {
     port_ = e2e::FreePort();
     ASSERT_NE(port_, 0);
     principals_ = dir_ + "/principals";
-    WriteFile(principals_, absl::StrCat("alice admin ", HashHex("alice-token"), "\n",
-                                        "carol coordinator ", HashHex("carol-token"), "\n"));
+    WriteFile(principals_,
+              absl::StrCat("alice admin ", HashHex("alice-token-0123456789abcdef"), "\n",
+                           "carol coordinator ", HashHex("carol-token-0123456789abcdef"), "\n"));
   }
 
   void TearDown() override {
@@ -123,24 +124,26 @@ TEST_F(SecurityE2eTest, SighupRevokesATokenAndAppliesARoleChange) {
   EXPECT_THAT(daemon_->Log(), HasSubstr("2 principal(s)"));
   EXPECT_EQ(CreateAs("", "t1"), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(CreateAs("who-knows", "t1"), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(CreateAs("alice-token", "t1"), grpc::StatusCode::OK);
-  EXPECT_EQ(CreateAs("carol-token", "t2"), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_EQ(GetAs("carol-token", "t1"), grpc::StatusCode::OK);
+  EXPECT_EQ(CreateAs("alice-token-0123456789abcdef", "t1"), grpc::StatusCode::OK);
+  EXPECT_EQ(CreateAs("carol-token-0123456789abcdef", "t2"), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(GetAs("carol-token-0123456789abcdef", "t1"), grpc::StatusCode::OK);
 
   // alice's token revoked; carol becomes a service.
-  WriteFile(principals_, absl::StrCat("carol service ", HashHex("carol-token"), "\n"));
+  WriteFile(principals_,
+            absl::StrCat("carol service ", HashHex("carol-token-0123456789abcdef"), "\n"));
   daemon_->Signal(SIGHUP);
   ASSERT_TRUE(daemon_->WaitForLog("principals reloaded")) << daemon_->Log();
-  EXPECT_EQ(GetAs("alice-token", "t1"), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(CreateAs("carol-token", "t2"), grpc::StatusCode::OK);
+  EXPECT_EQ(GetAs("alice-token-0123456789abcdef", "t1"), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(CreateAs("carol-token-0123456789abcdef", "t2"), grpc::StatusCode::OK);
 
   // A bad file keeps the principals of the last good one, and the log says why.
-  WriteFile(principals_, absl::StrCat("carol nosuchrole ", HashHex("carol-token"), "\n"));
+  WriteFile(principals_,
+            absl::StrCat("carol nosuchrole ", HashHex("carol-token-0123456789abcdef"), "\n"));
   daemon_->Signal(SIGHUP);
   ASSERT_TRUE(daemon_->WaitForLog("principals NOT reloaded")) << daemon_->Log();
   EXPECT_THAT(daemon_->Log(), HasSubstr("unknown role \"nosuchrole\""));
-  EXPECT_EQ(CreateAs("carol-token", "t3"), grpc::StatusCode::OK);
-  EXPECT_EQ(GetAs("alice-token", "t1"), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(CreateAs("carol-token-0123456789abcdef", "t3"), grpc::StatusCode::OK);
+  EXPECT_EQ(GetAs("alice-token-0123456789abcdef", "t1"), grpc::StatusCode::UNAUTHENTICATED);
 
   const int status = daemon_->Stop(SIGTERM);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
@@ -159,7 +162,7 @@ TEST_F(SecurityE2eTest, InsecureListenStartsAndWarns) {
   StartServing({"--principals=" + principals_, absl::StrCat("--listen=0.0.0.0:", port_),
                 "--insecure-listen"});
   EXPECT_THAT(daemon_->Log(), HasSubstr("WARNING: --insecure-listen"));
-  EXPECT_EQ(CreateAs("alice-token", "t1"), grpc::StatusCode::OK);
+  EXPECT_EQ(CreateAs("alice-token-0123456789abcdef", "t1"), grpc::StatusCode::OK);
 }
 
 TEST_F(SecurityE2eTest, DevelopmentModeIsLoopbackOnlyAndSaysSo) {
@@ -189,12 +192,12 @@ TEST_F(SecurityE2eTest, BadSecurityFlagsRefuseToStart) {
 
 TEST_F(SecurityE2eTest, AccessRecordsPastRetentionAreDeletedAtStartUp) {
   StartServing({"--principals=" + principals_, "--access-log-retention=1s"});
-  ASSERT_EQ(CreateAs("alice-token", "t1"), grpc::StatusCode::OK);
-  ASSERT_EQ(GetAs("carol-token", "t1"), grpc::StatusCode::OK);
+  ASSERT_EQ(CreateAs("alice-token-0123456789abcdef", "t1"), grpc::StatusCode::OK);
+  ASSERT_EQ(GetAs("carol-token-0123456789abcdef", "t1"), grpc::StatusCode::OK);
   auto events = v1::EventLog::NewStub(e2e::Connect(daemon_->address()));
   auto read_access = [&]() {
     std::vector<v1::AccessRecord> records;
-    auto context = As("alice-token");
+    auto context = As("alice-token-0123456789abcdef");
     auto reader = events->ReadAccessLog(context.get(), v1::ReadAccessLogRequest());
     v1::AccessRecord record;
     while (reader->Read(&record)) records.push_back(record);
@@ -213,11 +216,12 @@ TEST_F(SecurityE2eTest, AccessRecordsPastRetentionAreDeletedAtStartUp) {
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (!read_access().empty() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
   EXPECT_TRUE(read_access().empty());
-  // The chain goes on from the anchor: the next record is sequence 2.
-  ASSERT_EQ(GetAs("carol-token", "t1"), grpc::StatusCode::OK);
+  // The chain goes on from the anchor: carol's read was 1, alice's ReadAccessLog of it 2 (reads
+  // of the audit trail are recorded too), so the next record is sequence 3.
+  ASSERT_EQ(GetAs("carol-token-0123456789abcdef", "t1"), grpc::StatusCode::OK);
   std::vector<v1::AccessRecord> after = read_access();
   ASSERT_EQ(after.size(), 1u);
-  EXPECT_EQ(after[0].sequence(), 2u);
+  EXPECT_EQ(after[0].sequence(), 3u);
 }
 
 TEST_F(SecurityE2eTest, ServesMutualTlsFromCertificateFiles) {

@@ -44,11 +44,12 @@ std::string HashHex(absl::string_view token) {
 std::string StandardFile() {
   return absl::StrCat(
       "# principals (format 1)\n",
-      "coord-1      coordinator          ", HashHex("coord-token"), "\n",
-      "svc-1        service              ", HashHex("svc-token"), "  billing.internal\n",
+      "coord-1      coordinator          ", HashHex("coord-token-0123456789abcdef"), "\n",
+      "svc-1        service              ", HashHex("svc-token-0123456789abcdef"),
+      "  billing.internal\n",
       "\n",
-      "auditor-1    auditor              ", HashHex("auditor-token"), "\n",
-      "admin-1      admin                ", HashHex("admin-token"), "\n",
+      "auditor-1    auditor              ", HashHex("auditor-token-0123456789abcdef"), "\n",
+      "admin-1      admin                ", HashHex("admin-token-0123456789abcdef"), "\n",
       "cert-only    coordinator,auditor  -  Jane Doe\n");
 }
 
@@ -68,7 +69,7 @@ TEST(PrincipalsTest, ParsesIdsRolesTokenHashesAndCertificateSubjects) {
   ASSERT_NE(svc, nullptr);
   EXPECT_EQ(svc->roles, Roles(Role::kService));
   EXPECT_EQ(svc->cert_subject, "billing.internal");
-  EXPECT_EQ(absl::BytesToHexString(svc->token_sha256), HashHex("svc-token"));
+  EXPECT_EQ(absl::BytesToHexString(svc->token_sha256), HashHex("svc-token-0123456789abcdef"));
   const Principal* cert_only = principals->FindById("cert-only");
   ASSERT_NE(cert_only, nullptr);
   EXPECT_EQ(cert_only->roles, Role::kCoordinator | Role::kAuditor);
@@ -119,12 +120,13 @@ TEST(PrincipalsTest, RefusesAFileWithNoPrincipal) {
 TEST(PrincipalsTest, FindsATokenOnlyByItsHash) {
   std::shared_ptr<const Principals> principals = MustParse(StandardFile());
   ASSERT_NE(principals, nullptr);
-  const Principal* found = principals->FindByToken("auditor-token");
+  const Principal* found = principals->FindByToken("auditor-token-0123456789abcdef");
   ASSERT_NE(found, nullptr);
   EXPECT_EQ(found->id, "auditor-1");
   EXPECT_EQ(principals->FindByToken("auditor-token "), nullptr);
   EXPECT_EQ(principals->FindByToken(""), nullptr);
-  EXPECT_EQ(principals->FindByToken(HashHex("auditor-token")), nullptr);  // the hash is no token
+  // The hash is no token.
+  EXPECT_EQ(principals->FindByToken(HashHex("auditor-token-0123456789abcdef")), nullptr);
   // A certificate-only principal has no token at all.
   EXPECT_EQ(principals->FindByToken("-"), nullptr);
 }
@@ -164,17 +166,17 @@ TEST_F(PrincipalRegistryTest, ReloadSwapsInTheNewFile) {
   absl::StatusOr<std::unique_ptr<PrincipalRegistry>> registry = PrincipalRegistry::Load(path_);
   ASSERT_TRUE(registry.ok()) << registry.status();
   std::shared_ptr<const Principals> before = (*registry)->Current();
-  ASSERT_NE(before->FindByToken("coord-token"), nullptr);
+  ASSERT_NE(before->FindByToken("coord-token-0123456789abcdef"), nullptr);
 
   // coord-1's token revoked; auditor-1 promoted to admin.
-  Write(absl::StrCat("auditor-1 admin ", HashHex("auditor-token"), "\n"));
+  Write(absl::StrCat("auditor-1 admin ", HashHex("auditor-token-0123456789abcdef"), "\n"));
   ASSERT_TRUE((*registry)->Reload().ok());
   std::shared_ptr<const Principals> after = (*registry)->Current();
-  EXPECT_EQ(after->FindByToken("coord-token"), nullptr);
-  ASSERT_NE(after->FindByToken("auditor-token"), nullptr);
-  EXPECT_EQ(after->FindByToken("auditor-token")->roles, Roles(Role::kAdmin));
+  EXPECT_EQ(after->FindByToken("coord-token-0123456789abcdef"), nullptr);
+  ASSERT_NE(after->FindByToken("auditor-token-0123456789abcdef"), nullptr);
+  EXPECT_EQ(after->FindByToken("auditor-token-0123456789abcdef")->roles, Roles(Role::kAdmin));
   // A snapshot taken before the reload does not change under its holder.
-  EXPECT_NE(before->FindByToken("coord-token"), nullptr);
+  EXPECT_NE(before->FindByToken("coord-token-0123456789abcdef"), nullptr);
 }
 
 TEST_F(PrincipalRegistryTest, ABadFileKeepsTheOldPrincipalsAndSaysWhy) {
@@ -186,7 +188,7 @@ TEST_F(PrincipalRegistryTest, ABadFileKeepsTheOldPrincipalsAndSaysWhy) {
   EXPECT_EQ(reloaded.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(reloaded.message(), HasSubstr("line 1"));
   EXPECT_THAT(reloaded.message(), HasSubstr("keeping the previous principals"));
-  EXPECT_NE((*registry)->Current()->FindByToken("coord-token"), nullptr);
+  EXPECT_NE((*registry)->Current()->FindByToken("coord-token-0123456789abcdef"), nullptr);
 
   std::filesystem::remove(path_);
   EXPECT_EQ((*registry)->Reload().code(), absl::StatusCode::kNotFound);
@@ -220,13 +222,13 @@ const std::map<std::string, std::vector<Role>>& ExpectedMatrix() {
 std::string TokenOf(Role role) {
   switch (role) {
     case Role::kCoordinator:
-      return "coord-token";
+      return "coord-token-0123456789abcdef";
     case Role::kService:
-      return "svc-token";
+      return "svc-token-0123456789abcdef";
     case Role::kAuditor:
-      return "auditor-token";
+      return "auditor-token-0123456789abcdef";
     case Role::kAdmin:
-      return "admin-token";
+      return "admin-token-0123456789abcdef";
   }
   return "";
 }
@@ -293,13 +295,13 @@ TEST_F(AuthenticatorTest, EveryRpcByEveryRoleIsAllowedExactlyAsTheTableSays) {
 
 TEST_F(AuthenticatorTest, TheCallerIsThePrincipal) {
   absl::StatusOr<Caller> caller =
-      auth_->Check("/outreach.v1.TaskService/GetTask", Bearer("coord-token"));
+      auth_->Check("/outreach.v1.TaskService/GetTask", Bearer("coord-token-0123456789abcdef"));
   ASSERT_TRUE(caller.ok());
   EXPECT_EQ(caller->principal, "coord-1");
   EXPECT_EQ(caller->roles, Roles(Role::kCoordinator));
   EXPECT_FALSE(caller->development);
   // x-actor is ignored once principals are configured.
-  CallCredentials credentials = Bearer("coord-token");
+  CallCredentials credentials = Bearer("coord-token-0123456789abcdef");
   credentials.x_actor = "someone-else";
   caller = auth_->Check("/outreach.v1.TaskService/GetTask", credentials);
   ASSERT_TRUE(caller.ok());
@@ -317,7 +319,7 @@ TEST_F(AuthenticatorTest, MissingMalformedOrUnknownCredentialsAreUnauthenticated
   EXPECT_EQ(auth_->Check(method, Bearer("guess")).status().code(),
             absl::StatusCode::kUnauthenticated);
   CallCredentials lower;
-  lower.authorization = "bearer coord-token";
+  lower.authorization = "bearer coord-token-0123456789abcdef";
   EXPECT_TRUE(auth_->Check(method, lower).ok());
 }
 
@@ -343,7 +345,8 @@ TEST_F(AuthenticatorTest, HealthIsOpenAndReflectionNeedsAnyPrincipal) {
 }
 
 TEST_F(AuthenticatorTest, AMethodOutsideTheTableIsDeniedEvenToAdmin) {
-  EXPECT_EQ(auth_->Check("/outreach.v1.TaskService/DeleteEverything", Bearer("admin-token"))
+  EXPECT_EQ(auth_->Check("/outreach.v1.TaskService/DeleteEverything",
+                         Bearer("admin-token-0123456789abcdef"))
                 .status()
                 .code(),
             absl::StatusCode::kPermissionDenied);
@@ -364,7 +367,7 @@ TEST_F(AuthenticatorTest, OnlyServicePrincipalsMayActOnBehalfOfSomeone) {
       EXPECT_EQ(caller.status().code(), absl::StatusCode::kPermissionDenied) << RoleName(role);
     }
   }
-  CallCredentials malformed = Bearer("svc-token");
+  CallCredentials malformed = Bearer("svc-token-0123456789abcdef");
   malformed.on_behalf_of = "nurse 7; drop";
   EXPECT_EQ(auth_->Check(method, malformed).status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -372,14 +375,15 @@ TEST_F(AuthenticatorTest, OnlyServicePrincipalsMayActOnBehalfOfSomeone) {
 
 TEST_F(AuthenticatorTest, RevocationAndRoleChangesApplyFromTheNextCallAfterReload) {
   const std::string list = "/outreach.v1.TaskService/ListTasks";
-  ASSERT_TRUE(auth_->Check(list, Bearer("coord-token")).ok());
-  ASSERT_EQ(auth_->Check(list, Bearer("auditor-token")).status().code(),
+  ASSERT_TRUE(auth_->Check(list, Bearer("coord-token-0123456789abcdef")).ok());
+  ASSERT_EQ(auth_->Check(list, Bearer("auditor-token-0123456789abcdef")).status().code(),
             absl::StatusCode::kPermissionDenied);
-  Write(absl::StrCat("auditor-1 auditor,coordinator ", HashHex("auditor-token"), "\n"));
+  Write(absl::StrCat("auditor-1 auditor,coordinator ", HashHex("auditor-token-0123456789abcdef"),
+                     "\n"));
   ASSERT_TRUE(registry_->Reload().ok());
-  EXPECT_EQ(auth_->Check(list, Bearer("coord-token")).status().code(),
+  EXPECT_EQ(auth_->Check(list, Bearer("coord-token-0123456789abcdef")).status().code(),
             absl::StatusCode::kUnauthenticated);
-  EXPECT_TRUE(auth_->Check(list, Bearer("auditor-token")).ok());
+  EXPECT_TRUE(auth_->Check(list, Bearer("auditor-token-0123456789abcdef")).ok());
 }
 
 TEST(DevelopmentModeTest, EveryTabledMethodIsAllowedAsTheClaimedActorOrAnonymous) {

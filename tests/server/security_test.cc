@@ -5,6 +5,7 @@
 // ReadAccessLog), reflection behind authentication, TLS and mTLS, and the start-up rules of the
 // security flags (server/startup_checks.h).
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <filesystem>
@@ -22,6 +23,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "domain/validation.h"
@@ -48,6 +50,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 absl::Time TestStart() {
   return absl::FromCivil(absl::CivilSecond(2025, 3, 10, 15, 0, 0), absl::UTCTimeZone());
@@ -61,18 +64,19 @@ std::string HashHex(absl::string_view token) {
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
-// One principal per role (id = role name + "-1", token = role name + "-token"), and a
-// certificate-only coordinator for mTLS.
-std::string PrincipalsFile() {
-  return absl::StrCat("# test principals\n",                                              //
-                      "coordinator-1 coordinator ", HashHex("coordinator-token"), "\n",  //
-                      "service-1     service     ", HashHex("service-token"), "\n",      //
-                      "auditor-1     auditor     ", HashHex("auditor-token"), "\n",      //
-                      "admin-1       admin       ", HashHex("admin-token"), "\n",        //
-                      "nurse-cert    coordinator - nurse.kim.example\n");
-}
+// One principal per role (id = role name + "-1", token = role name +
+// "-token-0123456789abcdef"), and a certificate-only coordinator for mTLS.
+std::string TokenOf(Role role) { return absl::StrCat(RoleName(role), "-token-0123456789abcdef"); }
 
-std::string TokenOf(Role role) { return absl::StrCat(RoleName(role), "-token"); }
+std::string PrincipalsFile() {
+  return absl::StrCat(
+      "# test principals\n",                                                          //
+      "coordinator-1 coordinator ", HashHex(TokenOf(Role::kCoordinator)), "\n",       //
+      "service-1     service     ", HashHex(TokenOf(Role::kService)), "\n",           //
+      "auditor-1     auditor     ", HashHex(TokenOf(Role::kAuditor)), "\n",           //
+      "admin-1       admin       ", HashHex(TokenOf(Role::kAdmin)), "\n",             //
+      "nurse-cert    coordinator - nurse.kim.example\n");
+}
 
 // Who calls, in the matrix.
 struct Credential {
@@ -82,8 +86,9 @@ struct Credential {
 };
 
 std::vector<Credential> EveryCredential() {
-  std::vector<Credential> out = {{"no credentials", "", std::nullopt},
-                                 {"unknown token", "not-a-known-token", std::nullopt}};
+  std::vector<Credential> out = {
+      {"no credentials", "", std::nullopt},
+      {"unknown token", "not-a-known-token-0123456789abcdef", std::nullopt}};
   for (Role role : kEveryRole) out.push_back({std::string(RoleName(role)), TokenOf(role), role});
   return out;
 }
@@ -574,6 +579,16 @@ TEST_F(SecurityTest, EveryDataReturningRpcAppendsOneAccessRecordBeforeAnswering)
   check(4, "admin-1", "/outreach.v1.EventLog/SubscribeEvents", {"t2"}, 1);
   EXPECT_THAT(records[4].record.filter(), HasSubstr("task_id: \"t2\""));
   check(5, "auditor-1", "/outreach.v1.EventLog/GetTaskHistory", {"t1"}, 1);
+
+  // LogContact answers with the whole task, earlier contacts' notes included: a read too.
+  v1::Task logged;
+  ASSERT_TRUE(
+      tasks_->LogContact(Context(As(Role::kCoordinator)).get(), LogRequest("t1"), &logged).ok());
+  const std::vector<store::StoredAccessRecord> after_log = AccessRecords();
+  ASSERT_EQ(after_log.size(), 7u);
+  EXPECT_EQ(after_log[6].record.principal(), "coordinator-1");
+  EXPECT_EQ(after_log[6].record.rpc(), "/outreach.v1.TaskService/LogContact");
+  EXPECT_THAT(after_log[6].record.task_ids(), ElementsAre("t1"));
   EXPECT_TRUE(store_->access_log()->Verify().ok);
 }
 
@@ -692,9 +707,17 @@ TEST_F(SecurityTest, ReadAccessLogStreamsMoreRecordsThanOnePageWithoutGapOrRepea
   by_principal.set_principal("auditor-1");
   std::vector<v1::AccessRecord> auditor;
   ASSERT_TRUE(ReadAccess(As(Role::kAuditor), by_principal, &auditor).ok());
-  ASSERT_EQ(auditor.size(), static_cast<std::size_t>(kReads / 2));
+  // The auditor's reads, then the first ReadAccessLog's own records: one per page of 256.
+  ASSERT_EQ(auditor.size(), static_cast<std::size_t>(kReads / 2 + 3));
   for (int i = 0; i < kReads / 2; ++i) {
     EXPECT_EQ(auditor[i].sequence(), static_cast<uint64_t>(2 * i + 2));
+    EXPECT_EQ(auditor[i].rpc(), "/outreach.v1.TaskService/GetTask");
+  }
+  for (int page = 0; page < 3; ++page) {
+    const v1::AccessRecord& own = auditor[kReads / 2 + page];
+    EXPECT_EQ(own.sequence(), static_cast<uint64_t>(kReads + 1 + page));
+    EXPECT_EQ(own.rpc(), "/outreach.v1.EventLog/ReadAccessLog");
+    EXPECT_EQ(own.count(), page < 2 ? 256u : static_cast<uint64_t>(kReads - 512));
   }
 }
 
@@ -840,6 +863,24 @@ TEST_F(TlsServerTest, MutualTlsMapsTheCertificateSubjectToItsPrincipal) {
   EXPECT_EQ(Get(CallOptions{}, "t1").error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
+// Only the subject CN and DNS names map to principals: an email or URI SAN that spells a
+// principal's subject does not authenticate.
+TEST_F(TlsServerTest, OnlyCommonNamesAndDnsNamesMapToPrincipals) {
+  StartTls(/*mtls=*/true);
+  absl::StatusOr<testing::PemPair> by_cn = ca_->Issue("nurse.kim.example", {}, /*server=*/false);
+  ASSERT_TRUE(by_cn.ok()) << by_cn.status();
+  ConnectTls(ca_->root().cert, &*by_cn);
+  ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
+  EXPECT_TRUE(Get(CallOptions{}, "t1").ok());
+  for (const std::string& san : {std::string("email:nurse.kim.example"),
+                                 std::string("URI:nurse.kim.example")}) {
+    absl::StatusOr<testing::PemPair> other = ca_->Issue("someone else", {san}, /*server=*/false);
+    ASSERT_TRUE(other.ok()) << other.status();
+    ConnectTls(ca_->root().cert, &*other);
+    EXPECT_EQ(Get(CallOptions{}, "t1").error_code(), grpc::StatusCode::UNAUTHENTICATED) << san;
+  }
+}
+
 TEST_F(TlsServerTest, MutualTlsRefusesAClientWithoutACertificateOrFromAnotherCa) {
   StartTls(/*mtls=*/true);
   ConnectTls(ca_->root().cert, nullptr);
@@ -851,6 +892,197 @@ TEST_F(TlsServerTest, MutualTlsRefusesAClientWithoutACertificateOrFromAnotherCa)
   EXPECT_EQ(Get(As(Role::kAdmin), "t1").error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(store_->HeadPosition(), 0u);
   EXPECT_THAT(AccessRecords(), IsEmpty());
+}
+
+// ---- Hardening: what an attacker with a token or a socket could still do --------------------
+
+// Unknown fields a client adds to a request are neither copied into the access record (no text
+// planted in the audit trail, no bulk) nor able to make a record unreadable.
+TEST_F(SecurityTest, UnknownFieldsOfARequestNeverReachTheAccessRecord) {
+  StartPlaintext();
+  ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
+  const std::string planted = "principal: \"admin-1\" FORGED";
+  v1::ListTasksRequest list;
+  list.set_patient_id("patient-1");
+  list.GetReflection()->MutableUnknownFields(&list)->AddLengthDelimited(900, planted);
+  list.GetReflection()->MutableUnknownFields(&list)->AddLengthDelimited(
+      901, std::string(2 << 20, 'x'));
+  v1::ListTasksResponse page;
+  ASSERT_TRUE(tasks_->ListTasks(Context(As(Role::kCoordinator)).get(), list, &page).ok());
+  v1::GetTaskRequest as_of;
+  as_of.set_task_id("t1");
+  as_of.set_as_of_version(1);
+  as_of.GetReflection()->MutableUnknownFields(&as_of)->AddLengthDelimited(902, planted);
+  ASSERT_TRUE(Get(As(Role::kAuditor), as_of).ok());
+
+  const std::vector<store::StoredAccessRecord> records = AccessRecords();
+  ASSERT_EQ(records.size(), 2u);
+  for (const store::StoredAccessRecord& stored : records) {
+    EXPECT_THAT(stored.record.filter(), Not(HasSubstr("FORGED")));
+    EXPECT_THAT(stored.record.filter(), Not(HasSubstr("xxxx")));
+    EXPECT_THAT(stored.record.filter(), Not(HasSubstr("900")));
+    EXPECT_LE(stored.record.ByteSizeLong(), 4096u);
+  }
+  EXPECT_EQ(records[0].record.filter(), "patient_id: \"patient-1\"");
+  EXPECT_EQ(records[1].record.filter(), "task_id: \"t1\" as_of_version: 1");
+  std::vector<v1::AccessRecord> read;
+  ASSERT_TRUE(ReadAccess(As(Role::kAuditor), v1::ReadAccessLogRequest(), &read).ok());
+  EXPECT_EQ(read.size(), 2u);
+}
+
+// Reading the audit trail leaves a trace in it: who read it, with what query, how many records.
+TEST_F(SecurityTest, ReadAccessLogIsItselfRecorded) {
+  StartPlaintext();
+  ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
+  ASSERT_TRUE(Get(As(Role::kCoordinator), "t1").ok());
+  v1::ReadAccessLogRequest by_principal;
+  by_principal.set_principal("coordinator-1");
+  std::vector<v1::AccessRecord> read;
+  ASSERT_TRUE(ReadAccess(As(Role::kAuditor), by_principal, &read).ok());
+  ASSERT_EQ(read.size(), 1u);  // the stream ends at the head it started from
+  const std::vector<store::StoredAccessRecord> records = AccessRecords();
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[1].record.principal(), "auditor-1");
+  EXPECT_EQ(records[1].record.rpc(), "/outreach.v1.EventLog/ReadAccessLog");
+  EXPECT_EQ(records[1].record.count(), 1u);
+  EXPECT_THAT(records[1].record.filter(), HasSubstr("principal: \"coordinator-1\""));
+  EXPECT_THAT(records[1].record.filter(), HasSubstr("sequences 1..1"));
+}
+
+// A SIGHUP that removes a principal, or takes away the role, ends its open streams at once
+// (not at their next event), with the code a new call would get.
+TEST_F(SecurityTest, AReloadEndsOpenStreamsOfRemovedOrDemotedPrincipals) {
+  StartPlaintext();
+  ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
+  auto removed_context = Context(As(Role::kAuditor));
+  auto demoted_context = Context(As(Role::kAdmin));
+  v1::SubscribeEventsRequest from_start;
+  from_start.set_from_position(1);
+  auto removed = events_->SubscribeEvents(removed_context.get(), from_start);
+  auto demoted = events_->SubscribeEvents(demoted_context.get(), from_start);
+  v1::EventRecord event;
+  ASSERT_TRUE(removed->Read(&event));  // both caught up and idle
+  ASSERT_TRUE(demoted->Read(&event));
+  const uint64_t records_before = AccessHead();
+
+  WritePrincipals(absl::StrCat(
+      "service-1 service ", HashHex(TokenOf(Role::kService)), "\n",        //
+      "admin-1   coordinator ", HashHex(TokenOf(Role::kAdmin)), "\n"));  // auditor-1 is gone
+  ASSERT_TRUE(registry_->Reload().ok());
+  server_->PrincipalsReloaded();
+  EXPECT_FALSE(removed->Read(&event));
+  EXPECT_EQ(removed->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_FALSE(demoted->Read(&event));
+  EXPECT_EQ(demoted->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // Nothing more was read under the revoked principals.
+  ASSERT_TRUE(Create(As(Role::kService), "t2").ok());
+  EXPECT_EQ(AccessHead(), records_before);
+}
+
+// A token rotated in the principals file (same id, new hash) ends the streams opened with the
+// old one.
+TEST_F(SecurityTest, AReloadThatRotatesATokenEndsStreamsOpenedWithTheOldOne) {
+  StartPlaintext();
+  ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
+  auto context = Context(As(Role::kAuditor));
+  auto stream = events_->SubscribeEvents(context.get(), v1::SubscribeEventsRequest());
+  v1::EventRecord event;
+  ASSERT_TRUE(stream->Read(&event));
+  WritePrincipals(absl::StrReplaceAll(
+      PrincipalsFile(),
+      {{HashHex(TokenOf(Role::kAuditor)), HashHex("rotated-token-0123456789")}}));
+  ASSERT_TRUE(registry_->Reload().ok());
+  server_->PrincipalsReloaded();
+  EXPECT_FALSE(stream->Read(&event));
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+// Every refused call is counted by reason (and logged, rate-limited: refusal_log_test).
+TEST_F(SecurityTest, RefusedCallsAreCountedByReason) {
+  StartPlaintext();
+  ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
+  for (int i = 0; i < 50; ++i) {
+    CallOptions wrong{absl::StrCat("wrong-token-", i, "-0123456789abcdef"), "", ""};
+    ASSERT_EQ(Get(wrong, "t1").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(Create(As(Role::kCoordinator), absl::StrCat("denied-", i)).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  const RefusalLog::Counts counts = server_->Refusals();
+  EXPECT_EQ(counts.unauthenticated, 50u);
+  EXPECT_EQ(counts.permission_denied, 10u);
+  EXPECT_EQ(counts.invalid_metadata, 0u);
+  EXPECT_EQ(store_->HeadPosition(), 1u);
+}
+
+// Credentials are judged before anything else a call carries: without a (valid) token, malformed
+// metadata gets UNAUTHENTICATED, and says nothing about what else was wrong.
+TEST_F(SecurityTest, CredentialsAreCheckedBeforeOtherMetadata) {
+  StartPlaintext();
+  ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
+  EXPECT_EQ(Get(CallOptions{"", "not a valid id!", ""}, "t1").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Get(CallOptions{"", "", "some-actor"}, "t1").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  auto repeated = Context(CallOptions{});
+  repeated->AddMetadata("x-on-behalf-of", "a");
+  repeated->AddMetadata("x-on-behalf-of", "b");
+  v1::GetTaskRequest request;
+  request.set_task_id("t1");
+  v1::Task task;
+  EXPECT_EQ(tasks_->GetTask(repeated.get(), request, &task).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  // With a valid service token the same metadata is INVALID_ARGUMENT.
+  EXPECT_EQ(Get(CallOptions{TokenOf(Role::kService), "not a valid id!", ""}, "t1").error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// Request ids belong to the principal that sent them: another principal's request with the same
+// id is a new request, neither blocked nor told that the id was used.
+TEST_F(SecurityTest, RequestIdsAreScopedByPrincipal) {
+  StartPlaintext();
+  auto create = [&](Role role, const std::string& task_id) {
+    v1::CreateTaskRequest request = CreateRequest(task_id);
+    request.set_request_id("shared-id");
+    v1::Task task;
+    return tasks_->CreateTask(Context(As(role)).get(), request, &task).error_code();
+  };
+  ASSERT_EQ(create(Role::kService, "t1"), grpc::StatusCode::OK);
+  ASSERT_EQ(create(Role::kAdmin, "t2"), grpc::StatusCode::OK);
+  EXPECT_EQ(store_->HeadPosition(), 2u);
+  // Each principal's retry still replays its own first result and appends nothing.
+  ASSERT_EQ(create(Role::kService, "t1"), grpc::StatusCode::OK);
+  ASSERT_EQ(create(Role::kAdmin, "t2"), grpc::StatusCode::OK);
+  EXPECT_EQ(store_->HeadPosition(), 2u);
+  EXPECT_EQ(create(Role::kAdmin, "t3"), grpc::StatusCode::ALREADY_EXISTS);
+}
+
+// Reflection describes the API, not the storage schema that happens to be linked in.
+TEST_F(SecurityTest, ReflectionDoesNotDescribeTheStorageSchema) {
+  StartPlaintext();
+  auto stub = grpc::reflection::v1::ServerReflection::NewStub(channel_);
+  auto context = Context(As(Role::kCoordinator));
+  auto stream = stub->ServerReflectionInfo(context.get());
+  grpc::reflection::v1::ServerReflectionRequest request;
+  grpc::reflection::v1::ServerReflectionResponse response;
+  for (const std::string& symbol :
+       {std::string("outreach.storage.v1.StoredEvent"), std::string("outreach.storage.v1")}) {
+    request.set_file_containing_symbol(symbol);
+    ASSERT_TRUE(stream->Write(request));
+    ASSERT_TRUE(stream->Read(&response));
+    EXPECT_EQ(response.error_response().error_code(), grpc::StatusCode::NOT_FOUND) << symbol;
+  }
+  request.set_file_by_filename("outreach/v1/storage.proto");
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_EQ(response.error_response().error_code(), grpc::StatusCode::NOT_FOUND);
+  request.set_file_by_filename("outreach/v1/task_service.proto");
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_GT(response.file_descriptor_response().file_descriptor_proto_size(), 0);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
 }
 
 // ---- Start-up rules of the security flags --------------------------------------------------
@@ -883,6 +1115,53 @@ TEST(StartupChecksTest, RetentionIsAWholeNumberAndAUnit) {
   for (const char* bad : {"", "y", "6", "6w", "-1d", "0d", "1.5y", "99999999999999y", "6 y"}) {
     EXPECT_EQ(ParseRetention(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
+}
+
+// --db holds call notes and the access log: created private, and refused when others can read it.
+TEST(StartupChecksTest, TheDatabaseDirectoryIsCreatedPrivateAndRefusedWhenOthersCanReadIt) {
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "outreach_db_dir_XXXXXX").string();
+  ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+  const std::string root = pattern;
+  const mode_t old_umask = umask(022);
+  const std::string fresh = root + "/a/b/db";
+  EXPECT_TRUE(PrepareDbDirectory(fresh, false).ok());
+  struct stat info {};
+  ASSERT_EQ(stat(fresh.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0700u);
+
+  const std::string shared = root + "/shared";
+  ASSERT_EQ(mkdir(shared.c_str(), 0755), 0);
+  const absl::Status refused = PrepareDbDirectory(shared, false);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.message(), HasSubstr(shared));
+  EXPECT_THAT(refused.message(), HasSubstr("0755"));
+  EXPECT_THAT(refused.message(), HasSubstr("--insecure-db-permissions"));
+  EXPECT_TRUE(PrepareDbDirectory(shared, true).ok());
+  ASSERT_EQ(chmod(shared.c_str(), 0701), 0);  // even search permission for others is refused
+  EXPECT_EQ(PrepareDbDirectory(shared, false).code(), absl::StatusCode::kFailedPrecondition);
+
+  const std::string file = root + "/file";
+  std::ofstream(file) << "x";
+  EXPECT_EQ(PrepareDbDirectory(file, true).code(), absl::StatusCode::kFailedPrecondition);
+  umask(old_umask);
+  std::filesystem::remove_all(root);
+}
+
+TEST(StartupChecksTest, ATlsKeyMustBeItsCertificatesKey) {
+  absl::StatusOr<testing::TestCa> ca = testing::TestCa::Create("startup CA");
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  absl::StatusOr<testing::PemPair> one = ca->Issue("one", {"DNS:localhost"}, /*server=*/true);
+  absl::StatusOr<testing::PemPair> two = ca->Issue("two", {"DNS:localhost"}, /*server=*/true);
+  ASSERT_TRUE(one.ok() && two.ok());
+  EXPECT_TRUE(CheckKeyMatchesCertificate(one->cert, one->key).ok());
+  const absl::Status mismatch = CheckKeyMatchesCertificate(one->cert, two->key);
+  EXPECT_EQ(mismatch.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(mismatch.message(), HasSubstr("--tls-key"));
+  EXPECT_EQ(CheckKeyMatchesCertificate("not a certificate", one->key).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(CheckKeyMatchesCertificate(one->cert, "not a key").code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace
