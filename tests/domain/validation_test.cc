@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include "absl/strings/escaping.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace outreach::domain {
@@ -97,6 +99,21 @@ TEST(TextRuleTest, CountsCharactersNotBytes) {
   absl::Status s = ValidateText("notes", std::string(4001, 'n'), kMaxNotesLength);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(), "notes: 4001 characters, at most 4000");
+}
+
+TEST(TextRuleTest, RefusesControlCharactersButNewlineAndTab) {
+  EXPECT_TRUE(ValidateText("notes", "line one\nline two\tcolumn", kMaxNotesLength).ok());
+  EXPECT_TRUE(ValidateText("notes", "caf\xc3\xa9 \xe2\x80\x94 ok", kMaxNotesLength).ok());
+  for (const std::string& bad :
+       {std::string("a\rb"), std::string("\x1b[2J"), std::string("nul\0here", 8),
+        std::string("del\x7f"), std::string("c1 \xc2\x85 next line")}) {
+    absl::Status s = ValidateText("notes", bad, kMaxNotesLength);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << absl::CHexEscape(bad);
+    EXPECT_THAT(std::string(s.message()), ::testing::StartsWith("notes: control character U+"))
+        << absl::CHexEscape(bad);
+  }
+  EXPECT_EQ(ValidateText("notes", "ab\x07", kMaxNotesLength).message(),
+            "notes: control character U+0007 at character 3 (only newline and tab are allowed)");
 }
 
 }  // namespace

@@ -98,6 +98,8 @@ TEST(PrincipalsTest, RefusesABadFileNamingTheLine) {
       {"unknown role \"\"", absl::StrCat(good, "p2 admin, ", HashHex("b"))},
       {"reserved for the service's own actors",
        absl::StrCat(good, "system:expiry admin ", HashHex("b"))},
+      // What the README's recipe writes when $TOKEN was unset.
+      {"SHA-256 of the empty string", absl::StrCat(good, "p2 admin ", HashHex(""))},
   };
   for (const auto& [why, text] : bad) {
     absl::StatusOr<std::shared_ptr<const Principals>> parsed = Principals::Parse(text);
@@ -321,6 +323,49 @@ TEST_F(AuthenticatorTest, MissingMalformedOrUnknownCredentialsAreUnauthenticated
   CallCredentials lower;
   lower.authorization = "bearer coord-token-0123456789abcdef";
   EXPECT_TRUE(auth_->Check(method, lower).ok());
+}
+
+// An empty or short token never authenticates, even when its hash is in the file: "Bearer "
+// followed by whitespace, and tokens under kMinTokenLength characters.
+TEST_F(AuthenticatorTest, EmptyOrShortBearerTokensAreUnauthenticatedEvenWhenListed) {
+  const std::string short_token(kMinTokenLength - 1, 'k');
+  const std::string long_enough(kMinTokenLength, 'k');
+  Write(absl::StrCat(StandardFile(), "short-1 admin ", HashHex(short_token), "\n",
+                     "long-1 admin ", HashHex(long_enough), "\n"));
+  ASSERT_TRUE(registry_->Reload().ok());
+  const std::string method = "/outreach.v1.TaskService/GetTask";
+  for (const std::string& header : {std::string("Bearer "), std::string("Bearer    "),
+                                    std::string("Bearer \t "), "Bearer " + short_token}) {
+    CallCredentials credentials;
+    credentials.authorization = header;
+    absl::StatusOr<Caller> caller = auth_->Check(method, credentials);
+    EXPECT_EQ(caller.status().code(), absl::StatusCode::kUnauthenticated) << header;
+  }
+  EXPECT_THAT(auth_->Check(method, Bearer(short_token)).status().message(),
+              HasSubstr("at least 24 characters"));
+  absl::StatusOr<Caller> caller = auth_->Check(method, Bearer(long_enough));
+  ASSERT_TRUE(caller.ok()) << caller.status();
+  EXPECT_EQ(caller->principal, "long-1");
+}
+
+// A call that outlives a reload (a stream) is checked again against the new file.
+TEST_F(AuthenticatorTest, RecheckFollowsTheCurrentPrincipals) {
+  const std::string method = "/outreach.v1.EventLog/SubscribeEvents";
+  absl::StatusOr<Caller> caller = auth_->Check(method, Bearer("auditor-token-0123456789abcdef"));
+  ASSERT_TRUE(caller.ok()) << caller.status();
+  EXPECT_TRUE(auth_->Recheck(*caller, method).ok());
+  Write(absl::StrCat(StandardFile(), ""));
+  ASSERT_TRUE(registry_->Reload().ok());
+  EXPECT_TRUE(auth_->Recheck(*caller, method).ok());
+  Write(absl::StrCat("auditor-1 coordinator ", HashHex("auditor-token-0123456789abcdef"), "\n"));
+  ASSERT_TRUE(registry_->Reload().ok());
+  EXPECT_EQ(auth_->Recheck(*caller, method).code(), absl::StatusCode::kPermissionDenied);
+  Write(absl::StrCat("auditor-1 auditor ", HashHex("rotated-token-0123456789abcdef"), "\n"));
+  ASSERT_TRUE(registry_->Reload().ok());
+  EXPECT_EQ(auth_->Recheck(*caller, method).code(), absl::StatusCode::kUnauthenticated);
+  Write(absl::StrCat("admin-1 admin ", HashHex("admin-token-0123456789abcdef"), "\n"));
+  ASSERT_TRUE(registry_->Reload().ok());
+  EXPECT_EQ(auth_->Recheck(*caller, method).code(), absl::StatusCode::kUnauthenticated);
 }
 
 TEST_F(AuthenticatorTest, ACertificateSubjectAuthenticates) {

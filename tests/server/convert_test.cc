@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "domain/validation.h"
 #include "server/convert.h"
 #include "server/grpc_status.h"
@@ -33,6 +34,33 @@ TEST(ResolveActorTest, EmptyMalformedOrReservedIsInvalidArgumentNamingXActor) {
     EXPECT_EQ(actor.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(std::string(actor.status().message()), StartsWith("x-actor:"));
   }
+}
+
+// A record written before the access log had limits (up to gRPC's 4 MiB request, copied into
+// its filter) is cut to them when read, so that ReadAccessLog can always send it.
+TEST(ToWireAccessRecordTest, CutsARecordWrittenBeforeTheLimitsAndSaysSo) {
+  store::StoredAccessRecord stored;
+  stored.record.set_sequence(7);
+  stored.record.set_principal("nurse.kim");
+  stored.record.set_rpc("/outreach.v1.TaskService/ListTasks");
+  stored.record.set_filter(std::string(20 << 20, 'f'));
+  for (int i = 0; i < 2000; ++i) stored.record.add_task_ids(absl::StrCat("t", i));
+  stored.record.set_count(2000);
+  stored.hash[0] = 0x42;
+  const v1::AccessRecord wire = ToWireAccessRecord(stored);
+  EXPECT_TRUE(wire.truncated());
+  EXPECT_EQ(wire.sequence(), 7u);
+  EXPECT_EQ(wire.principal(), "nurse.kim");
+  EXPECT_EQ(wire.filter().size(), store::kMaxAccessFilterBytes);
+  EXPECT_EQ(static_cast<std::size_t>(wire.task_ids_size()), store::kMaxAccessTaskIds);
+  EXPECT_EQ(wire.count(), 2000u);
+  EXPECT_EQ(wire.hash().size(), 32u);
+  EXPECT_EQ(wire.hash()[0], 0x42);
+  EXPECT_LT(wire.ByteSizeLong(), 64u << 10);
+
+  store::StoredAccessRecord small;
+  small.record.set_filter("patient_id: \"p-1\"");
+  EXPECT_FALSE(ToWireAccessRecord(small).truncated());
 }
 
 TEST(NewTaskIdTest, IsAValidVersion4Uuid) {

@@ -302,6 +302,51 @@ TEST_F(AccessLogTest, ADatabaseFromBeforeTheAccessLogOpensReadOnlyWithoutOne) {
   EXPECT_EQ(Append("alice"), 1u);
 }
 
+// ---- Limits -------------------------------------------------------------------------------
+
+// No caller can make a record large: every field is cut to the log's limits and the record says
+// so, and the worst case reads back.
+TEST_F(AccessLogTest, AppendCapsEveryFieldAndMarksTheRecordTruncated) {
+  AccessEntry entry;
+  entry.principal = std::string(1000, 'p');
+  entry.on_behalf_of = std::string(1000, 'o');
+  entry.rpc = std::string(1000, 'r');
+  entry.filter = std::string(20 << 20, 'f');
+  entry.peer = std::string(1000, 'a');
+  for (int i = 0; i < 100000; ++i) entry.task_ids.push_back(std::string(200, 't'));
+  entry.count = 100000;
+  ASSERT_TRUE(log().AppendAndWait(std::move(entry)).ok());
+  Append("alice");
+  absl::StatusOr<std::vector<StoredAccessRecord>> records = log().Read(AccessQuery());
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 2u);
+  const storage::v1::AccessRecord& worst = (*records)[0].record;
+  EXPECT_TRUE(worst.truncated());
+  EXPECT_EQ(worst.principal().size(), kMaxAccessIdBytes);
+  EXPECT_EQ(worst.on_behalf_of().size(), kMaxAccessIdBytes);
+  EXPECT_EQ(worst.rpc().size(), kMaxAccessRpcBytes);
+  EXPECT_EQ(worst.filter().size(), kMaxAccessFilterBytes);
+  EXPECT_EQ(worst.peer().size(), kMaxAccessPeerBytes);
+  ASSERT_EQ(static_cast<std::size_t>(worst.task_ids_size()), kMaxAccessTaskIds);
+  EXPECT_EQ(worst.task_ids(0).size(), kMaxAccessIdBytes);
+  EXPECT_EQ(worst.count(), 100000u);  // the count stays what the call returned
+  EXPECT_LT(worst.ByteSizeLong(), 64u << 10);
+  EXPECT_FALSE((*records)[1].record.truncated());
+  EXPECT_TRUE(log().Verify().ok);
+}
+
+TEST(TruncateUtf8Test, NeverCutsInsideACharacter) {
+  std::string text = "ab\xc3\xa9";  // "abé": the é is two bytes
+  EXPECT_TRUE(TruncateUtf8(&text, 3));
+  EXPECT_EQ(text, "ab");
+  text = "ab\xc3\xa9";
+  EXPECT_FALSE(TruncateUtf8(&text, 4));
+  EXPECT_EQ(text, "ab\xc3\xa9");
+  text = "\xe2\x80\x94\xe2\x80\x94";  // two em dashes
+  EXPECT_TRUE(TruncateUtf8(&text, 5));
+  EXPECT_EQ(text, "\xe2\x80\x94");
+}
+
 // ---- Damage -------------------------------------------------------------------------------
 
 TEST_F(AccessLogTest, VerifyNamesAnAlteredRecord) {

@@ -716,7 +716,9 @@ TEST_F(EventStoreTest, OpenRebuildsProjectionsWhenTheirFormatChanged) {
                         keys::EncodeFixed32BE(0))
                     .ok());
     ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cfs[keys::kTasks], "stale", "x").ok());
-    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), cfs[keys::kRequests], "r1").ok());
+    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), cfs[keys::kRequests],
+                           keys::RequestKey("coordinator-1", "r1"))
+                    .ok());
   });
   ASSERT_TRUE(Reopen().ok());
   absl::StatusOr<std::string> rebuilt = store_->DumpProjections();
