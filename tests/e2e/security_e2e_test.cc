@@ -2,6 +2,8 @@
 // revoking a token and changing a role (and a bad file keeping the old principals), the refusal
 // to serve plaintext or development mode off loopback, --insecure-listen's warning, the TLS
 // flags, and TLS with certificate files made by the test.
+#include <sys/stat.h>
+
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -259,6 +261,80 @@ TEST_F(SecurityE2eTest, ServesMutualTlsFromCertificateFiles) {
   EXPECT_EQ(CreateAs("", "t1"), grpc::StatusCode::OK);
   connect(nullptr);
   EXPECT_EQ(CreateAs("", "t2"), grpc::StatusCode::UNAVAILABLE);
+}
+
+// The database holds call notes and the access log: whatever umask outreachd is started with,
+// its directory is 0700 and every file in it 0600.
+TEST_F(SecurityE2eTest, DatabaseFilesArePrivateWhateverTheUmask) {
+  const mode_t old_umask = umask(0);  // inherited by the daemon
+  StartServing({"--principals=" + principals_});
+  umask(old_umask);
+  ASSERT_EQ(CreateAs("alice-token-0123456789abcdef", "t1"), grpc::StatusCode::OK);
+  ASSERT_EQ(GetAs("carol-token-0123456789abcdef", "t1"), grpc::StatusCode::OK);
+  ASSERT_EQ(daemon_->Stop(SIGTERM), 0);
+  struct stat info {};
+  ASSERT_EQ(stat((dir_ + "/db").c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0700u);
+  int files = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_ + "/db")) {
+    ASSERT_EQ(stat(entry.path().c_str(), &info), 0);
+    EXPECT_EQ(info.st_mode & 077, 0u) << entry.path() << " mode " << std::oct << info.st_mode;
+    ++files;
+  }
+  EXPECT_GT(files, 3);
+}
+
+TEST_F(SecurityE2eTest, ADatabaseDirectoryOthersCanReadRefusesToStartUnlessAllowed) {
+  const std::string db = dir_ + "/db";
+  ASSERT_EQ(mkdir(db.c_str(), 0755), 0);
+  ASSERT_EQ(chmod(db.c_str(), 0755), 0);
+  EXPECT_EQ(StartRefused({"--principals=" + principals_}), 2);
+  EXPECT_THAT(daemon_->Log(), HasSubstr(absl::StrCat("\"", db, "\" is open to group or others")));
+  EXPECT_TRUE(std::filesystem::is_empty(db)) << "the database was opened";
+  StartServing({"--principals=" + principals_, "--insecure-db-permissions"});
+  EXPECT_EQ(CreateAs("alice-token-0123456789abcdef", "t1"), grpc::StatusCode::OK);
+}
+
+TEST_F(SecurityE2eTest, ATlsKeyThatIsNotTheCertificatesExitsTwoBeforeOpeningTheDatabase) {
+  absl::StatusOr<testing::TestCa> ca = testing::TestCa::Create("e2e CA");
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  absl::StatusOr<testing::PemPair> server =
+      ca->Issue("localhost", {"DNS:localhost", "IP:127.0.0.1"}, /*server=*/true);
+  absl::StatusOr<testing::PemPair> other = ca->Issue("other", {"DNS:other"}, /*server=*/true);
+  ASSERT_TRUE(server.ok() && other.ok());
+  WriteFile(dir_ + "/server.pem", server->cert);
+  WriteFile(dir_ + "/other.key", other->key);
+  EXPECT_EQ(StartRefused({"--principals=" + principals_, "--tls-cert=" + dir_ + "/server.pem",
+                          "--tls-key=" + dir_ + "/other.key"}),
+            2);
+  EXPECT_THAT(daemon_->Log(), HasSubstr("--tls-key: is not the private key"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/db")) << "the database was opened";
+}
+
+// SIGHUP with a principals file that no longer lists a subscriber ends its open subscription
+// with UNAUTHENTICATED, without waiting for another event.
+TEST_F(SecurityE2eTest, SighupEndsTheOpenSubscriptionOfARemovedPrincipal) {
+  WriteFile(principals_,
+            absl::StrCat("alice admin ", HashHex("alice-token-0123456789abcdef"), "\n",
+                         "audrey auditor ", HashHex("audrey-token-0123456789abcdef"), "\n"));
+  StartServing({"--principals=" + principals_});
+  ASSERT_EQ(CreateAs("alice-token-0123456789abcdef", "t1"), grpc::StatusCode::OK);
+  auto events = v1::EventLog::NewStub(e2e::Connect(daemon_->address()));
+  auto context = As("audrey-token-0123456789abcdef");
+  auto stream = events->SubscribeEvents(context.get(), v1::SubscribeEventsRequest());
+  v1::EventRecord event;
+  ASSERT_TRUE(stream->Read(&event));  // caught up: the stream now waits for new events
+  WriteFile(principals_,
+            absl::StrCat("alice admin ", HashHex("alice-token-0123456789abcdef"), "\n"));
+  const absl::Time reloaded = absl::Now();
+  daemon_->Signal(SIGHUP);
+  EXPECT_FALSE(stream->Read(&event));
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << status.error_message();
+  // Not a timing assertion on our code's speed: a stream that waited for the next event (or the
+  // 10 s deadline) instead of ending on the reload would show here.
+  EXPECT_LT(absl::Now() - reloaded, absl::Seconds(5));
+  EXPECT_THAT(daemon_->Log(), HasSubstr("principals reloaded"));
 }
 
 }  // namespace
