@@ -1,7 +1,9 @@
-// The start-up rules of outreachd's security flags, as pure functions so that tests can check
+// The start-up rules of outreachd's security and disk flags, as pure functions so that tests can check
 // them without starting a process (README "Security"). Thread-safe.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -32,5 +34,9 @@ bool InsecureListenWarning(const ListenSecurity& listen);
 // --access-log-retention: a whole number and a unit, "6y" (365-day years), "30d", "12h",
 // "90m", "45s", or "0" (keep every record). INVALID_ARGUMENT otherwise.
 absl::StatusOr<absl::Duration> ParseRetention(absl::string_view text);
+
+// --min-free-disk: "auto" (nullopt: the store's default, the smaller of 256 MiB and 5% of the
+// file system), or a whole number of MiB ("512"; "0" = no reserve). INVALID_ARGUMENT otherwise.
+absl::StatusOr<std::optional<uint64_t>> ParseMinFreeDisk(absl::string_view text);
 
 }  // namespace outreach::server
