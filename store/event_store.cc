@@ -40,6 +40,7 @@
 #include "store/disk_space.h"
 #include "store/event_codec.h"
 #include "store/huge_pages.h"
+#include "store/info_log.h"
 #include "store/keys.h"
 #include "store/rocks.h"
 #include "store/sorted_rows.h"
@@ -236,6 +237,13 @@ class EventStore::Impl {
                       ? ": not an outreach data directory (no database in it)"
                       : ": no such directory"));
       }
+    }
+    if (!read_only_) {
+      // Not RocksDB's own file logger: it aborts the process on the first line after the disk
+      // fills (store/info_log.h).
+      absl::StatusOr<std::shared_ptr<rocksdb::Logger>> info_log = OpenInfoLog(dir_);
+      if (!info_log.ok()) return info_log.status();
+      db_options.info_log = *std::move(info_log);
     }
     // A database written before the access log existed has no "access_log" family, and a
     // read-only open cannot create it: open the others, and run without an access log.
