@@ -1,5 +1,7 @@
 #include "store/event_store.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -91,6 +93,26 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
   if (bloom) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return options;
+}
+
+// RocksDB keeps every table file open by default (max_open_files = -1). Under a low descriptor
+// limit (ulimit -n 256) that fails long after the start, as "Too many open files" in a read, a
+// flush or a compaction. Sized from the limit instead: half of it for table files, the other half
+// for the WALs, the info log, gRPC's connections and the rest; under kMinDescriptors the store
+// refuses to open, saying so.
+constexpr rlim_t kMinDescriptors = 128;
+absl::StatusOr<int> MaxOpenFiles() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||
+      limit.rlim_cur >= 65536) {
+    return -1;
+  }
+  if (limit.rlim_cur < kMinDescriptors) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the open-file limit (ulimit -n) is ", limit.rlim_cur, ": the store needs at least ",
+        kMinDescriptors, "; raise it (e.g. LimitNOFILE= in the service unit)"));
+  }
+  return static_cast<int>(limit.rlim_cur / 2);
 }
 
 absl::Status ReadOnlyError() {
@@ -227,6 +249,11 @@ class EventStore::Impl {
         family.memtable_whole_key_filtering = true;
         family.memtable_prefix_bloom_size_ratio = 0.02;
       }
+    }
+    if (secondary_path_.empty()) {
+      absl::StatusOr<int> max_open_files = MaxOpenFiles();
+      if (!max_open_files.ok()) return max_open_files.status();
+      db_options.max_open_files = *max_open_files;
     }
     if (read_only_ || !options_.create_if_missing) {
       // Say so plainly, rather than whatever RocksDB says about a missing CURRENT file.
@@ -1164,7 +1191,12 @@ class EventStore::Impl {
   absl::Status Refusal() {
     {
       absl::MutexLock lock(&mu_);
-      if (!write_error_.ok()) return write_error_;
+      // A failed write latched its refusal (UNAVAILABLE); a failed rebuild latched its own error.
+      if (absl::IsUnavailable(write_error_)) return write_error_;
+      if (!write_error_.ok()) {
+        return absl::UnavailableError(
+            absl::StrCat("the store refuses writes: ", write_error_.message()));
+      }
     }
     const uint64_t written = unchecked_bytes_;
     unchecked_bytes_ = 0;
