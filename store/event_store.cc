@@ -217,6 +217,23 @@ class EventStore::Impl {
     }
   }
 
+  // The descriptor budget (MaxOpenFiles) and, for a writable store, the info log.
+  absl::Status ConfigureFilesAndLog(rocksdb::DBOptions& db_options) {
+    if (secondary_path_.empty()) {
+      absl::StatusOr<int> max_open_files = MaxOpenFiles();
+      if (!max_open_files.ok()) return max_open_files.status();
+      db_options.max_open_files = *max_open_files;
+    }
+    if (!read_only_) {
+      // Not RocksDB's own file logger: it aborts the process on the first line after the disk
+      // fills (store/info_log.h).
+      absl::StatusOr<std::shared_ptr<rocksdb::Logger>> info_log = OpenInfoLog(dir_);
+      if (!info_log.ok()) return info_log.status();
+      db_options.info_log = *std::move(info_log);
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status OpenDb() {
     rocksdb::DBOptions db_options;
     db_options.create_if_missing = options_.create_if_missing && !read_only_;
@@ -250,11 +267,6 @@ class EventStore::Impl {
         family.memtable_prefix_bloom_size_ratio = 0.02;
       }
     }
-    if (secondary_path_.empty()) {
-      absl::StatusOr<int> max_open_files = MaxOpenFiles();
-      if (!max_open_files.ok()) return max_open_files.status();
-      db_options.max_open_files = *max_open_files;
-    }
     if (read_only_ || !options_.create_if_missing) {
       // Say so plainly, rather than whatever RocksDB says about a missing CURRENT file.
       std::error_code error;
@@ -265,13 +277,7 @@ class EventStore::Impl {
                       : ": no such directory"));
       }
     }
-    if (!read_only_) {
-      // Not RocksDB's own file logger: it aborts the process on the first line after the disk
-      // fills (store/info_log.h).
-      absl::StatusOr<std::shared_ptr<rocksdb::Logger>> info_log = OpenInfoLog(dir_);
-      if (!info_log.ok()) return info_log.status();
-      db_options.info_log = *std::move(info_log);
-    }
+    if (absl::Status s = ConfigureFilesAndLog(db_options); !s.ok()) return s;
     // A database written before the access log existed has no "access_log" family, and a
     // read-only open cannot create it: open the others, and run without an access log.
     bool has_access_log = true;
