@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "absl/strings/string_view.h"
+
 namespace outreach::server {
 
 grpc::StatusCode ToGrpcCode(absl::StatusCode code) {
@@ -45,9 +47,30 @@ grpc::StatusCode ToGrpcCode(absl::StatusCode code) {
   }
 }
 
+std::string WithoutServerPaths(absl::string_view message) {
+  std::string out;
+  out.reserve(message.size());
+  std::size_t i = 0;
+  while (i < message.size()) {
+    const bool word_start =
+        i == 0 || absl::string_view(" \"'(=[").find(message[i - 1]) != absl::string_view::npos;
+    if (message[i] == '/' && word_start) {
+      while (i < message.size() &&
+             absl::string_view(" \"'),:;]").find(message[i]) == absl::string_view::npos) {
+        ++i;
+      }
+      out += "<server path>";
+      continue;
+    }
+    out.push_back(message[i++]);
+  }
+  return out;
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(ToGrpcCode(status.code()), std::string(status.message()));
+  // Payloads (store::ServerDetail) stay on the server; a path that reached a message does too.
+  return grpc::Status(ToGrpcCode(status.code()), WithoutServerPaths(status.message()));
 }
 
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,

@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -73,6 +74,12 @@ ABSL_FLAG(bool, insecure_db_permissions, false,
 ABSL_FLAG(std::string, access_log_retention, "6y",
           "how long access records are kept: 6y, 30d, 12h, 90m, 45s, or 0 for ever "
           "(also spelled --access-log-retention)");
+ABSL_FLAG(std::string, min_free_disk, "auto",
+          "free-space reserve: new writes are refused (UNAVAILABLE \"disk almost full\", "
+          "TaskService health NOT_SERVING) while the --db file system has less free space than "
+          "this, so that compaction, the access log and a clean shutdown keep room; reads go on. "
+          "MiB as a whole number (512), 0 for no reserve, or auto = the smaller of 256 MiB and "
+          "5% of the file system (also spelled --min-free-disk)");
 
 namespace {
 
@@ -86,11 +93,12 @@ int Fail(absl::string_view what, const absl::Status& status) {
 // Opens the store for normal service: verified, with a writer.
 absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenForService(
     const std::string& db, absl::TimeZone time_zone, outreach::store::Clock* clock,
-    absl::Duration retention) {
+    absl::Duration retention, std::optional<uint64_t> min_free_disk) {
   outreach::store::StoreOptions options;
   options.time_zone = time_zone;
   options.clock = clock;
   options.access_log.retention = retention;
+  options.min_free_disk_bytes = min_free_disk;
   return outreach::store::EventStore::Open(db, options);
 }
 
@@ -161,6 +169,7 @@ int main(int argc, char** argv) {
       "outreachd --listen=127.0.0.1:50051 --db=./data --time-zone=UTC "
       "[--principals=FILE] [--tls-cert=PEM --tls-key=PEM [--tls-client-ca=PEM]] "
       "[--insecure-listen] [--insecure-db-permissions] [--access-log-retention=6y] "
+      "[--min-free-disk=auto] "
       "[--read-only-investigation]\n"
       "Serves the outreach task service (outreach.v1.TaskService, outreach.v1.EventLog) over gRPC.");
   std::vector<std::string> normalized = outreach::server::NormalizeFlagNames(argc, argv);
@@ -197,6 +206,9 @@ int main(int argc, char** argv) {
   absl::StatusOr<absl::Duration> retention =
       outreach::server::ParseRetention(absl::GetFlag(FLAGS_access_log_retention));
   if (!retention.ok()) return Refuse(retention.status().message());
+  absl::StatusOr<std::optional<uint64_t>> min_free_disk =
+      outreach::server::ParseMinFreeDisk(absl::GetFlag(FLAGS_min_free_disk));
+  if (!min_free_disk.ok()) return Refuse(min_free_disk.status().message());
   std::unique_ptr<outreach::server::PrincipalRegistry> principals;
   if (!principals_path.empty()) {
     absl::StatusOr<std::unique_ptr<outreach::server::PrincipalRegistry>> loaded =
@@ -245,7 +257,8 @@ int main(int argc, char** argv) {
   outreach::store::Clock* clock = outreach::store::Clock::Real();
   const bool read_only = absl::GetFlag(FLAGS_read_only_investigation);
   absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> store =
-      read_only ? OpenForInvestigation(db) : OpenForService(db, time_zone, clock, *retention);
+      read_only ? OpenForInvestigation(db)
+                : OpenForService(db, time_zone, clock, *retention, *min_free_disk);
   if (!store.ok()) {
     const int exit_code = Fail(
         absl::StrFormat("cannot open database \"%s\"%s", db, read_only ? " read-only" : ""),

@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "grpc/health/v1/health.pb.h"
 #include "server/reflection_service.h"
+#include "store/write_refusal.h"
 
 namespace outreach::server {
 namespace {
@@ -24,6 +25,11 @@ std::string WithPort(absl::string_view address, int port) {
   const std::size_t colon = address.rfind(':');
   if (colon == absl::string_view::npos) return absl::StrCat(address, ":", port);
   return absl::StrCat(address.substr(0, colon), ":", port);
+}
+
+// A refusal's reason: its message up to the first ':' ("disk almost full", "disk full").
+absl::string_view Reason(absl::string_view message) {
+  return message.substr(0, message.find(':'));
 }
 
 int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
@@ -60,7 +66,8 @@ OutreachServer::OutreachServer(store::EventStore* store, const ServerOptions& op
       event_log_service_(store, &security_),
       reflection_v1alpha_(NewReflectionV1alpha(&security_, ReflectedServices())),
       reflection_v1_(NewReflectionV1(&security_, ReflectedServices())),
-      address_(options.listen_address) {
+      address_(options.listen_address),
+      read_only_investigation_(options.read_only_investigation) {
   if (options.read_only_investigation) {
     // Before the first PublishHealth: the writing service never reports SERVING.
     absl::MutexLock lock(&mu_);
@@ -120,19 +127,33 @@ OutreachServer::~OutreachServer() { Shutdown(absl::Seconds(5)); }
 
 void OutreachServer::SetServing(bool serving) {
   // Outside mu_: it may take the store's lock, and a refused write calls WritesRefused.
-  absl::Status write_health = store_->WriteHealth();
-  if (!write_health.ok()) WritesRefused(write_health);
+  NoteWriteHealth(store_->WriteHealth());
   absl::MutexLock lock(&mu_);
   serving_ = serving;
   PublishHealth();
 }
 
 void OutreachServer::WritesRefused(const absl::Status& why) {
+  NoteWriteHealth(why.ok() ? absl::UnavailableError("writes refused") : why);
+}
+
+void OutreachServer::NoteWriteHealth(const absl::Status& health) {
   absl::MutexLock lock(&mu_);
-  if (!writes_refused_.ok()) return;
-  writes_refused_ = why.ok() ? absl::UnavailableError("writes refused") : why;
-  absl::FPrintF(stderr, "outreachd: %s reports NOT_SERVING: the store refuses writes: %s\n",
-                kWritingService, writes_refused_.ToString());
+  if (read_only_investigation_) return;  // never SERVING for writes
+  // Logged when writes stop or start, or the reason changes ("disk almost full" -> "disk
+  // full"); not on every poll while the free-space figures in the message move.
+  const bool changed = health.ok() != writes_refused_.ok() ||
+                       Reason(health.message()) != Reason(writes_refused_.message());
+  if (!changed) return;
+  if (health.ok()) {
+    absl::FPrintF(stderr, "outreachd: %s reports SERVING again: the store accepts writes\n",
+                  kWritingService);
+  } else {
+    absl::FPrintF(stderr,
+                  "outreachd: %s reports NOT_SERVING: the store refuses writes: %s (cause: %s)\n",
+                  kWritingService, health.message(), store::ServerDetail(health));
+  }
+  writes_refused_ = health;
   PublishHealth();
 }
 
@@ -152,13 +173,9 @@ void OutreachServer::WatchWriteHealth(absl::Duration poll) {
     {
       absl::MutexLock lock(&mu_);
       mu_.AwaitWithTimeout(absl::Condition(&stopping_), poll);
-      if (stopping_ || !writes_refused_.ok()) return;
+      if (stopping_) return;
     }
-    absl::Status write_health = store_->WriteHealth();
-    if (!write_health.ok()) {
-      WritesRefused(write_health);
-      return;
-    }
+    NoteWriteHealth(store_->WriteHealth());
   }
 }
 

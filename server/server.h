@@ -13,13 +13,17 @@
 // outlive the server. Shutdown() (or the destructor) drains in-flight calls.
 //
 // Health (grpc.health.v1): SetServing sets "" and every name in kServiceNames, except that
-// "outreach.v1.TaskService" (the service that writes) stays NOT_SERVING once the store refuses
-// writes (EventStore::WriteHealth not OK after a failed write or sync), until the process is
-// restarted on a healthy disk; "" and "outreach.v1.EventLog" keep reporting SERVING, because
-// reads (GetTask, ListTasks, ReadEvents, VerifyLog) keep working. Nothing polls on the request
-// path: a refused write flips health from the writer's callback before its call finishes, and a
-// watcher thread re-checks WriteHealth every ServerOptions::write_health_poll for writes that fail
-// outside any call (the expiry closer).
+// "outreach.v1.TaskService" (the service that writes) reports NOT_SERVING while the store refuses
+// writes (EventStore::WriteHealth not OK): below the free-space reserve, or after a failed write
+// for lack of space, until the store resumes by itself (then SERVING again); after any other
+// failed write or sync, until the process is restarted on a healthy disk. "" and
+// "outreach.v1.EventLog" keep reporting SERVING, because reads (GetTask, ListTasks, ReadEvents,
+// VerifyLog) keep working. Nothing polls on the request path: a refused write flips health from
+// the writer's callback before its call finishes, and a watcher thread re-checks WriteHealth
+// every ServerOptions::write_health_poll, for writes that fail outside any call (the expiry
+// closer), for the reserve, and to report SERVING again once writes resume. Each change is
+// logged to stderr with the raw cause (store::ServerDetail: RocksDB's message, file paths);
+// clients see only the refusal's words.
 //
 // Read-only investigation (ServerOptions::read_only_investigation, over a store opened with
 // EventStore::OpenReadOnly): every mutation is FAILED_PRECONDITION ("server started read-only for
@@ -75,7 +79,7 @@ struct ServerOptions {
   absl::Duration min_client_ping_interval = absl::Seconds(10);
   int max_ping_strikes = 2;
   // How often the watcher re-checks EventStore::WriteHealth (see Health above). Zero: no
-  // watcher; only refused TaskService calls change health.
+  // watcher; only refused TaskService calls change health, and it does not come back.
   absl::Duration write_health_poll = absl::Seconds(1);
   // Serve reads only, from a store opened read-only (see Read-only investigation above).
   bool read_only_investigation = false;
@@ -127,9 +131,12 @@ class OutreachServer {
   // NOT_SERVING once writes are refused).
   void SetServing(bool serving) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Records that the store refuses writes, for good: kWritingService reports NOT_SERVING from
-  // now on. The first call logs `why` to stderr; later calls do nothing.
+  // Records that the store refuses writes: kWritingService reports NOT_SERVING until a later
+  // NoteWriteHealth(OK). Logs `why` (and its raw cause) to stderr when the reason changes.
   void WritesRefused(const absl::Status& why) ABSL_LOCKS_EXCLUDED(mu_);
+  // Records EventStore::WriteHealth(): OK reports kWritingService SERVING again (if serving),
+  // anything else as WritesRefused. Never SERVING in a read-only investigation.
+  void NoteWriteHealth(const absl::Status& health) ABSL_LOCKS_EXCLUDED(mu_);
 
   // After the principals were reloaded (SIGHUP): open streams re-check their callers and end
   // with UNAUTHENTICATED / PERMISSION_DENIED if they were removed or lost the role. Thread-safe.
@@ -144,7 +151,7 @@ class OutreachServer {
 
   // Pushes serving_ and writes_refused_ to gRPC's health service.
   void PublishHealth() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The watcher thread: re-checks WriteHealth every `poll` until stopping_ or writes are refused.
+  // The watcher thread: re-checks WriteHealth every `poll` until stopping_.
   void WatchWriteHealth(absl::Duration poll) ABSL_LOCKS_EXCLUDED(mu_);
   void StopWatcher() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -160,6 +167,7 @@ class OutreachServer {
   std::string address_;
   int port_ = 0;
   bool shut_down_ = false;
+  const bool read_only_investigation_;
 
   absl::Mutex mu_;
   bool serving_ ABSL_GUARDED_BY(mu_) = false;

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -145,6 +146,19 @@ absl::Status CheckKeyMatchesCertificate(absl::string_view cert_chain_pem,
         "--tls-key: is not the private key of the first certificate in --tls-cert");
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<uint64_t>> ParseMinFreeDisk(absl::string_view text) {
+  if (text == "auto") return std::optional<uint64_t>();
+  uint64_t mib = 0;
+  // Up to 1 PiB: no overflow below.
+  if (text.empty() || !absl::c_all_of(text, [](char c) { return absl::ascii_isdigit(c); }) ||
+      !absl::SimpleAtoi(text, &mib) || mib > (uint64_t{1} << 30)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--min-free-disk: \"", text, "\" is not a size (want MiB as a whole number, e.g. 512, "
+        "0 for no reserve, or auto)"));
+  }
+  return std::optional<uint64_t>(mib << 20);
 }
 
 }  // namespace outreach::server

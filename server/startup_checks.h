@@ -1,7 +1,9 @@
-// The start-up rules of outreachd's security flags, as pure functions so that tests can check
+// The start-up rules of outreachd's security and disk flags, as pure functions so that tests can check
 // them without starting a process (README "Security"). Thread-safe.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -44,5 +46,9 @@ absl::Status PrepareDbDirectory(const std::string& path, bool allow_shared);
 // FAILED_PRECONDITION saying which does not hold.
 absl::Status CheckKeyMatchesCertificate(absl::string_view cert_chain_pem,
                                         absl::string_view private_key_pem);
+
+// --min-free-disk: "auto" (nullopt: the store's default, the smaller of 256 MiB and 5% of the
+// file system), or a whole number of MiB ("512"; "0" = no reserve). INVALID_ARGUMENT otherwise.
+absl::StatusOr<std::optional<uint64_t>> ParseMinFreeDisk(absl::string_view text);
 
 }  // namespace outreach::server

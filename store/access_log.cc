@@ -9,6 +9,7 @@
 #include "rocksdb/write_batch.h"
 #include "store/keys.h"
 #include "store/rocks.h"
+#include "store/write_refusal.h"
 
 namespace outreach::store {
 namespace {
@@ -307,8 +308,7 @@ void AccessLog::WriteBatchOf(std::vector<Queued> batch) {
         last_micros_ = micros;
         for (uint64_t i = 0; i < batch.size(); ++i) results.emplace_back(first + i);
       } else {
-        write_error_ = absl::UnavailableError(
-            absl::StrCat("access log refuses appends after a failed write: ", s.message()));
+        write_error_ = WritesRefusedAfter(Refuser::kAccessLog, s);
         results.assign(batch.size(), write_error_);
       }
     }
@@ -316,6 +316,34 @@ void AccessLog::WriteBatchOf(std::vector<Queued> batch) {
   for (std::size_t i = 0; i < batch.size(); ++i) {
     std::move(batch[i].done)(std::move(results[i]));
   }
+}
+
+absl::Status AccessLog::WriteHealth() const {
+  absl::MutexLock lock(&write_mu_);
+  return write_error_;
+}
+
+absl::Status AccessLog::ResumeAfterNoSpace() {
+  absl::MutexLock lock(&write_mu_);
+  if (write_error_.ok() || !IsNoSpace(write_error_)) return write_error_;
+  // A refused batch must have left nothing: the last stored record is the last one acknowledged.
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family_));
+  it->SeekForPrev(RecordKey(~uint64_t{0}));
+  uint64_t sequence = 0;
+  bool same = true;
+  if (it->Valid() && ParseRecordKey(View(it->key()), &sequence)) {
+    absl::StatusOr<DecodedRecord> last = DecodeRecord(sequence, View(it->value()));
+    same = last.ok() && sequence == head_sequence_ && last->hash == head_hash_;
+  }
+  if (absl::Status s = FromRocks(it->status(), "reading the access log head"); !s.ok()) return s;
+  if (!same) {
+    write_error_ = WritesRefusedAfter(
+        Refuser::kAccessLog,
+        absl::DataLossError("access log: the stored head moved while appends were refused"));
+    return write_error_;
+  }
+  write_error_ = absl::OkStatus();
+  return write_error_;
 }
 
 absl::StatusOr<uint64_t> AccessLog::DeleteOlderThan(absl::Time cutoff) {

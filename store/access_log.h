@@ -13,7 +13,10 @@
 //    sends patient data only from `done` never discloses anything that a crash could leave
 //    unaudited; concurrent reads share one fsync, so the cost per read stays small.
 //  - After a failed write the log refuses further appends (UNAVAILABLE), like the event store:
-//    a server that cannot audit must not serve patient data.
+//    a server that cannot audit must not serve patient data. A failure for lack of space may
+//    clear: once the database has resumed (EventStore's writer calls DB::Resume), the store
+//    calls ResumeAfterNoSpace, which checks that the stored head is the one this log wrote last
+//    and accepts appends again. Any other failure stays latched.
 //  - Read, Verify and Head are thread-safe and run concurrently with appends and retention.
 //  - Retention: DeleteOlderThan(cutoff) removes every record older than `cutoff` with a range
 //    delete, and in the same batch moves the anchor (the first kept sequence and the hash its
@@ -158,6 +161,13 @@ class AccessLog {
   // Checks the kept records: gap-free sequences from the anchor, the hash chain from the
   // anchor's hash, the envelope and the body.
   AccessVerifyReport Verify() const;
+
+  // Why appends are refused (UNAVAILABLE, in words; store/write_refusal.h), or OK.
+  absl::Status WriteHealth() const;
+  // After the database has resumed from a lack of space: clears a latched lack-of-space refusal
+  // once the stored head is the one this log wrote last (OK). Returns the refusal that stays: any
+  // other latched failure, or a head that moved (then latched for good).
+  absl::Status ResumeAfterNoSpace();
 
   // The last appended sequence (anchor - 1 when nothing is kept) and its hash.
   uint64_t HeadSequence() const;

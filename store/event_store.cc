@@ -1,5 +1,7 @@
 #include "store/event_store.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -37,12 +39,15 @@
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/backup_engine.h"
 #include "rocksdb/write_batch.h"
+#include "store/disk_space.h"
 #include "store/event_codec.h"
 #include "store/huge_pages.h"
+#include "store/info_log.h"
 #include "store/keys.h"
 #include "store/rocks.h"
 #include "store/sorted_rows.h"
 #include "store/worklist.h"
+#include "store/write_refusal.h"
 
 namespace outreach::store {
 namespace {
@@ -70,11 +75,6 @@ std::string NewEventId(absl::BitGen& gen) {
   return id;
 }
 
-absl::Status WritesRefused(const absl::Status& cause) {
-  return absl::UnavailableError(
-      absl::StrCat("store refuses writes after a failed write: ", cause.message()));
-}
-
 rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>& cache,
                                            bool bloom) {
   rocksdb::ColumnFamilyOptions options;
@@ -93,6 +93,26 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
   if (bloom) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return options;
+}
+
+// RocksDB keeps every table file open by default (max_open_files = -1). Under a low descriptor
+// limit (ulimit -n 256) that fails long after the start, as "Too many open files" in a read, a
+// flush or a compaction. Sized from the limit instead: half of it for table files, the other half
+// for the WALs, the info log, gRPC's connections and the rest; under kMinDescriptors the store
+// refuses to open, saying so.
+constexpr rlim_t kMinDescriptors = 128;
+absl::StatusOr<int> MaxOpenFiles() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||
+      limit.rlim_cur >= 65536) {
+    return -1;
+  }
+  if (limit.rlim_cur < kMinDescriptors) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the open-file limit (ulimit -n) is ", limit.rlim_cur, ": the store needs at least ",
+        kMinDescriptors, "; raise it (e.g. LimitNOFILE= in the service unit)"));
+  }
+  return static_cast<int>(limit.rlim_cur / 2);
 }
 
 absl::Status ReadOnlyError() {
@@ -124,7 +144,8 @@ class EventStore::Impl {
         clock_(options.clock != nullptr ? options.clock : Clock::Real()),
         schemas_(options.schemas != nullptr ? options.schemas : &SchemaRegistry::Production()),
         read_only_(read_only),
-        secondary_path_(std::move(secondary_path)) {}
+        secondary_path_(std::move(secondary_path)),
+        space_(dir_, options.min_free_disk_bytes) {}
 
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
@@ -173,18 +194,16 @@ class EventStore::Impl {
       completions_closed_ = true;
     }
     if (completer_.joinable()) completer_.join();
+    // A clean close flushes the memtables, so that the next start-up does not replay the whole
+    // WAL (the dominant start-up cost on a large log). Skipped after a write error of the store
+    // or of the access log, and below the reserve: nothing more is written to a disk that has
+    // failed us or is almost full, and nothing touches a WAL writer that has failed (RocksDB
+    // asserts if a failed writer is synced again). The WAL stays the source of truth until
+    // every column family's flush is done, so a crash mid-flush recovers as usual.
+    const bool flush = !read_only_ && db_ != nullptr && MayWriteOnClose();
     access_log_.reset();  // its writer uses the DB handle
     if (db_ != nullptr) {
-      // A clean close flushes the memtables, so that the next start-up does not replay the whole
-      // WAL (the dominant start-up cost on a large log). Skipped after a write error: nothing more
-      // is written to a disk that has failed us. The WAL stays the source of truth until every
-      // column family's flush is done, so a crash mid-flush recovers as usual.
-      bool healthy = false;
-      {
-        absl::MutexLock lock(&mu_);
-        healthy = write_error_.ok();
-      }
-      if (!read_only_ && healthy) {
+      if (flush) {
         rocksdb::FlushOptions flush;
         flush.wait = true;
         db_->Flush(flush, handles_).PermitUncheckedError();
@@ -198,6 +217,23 @@ class EventStore::Impl {
     }
   }
 
+  // The descriptor budget (MaxOpenFiles) and, for a writable store, the info log.
+  absl::Status ConfigureFilesAndLog(rocksdb::DBOptions& db_options) {
+    if (secondary_path_.empty()) {
+      absl::StatusOr<int> max_open_files = MaxOpenFiles();
+      if (!max_open_files.ok()) return max_open_files.status();
+      db_options.max_open_files = *max_open_files;
+    }
+    if (!read_only_) {
+      // Not RocksDB's own file logger: it aborts the process on the first line after the disk
+      // fills (store/info_log.h).
+      absl::StatusOr<std::shared_ptr<rocksdb::Logger>> info_log = OpenInfoLog(dir_);
+      if (!info_log.ok()) return info_log.status();
+      db_options.info_log = *std::move(info_log);
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status OpenDb() {
     rocksdb::DBOptions db_options;
     db_options.create_if_missing = options_.create_if_missing && !read_only_;
@@ -207,6 +243,9 @@ class EventStore::Impl {
     // Bounds WAL replay after a crash: past this, RocksDB flushes the column families holding
     // the oldest WAL alive.
     db_options.max_total_wal_size = 128 << 20;
+    // Close() must not flush by itself: after a failed WAL write that flush would sync the
+    // failed writer (an assertion in RocksDB). The destructor flushes when it is safe to.
+    db_options.avoid_flush_during_shutdown = true;
     if (options_.env != nullptr) db_options.env = options_.env;
     auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
     std::vector<rocksdb::ColumnFamilyDescriptor> families;
@@ -238,6 +277,7 @@ class EventStore::Impl {
                       : ": no such directory"));
       }
     }
+    if (absl::Status s = ConfigureFilesAndLog(db_options); !s.ok()) return s;
     // A database written before the access log existed has no "access_log" family, and a
     // read-only open cannot create it: open the others, and run without an access log.
     bool has_access_log = true;
@@ -817,8 +857,34 @@ class EventStore::Impl {
 
   absl::Status WriteHealth() const {
     if (read_only_) return ReadOnlyError();
-    absl::MutexLock lock(&mu_);
-    return write_error_;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!write_error_.ok()) return write_error_;
+    }
+    return space_.CheckRoom();
+  }
+
+  // Whether the close may write once more (its memtable flush): no latched failure of the store
+  // or of its access log, and room above the reserve.
+  bool MayWriteOnClose() const {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!write_error_.ok()) return false;
+    }
+    if (access_log_ != nullptr && !access_log_->WriteHealth().ok()) return false;
+    return space_.CheckRoomNow().ok();
+  }
+
+  absl::Status ResumeWrites() {
+    if (read_only_) return ReadOnlyError();
+    ResumeRequest request;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return absl::UnavailableError("store is shutting down");
+      resume_requests_.push_back(&request);
+    }
+    request.done.WaitForNotification();
+    return request.result;
   }
 
  private:
@@ -853,7 +919,7 @@ class EventStore::Impl {
     return queue_.empty() && !busy_ && !paused_;
   }
   bool WriterHasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return stopping_ || (!paused_ && !queue_.empty());
+    return stopping_ || !resume_requests_.empty() || (!paused_ && !queue_.empty());
   }
 
   absl::Status WriteSynced(rocksdb::WriteBatch* batch, absl::string_view what) {
@@ -1017,14 +1083,20 @@ class EventStore::Impl {
 
   // ---- The writer thread ----
 
+  // Each round: answer ResumeWrites() calls, try to resume after a lack of space (at most every
+  // resume_poll, also while idle), then write the next batch.
   void WriterLoop() {
     while (true) {
       std::vector<Queued> batch;
+      std::vector<ResumeRequest*> resume_requests;
       {
         absl::MutexLock lock(&mu_);
-        mu_.Await(absl::Condition(this, &Impl::WriterHasWork));
-        if (queue_.empty()) return;  // stopping, and everything queued is done
-        const std::size_t n = std::min(queue_.size(), max_commands_per_batch());
+        mu_.AwaitWithTimeout(absl::Condition(this, &Impl::WriterHasWork), options_.resume_poll);
+        resume_requests.swap(resume_requests_);
+        if (stopping_ && queue_.empty() && resume_requests.empty()) return;
+        if (paused_ && resume_requests.empty()) continue;  // a rebuild holds the writer off
+        const std::size_t n =
+            paused_ ? 0 : std::min(queue_.size(), max_commands_per_batch());
         batch.reserve(n);
         for (std::size_t i = 0; i < n; ++i) {
           batch.push_back(std::move(queue_.front()));
@@ -1032,10 +1104,109 @@ class EventStore::Impl {
         }
         busy_ = true;
       }
-      ProcessBatch(batch);
+      if (!resume_requests.empty()) {
+        const absl::Status resumed = TryResume();
+        for (ResumeRequest* request : resume_requests) {
+          request->result = resumed;
+          request->done.Notify();
+        }
+      } else if (absl::Now() - last_resume_attempt_ >= options_.resume_poll && NeedsResume()) {
+        TryResume().IgnoreError();  // still refused: the next round tries again
+      }
+      if (!batch.empty()) ProcessBatch(batch);
       absl::MutexLock lock(&mu_);
       busy_ = false;
     }
+  }
+
+  // ---- Resuming after a lack of space (writer thread) ----
+
+  // A ResumeWrites() call waiting for the writer.
+  struct ResumeRequest {
+    absl::Notification done;
+    absl::Status result;
+  };
+
+  // True when the store or the access log refuses writes for lack of space (a refusal that may
+  // clear); a latched failure of another kind never resumes.
+  bool NeedsResume() const {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!write_error_.ok()) return IsNoSpace(write_error_);
+    }
+    return access_log_ != nullptr && IsNoSpace(access_log_->WriteHealth());
+  }
+
+  // Once the disk has room (at least the reserve): DB::Resume(), then the stored head must be
+  // the one this writer wrote last, and the access log's likewise. Returns why writes stay
+  // refused, or OK.
+  absl::Status TryResume() {
+    last_resume_attempt_ = absl::Now();
+    absl::Status latched;
+    {
+      absl::MutexLock lock(&mu_);
+      latched = write_error_;
+    }
+    const bool log_latched = access_log_ != nullptr && !access_log_->WriteHealth().ok();
+    if (latched.ok() && !log_latched) return absl::OkStatus();
+    if (!latched.ok() && !IsNoSpace(latched)) return latched;  // stays latched
+    if (absl::Status room = space_.CheckRoomNow(); !room.ok()) return room;
+    if (absl::Status s = ResumeDatabase(); !s.ok()) return s;
+    if (!latched.ok()) {
+      const absl::Status head = CheckHeadUnchanged();
+      absl::MutexLock lock(&mu_);
+      write_error_ = head.ok() ? absl::OkStatus() : WritesRefusedAfter(Refuser::kStore, head);
+      if (!head.ok()) return write_error_;
+    }
+    return log_latched ? access_log_->ResumeAfterNoSpace() : absl::OkStatus();
+  }
+
+  // Makes RocksDB writable again. RocksDB usually resumes from a lack of space by itself (its
+  // default SstFileManager retries every 5 s, once its largest memtable fits on the disk), and
+  // DB::Resume() is Busy meanwhile: an empty write tells whether it has, so that the store calls
+  // Resume() only when RocksDB is stopped and not already recovering.
+  absl::Status ResumeDatabase() {
+    rocksdb::WriteBatch empty;
+    if (db_->Write(rocksdb::WriteOptions(), &empty).ok()) return absl::OkStatus();
+    return FromRocks(db_->Resume(), "resuming the database");
+  }
+
+  // The head row and the event at the head are the ones this writer wrote last: a refused batch
+  // left nothing behind. DATA_LOSS otherwise.
+  absl::Status CheckHeadUnchanged() const {
+    uint64_t position = 0;
+    Hash hash{};
+    if (absl::Status s = ReadHeadRow(rocksdb::ReadOptions(), &position, &hash); !s.ok()) return s;
+    if (position != head_position_ || hash != head_hash_) {
+      return absl::DataLossError(absl::StrCat("event log: the head row moved to position ",
+                                              position, " while writes were refused at ",
+                                              head_position_));
+    }
+    if (position == 0) return absl::OkStatus();
+    absl::StatusOr<DecodedEvent> event = ReadEvent(rocksdb::ReadOptions(), position);
+    if (!event.ok()) return event.status();
+    if (event->hash != head_hash_) {
+      return absl::DataLossError(absl::StrCat("event log: position ", position,
+                                              ": hash differs from the one written"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Why the next batch is refused without being decided, or OK: a latched failure, or the
+  // free-space reserve (not latched).
+  absl::Status Refusal() {
+    {
+      absl::MutexLock lock(&mu_);
+      // A failed write latched its refusal (UNAVAILABLE); a failed rebuild latched its own error.
+      if (absl::IsUnavailable(write_error_)) return write_error_;
+      if (!write_error_.ok()) {
+        return absl::UnavailableError(
+            absl::StrCat("the store refuses writes: ", write_error_.message()));
+      }
+    }
+    const uint64_t written = unchecked_bytes_;
+    unchecked_bytes_ = 0;
+    return space_.CheckRoom(written);
   }
 
   // What one batch has decided so far: read by the batch's later commands before the database.
@@ -1056,60 +1227,12 @@ class EventStore::Impl {
   };
 
   void ProcessBatch(std::vector<Queued>& batch) {
-    absl::Status refused;
-    {
-      absl::MutexLock lock(&mu_);
-      refused = write_error_;
-    }
     std::vector<absl::StatusOr<CommandResult>> results;
     results.reserve(batch.size());
-    if (!refused.ok()) {
-      for (std::size_t i = 0; i < batch.size(); ++i) results.push_back(WritesRefused(refused));
+    if (absl::Status refused = Refusal(); !refused.ok()) {
+      results.assign(batch.size(), refused);
     } else {
-      writer_rows_.Clear();
-      BatchState state(writer_rows_);
-      state.position = head_position_;
-      state.hash = head_hash_;
-      state.last_recorded_at = last_recorded_at_;
-      for (Queued& q : batch) results.push_back(ProcessOne(q.command, q.fingerprint, state));
-      const bool checkpoint = options_.checkpoint_every > 0 &&
-                              state.position - checkpoint_position_ >= options_.checkpoint_every;
-      const uint32_t max_schema =
-          std::max(checkpoint_max_schema_, schemas_->current_version());
-      if (state.appended) {
-        state.rows.Put(keys::kDefault, keys::kHeadKey,
-                       keys::EncodeHead(state.position, AsBytes(state.hash)));
-        if (checkpoint) {
-          // The events this writer appended carry the hashes it computed itself; the
-          // checkpoint is in the same batch, so it never points past a durable event.
-          storage::v1::VerifiedCheckpoint row;
-          row.set_position(state.position);
-          row.set_hash(std::string(AsBytes(state.hash)));
-          row.set_max_schema_version(max_schema);
-          state.rows.Put(keys::kDefault, keys::kCheckpointKey, keys::EncodeCheckpoint(row));
-        }
-        // One WriteBatch for the writer's life: its buffer keeps its size between batches.
-        writer_batch_.Clear();
-        state.rows.AppendTo(handles_, &writer_batch_);
-        absl::Status written = WriteSynced(&writer_batch_, "appending to the event log");
-        if (written.ok()) {
-          head_position_ = state.position;
-          head_hash_ = state.hash;
-          last_recorded_at_ = state.last_recorded_at;
-          if (checkpoint) {
-            checkpoint_position_ = state.position;
-            checkpoint_max_schema_ = max_schema;
-          }
-          PublishHead(head_position_);
-        } else {
-          // Like leveldb's RecordBackgroundError: never guess what reached the disk.
-          {
-            absl::MutexLock lock(&mu_);
-            write_error_ = written;
-          }
-          for (auto& result : results) result = WritesRefused(written);
-        }
-      }
+      DecideAndWrite(batch, results);
     }
     // The callbacks (a gRPC reply each, in the server) run on the completion thread, so that
     // the writer goes on to the next batch at once.
@@ -1119,6 +1242,57 @@ class EventStore::Impl {
     completion.results = std::move(results);
     absl::MutexLock lock(&completion_mu_);
     completions_.push_back(std::move(completion));
+  }
+
+  // Decides every command of `batch` in order and writes what they appended in one synced
+  // WriteBatch; fills `results`, one per command.
+  void DecideAndWrite(std::vector<Queued>& batch,
+                      std::vector<absl::StatusOr<CommandResult>>& results) {
+    writer_rows_.Clear();
+    BatchState state(writer_rows_);
+    state.position = head_position_;
+    state.hash = head_hash_;
+    state.last_recorded_at = last_recorded_at_;
+    for (Queued& q : batch) results.push_back(ProcessOne(q.command, q.fingerprint, state));
+    if (!state.appended) return;
+    const bool checkpoint = options_.checkpoint_every > 0 &&
+                            state.position - checkpoint_position_ >= options_.checkpoint_every;
+    const uint32_t max_schema = std::max(checkpoint_max_schema_, schemas_->current_version());
+    state.rows.Put(keys::kDefault, keys::kHeadKey,
+                   keys::EncodeHead(state.position, AsBytes(state.hash)));
+    if (checkpoint) {
+      // The events this writer appended carry the hashes it computed itself; the checkpoint is
+      // in the same batch, so it never points past a durable event.
+      storage::v1::VerifiedCheckpoint row;
+      row.set_position(state.position);
+      row.set_hash(std::string(AsBytes(state.hash)));
+      row.set_max_schema_version(max_schema);
+      state.rows.Put(keys::kDefault, keys::kCheckpointKey, keys::EncodeCheckpoint(row));
+    }
+    // One WriteBatch for the writer's life: its buffer keeps its size between batches.
+    writer_batch_.Clear();
+    state.rows.AppendTo(handles_, &writer_batch_);
+    unchecked_bytes_ += writer_batch_.GetDataSize();
+    absl::Status written = WriteSynced(&writer_batch_, "appending to the event log");
+    if (!written.ok()) {
+      // Like leveldb's RecordBackgroundError: never guess what reached the disk. A lack of
+      // space may clear (TryResume); anything else stays.
+      absl::Status refused = WritesRefusedAfter(Refuser::kStore, written);
+      {
+        absl::MutexLock lock(&mu_);
+        write_error_ = refused;
+      }
+      for (auto& result : results) result = refused;
+      return;
+    }
+    head_position_ = state.position;
+    head_hash_ = state.hash;
+    last_recorded_at_ = state.last_recorded_at;
+    if (checkpoint) {
+      checkpoint_position_ = state.position;
+      checkpoint_max_schema_ = max_schema;
+    }
+    PublishHead(head_position_);
   }
 
   // ---- The completion thread ----
@@ -1763,6 +1937,7 @@ class EventStore::Impl {
   const SchemaRegistry* const schemas_;
   const bool read_only_;
   const std::string secondary_path_;  // non-empty for a secondary instance
+  mutable DiskSpace space_;  // the reserve below which new commands are refused
   // Secondary instances: held exclusively by CatchUpWithPrimary, shared by each ReadView.
   mutable absl::Mutex catch_up_mu_;
   std::unique_ptr<rocksdb::DB> db_;
@@ -1771,6 +1946,7 @@ class EventStore::Impl {
 
   mutable absl::Mutex mu_;
   std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<ResumeRequest*> resume_requests_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool busy_ ABSL_GUARDED_BY(mu_) = false;    // the writer is processing a batch
   bool paused_ ABSL_GUARDED_BY(mu_) = false;  // a rebuild holds the writer off
@@ -1783,6 +1959,8 @@ class EventStore::Impl {
   uint64_t checkpoint_position_ = 0;   // of the last "checkpoint" row written
   uint32_t checkpoint_max_schema_ = 1;  // and its max_schema_version
   absl::BitGen gen_;
+  absl::Time last_resume_attempt_ = absl::InfinitePast();
+  uint64_t unchecked_bytes_ = 0;  // written since the last free-space check
   SortedRows writer_rows_;          // a batch's rows, in key order at the write
   rocksdb::WriteBatch writer_batch_;
   // head_position_ as readers may see it: advanced only after the batch is durable.
@@ -2004,6 +2182,8 @@ absl::StatusOr<int> EventStore::ExpireDue(absl::Time now) {
 }
 
 absl::Status EventStore::WriteHealth() const { return impl_->WriteHealth(); }
+
+absl::Status EventStore::ResumeWrites() { return impl_->ResumeWrites(); }
 
 absl::Status EventStore::BackupTo(const std::string& backup_dir) {
   return impl_->BackupTo(backup_dir);

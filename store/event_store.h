@@ -12,7 +12,19 @@
 //  - Reads (GetTask, ListTasks, ReadEvents, VerifyLog) are thread-safe and run concurrently
 //    with writes; they see every acknowledged write.
 //  - After a failed write or sync the store refuses further writes (UNAVAILABLE) and keeps
-//    serving reads: nothing is acknowledged that was not synced.
+//    serving reads: nothing is acknowledged that was not synced. A failure for lack of space
+//    (ENOSPC) is the one exception: every StoreOptions::resume_poll the writer checks the free
+//    space, and once there is room (at least the reserve) it resumes RocksDB (DB::Resume, which
+//    flushes the memtables to a fresh WAL), checks that the stored head is still the one it
+//    wrote last, and accepts writes again; the access log resumes with it. Any other failure (a
+//    failed fsync, corruption) stays latched until a restart. Client-facing messages never hold
+//    a file path (store/write_refusal.h).
+//  - Below the free-space reserve (StoreOptions::min_free_disk_bytes, store/disk_space.h) new
+//    commands are refused with UNAVAILABLE "disk almost full" without latching anything; reads
+//    and the access log go on, and writes are accepted again as soon as there is room.
+//  - Closing after a write error, or below the reserve, writes nothing more: no memtable flush,
+//    no WAL sync (RocksDB's avoid_flush_during_shutdown), so a close never touches a file writer
+//    that has already failed; the WAL replays at the next start.
 //  - OpenReadOnly() gives a handle with no writer thread, for offline tools and for inspecting a
 //    live server's directory (RocksDB secondary instance). Every write is FAILED_PRECONDITION.
 //  - Followers (live subscriptions) learn that the head moved through WaitForHeadAbove() or a
@@ -70,6 +82,13 @@ struct StoreOptions {
   const SchemaRegistry* schemas = nullptr;
   // The read-access audit log in the same database (sync follows sync_writes).
   AccessLogOptions access_log;
+  // New commands are refused (UNAVAILABLE "disk almost full") while the database's file system
+  // has less free space than this. nullopt = the smaller of 256 MiB and 5% of the file system
+  // (store/disk_space.h); 0 = no reserve.
+  std::optional<uint64_t> min_free_disk_bytes;
+  // While writes are refused for lack of space, how often the writer checks for room and tries
+  // to resume (see the contract above). Space that returns is used within about this long.
+  absl::Duration resume_poll = absl::Seconds(1);
 };
 
 struct ReadOnlyOptions {
@@ -239,8 +258,18 @@ class EventStore {
   // task whose expires_at <= now, as read from the expiry index. Returns how many it closed.
   absl::StatusOr<int> ExpireDue(absl::Time now);
 
-  // Why writes are refused, or OK. FAILED_PRECONDITION on a read-only store.
+  // Why writes are refused, or OK: the latched failure (UNAVAILABLE, in words: "disk full" while
+  // it may clear by itself, otherwise a failed write or sync), or "disk almost full" below the
+  // reserve. FAILED_PRECONDITION on a read-only store. The raw cause is ServerDetail(status)
+  // (store/write_refusal.h), for the server's log.
   absl::Status WriteHealth() const;
+
+  // Runs now, on the writer thread, what the writer runs every resume_poll while writes are
+  // refused for lack of space (see the contract above), and returns the outcome: OK when writes
+  // are accepted again (or were never refused); UNAVAILABLE while there is no room or RocksDB
+  // cannot resume yet; the latched refusal when it is not a lack of space (it stays latched).
+  // For tests and tools: the writer does this by itself.
+  absl::Status ResumeWrites();
 
   // A consistent online backup into `backup_dir` (a rocksdb::BackupEngine directory, created if
   // missing; each call adds a backup, sharing unchanged files): the WAL is flushed and synced,

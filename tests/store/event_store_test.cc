@@ -1,6 +1,7 @@
 // EventStore on a temporary RocksDB directory: appends, reads, recovery, idempotency, the
 // worklist, expiry, group commit, rebuilds, and (last section) the error paths and corruption.
 #include "store/event_store.h"
+#include "store/write_refusal.h"
 
 #include <stdlib.h>
 
@@ -806,7 +807,8 @@ TEST_F(EventStoreTest, FailedWriteFailsItsBatchAndLatchesWritesUnavailableButRea
   fs->fail_wal = false;  // the disk "recovers", but nothing may be guessed: writes stay refused
   absl::StatusOr<CommandResult> refused = Create("t3");
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("injected WAL failure"));
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("failed write or sync"));
+  EXPECT_THAT(ServerDetail(refused.status()), HasSubstr("injected WAL failure"));
   EXPECT_EQ(store_->HeadPosition(), 1u);
   EXPECT_TRUE(store_->GetTask("t1").ok());
   EXPECT_EQ(store_->GetTask("t2").status().code(), absl::StatusCode::kNotFound);

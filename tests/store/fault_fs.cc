@@ -35,7 +35,7 @@ class FaultFs::File final : public rocksdb::FSWritableFileOwnerWrapper {
 
   rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
                            rocksdb::IODebugContext* dbg) override {
-    if (rocksdb::IOStatus s = fs_->WriteError(); !s.ok()) return s;
+    if (rocksdb::IOStatus s = fs_->WriteError(/*uses_space=*/true); !s.ok()) return s;
     rocksdb::IOStatus s = target()->Append(data, options, dbg);
     if (s.ok()) fs_->Appended(name_, size_ += data.size());
     return s;
@@ -43,7 +43,7 @@ class FaultFs::File final : public rocksdb::FSWritableFileOwnerWrapper {
   rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
                            const rocksdb::DataVerificationInfo& info,
                            rocksdb::IODebugContext* dbg) override {
-    if (rocksdb::IOStatus s = fs_->WriteError(); !s.ok()) return s;
+    if (rocksdb::IOStatus s = fs_->WriteError(/*uses_space=*/true); !s.ok()) return s;
     rocksdb::IOStatus s = target()->Append(data, options, info, dbg);
     if (s.ok()) fs_->Appended(name_, size_ += data.size());
     return s;
@@ -51,7 +51,7 @@ class FaultFs::File final : public rocksdb::FSWritableFileOwnerWrapper {
   rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t offset,
                                      const rocksdb::IOOptions& options,
                                      rocksdb::IODebugContext* dbg) override {
-    if (rocksdb::IOStatus s = fs_->WriteError(); !s.ok()) return s;
+    if (rocksdb::IOStatus s = fs_->WriteError(/*uses_space=*/true); !s.ok()) return s;
     rocksdb::IOStatus s = target()->PositionedAppend(data, offset, options, dbg);
     if (s.ok()) PositionedAppended(offset + data.size());
     return s;
@@ -60,7 +60,7 @@ class FaultFs::File final : public rocksdb::FSWritableFileOwnerWrapper {
                                      const rocksdb::IOOptions& options,
                                      const rocksdb::DataVerificationInfo& info,
                                      rocksdb::IODebugContext* dbg) override {
-    if (rocksdb::IOStatus s = fs_->WriteError(); !s.ok()) return s;
+    if (rocksdb::IOStatus s = fs_->WriteError(/*uses_space=*/true); !s.ok()) return s;
     rocksdb::IOStatus s = target()->PositionedAppend(data, offset, options, info, dbg);
     if (s.ok()) PositionedAppended(offset + data.size());
     return s;
@@ -105,7 +105,7 @@ class FaultFs::File final : public rocksdb::FSWritableFileOwnerWrapper {
   }
   rocksdb::IOStatus Allocate(uint64_t offset, uint64_t len, const rocksdb::IOOptions& options,
                              rocksdb::IODebugContext* dbg) override {
-    if (rocksdb::IOStatus s = fs_->WriteError(); !s.ok()) return s;
+    if (rocksdb::IOStatus s = fs_->WriteError(/*uses_space=*/true); !s.ok()) return s;
     return target()->Allocate(offset, len, options, dbg);
   }
   // Close makes nothing durable. After a power cut the descriptor is still released (the test
@@ -169,9 +169,19 @@ void FaultFs::FailSyncs(bool fail) {
   fail_syncs_ = fail;
 }
 
-rocksdb::IOStatus FaultFs::WriteError() const {
+void FaultFs::FillDisk(bool full) {
+  absl::MutexLock lock(&mu_);
+  disk_full_ = full;
+}
+
+rocksdb::IOStatus FaultFs::WriteError(bool uses_space) const {
   absl::MutexLock lock(&mu_);
   if (power_cut_) return rocksdb::IOStatus::IOError("fault_fs: power cut");
+  if (uses_space && disk_full_) {
+    // As the POSIX file system reports ENOSPC: NoSpace, with a path in the message.
+    return rocksdb::IOStatus::NoSpace("While appending to file: fault_fs",
+                                      "No space left on device");
+  }
   return rocksdb::IOStatus::OK();
 }
 
@@ -395,6 +405,7 @@ absl::Status FaultFs::DropUnsyncedData() {
   changed_entries_.clear();
   power_cut_ = false;
   fail_syncs_ = false;
+  disk_full_ = false;
   return absl::OkStatus();
 }
 

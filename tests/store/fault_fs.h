@@ -27,7 +27,9 @@
 // delete fails with IOError; reads keep working), destroy the database handle, then
 // DropUnsyncedData() rewrites the real files to their durable state and leaves a healthy
 // FaultFs that regards everything on disk as durable. FailSyncs(true) makes every Sync, Fsync
-// and directory Fsync fail with IOError (nothing else) until FailSyncs(false).
+// and directory Fsync fail with IOError (nothing else) until FailSyncs(false). FillDisk(true)
+// makes every append and allocation fail with NoSpace (ENOSPC; the data is not written) until
+// FillDisk(false), as a full disk does; syncs, renames and deletes go on.
 //
 // Thread-safe: RocksDB calls it from many threads.
 #pragma once
@@ -55,9 +57,11 @@ class FaultFs final : public rocksdb::FileSystemWrapper {
   // Sync, Fsync and directory Fsync fail with IOError("fault_fs: injected sync failure") while
   // `fail` is set.
   void FailSyncs(bool fail);
+  // Appends and allocations fail with rocksdb's NoSpace while `full` is set.
+  void FillDisk(bool full);
   // Applies the power cut to the real files (see the model above) and forgets every tracked
   // file. Call it only after every database using this file system is closed. Clears PowerCut
-  // and FailSyncs.
+  // FailSyncs and FillDisk.
   absl::Status DropUnsyncedData();
 
   // For tests of the model itself: the tracked (written, durable) byte counts of a writable file.
@@ -114,7 +118,7 @@ class FaultFs final : public rocksdb::FileSystemWrapper {
   };
 
   // Errors for the file and directory wrappers.
-  rocksdb::IOStatus WriteError() const;
+  rocksdb::IOStatus WriteError(bool uses_space = false) const;
   rocksdb::IOStatus SyncError() const;
   // Called by File.
   void Appended(const std::string& name, uint64_t end);
@@ -131,6 +135,7 @@ class FaultFs final : public rocksdb::FileSystemWrapper {
   mutable absl::Mutex mu_;
   bool power_cut_ ABSL_GUARDED_BY(mu_) = false;
   bool fail_syncs_ ABSL_GUARDED_BY(mu_) = false;
+  bool disk_full_ ABSL_GUARDED_BY(mu_) = false;
   // Files written through this file system since they were created (or reopened).
   std::map<std::string, FileState> files_ ABSL_GUARDED_BY(mu_);
   // Names changed since their directory's last Fsync.
