@@ -165,6 +165,33 @@ std::size_t RawHttp2::SendData(uint32_t stream, absl::string_view bytes, absl::D
   return sent;
 }
 
+int RawHttp2::RapidReset(absl::string_view path, int count, absl::Duration patience) {
+  std::string block;
+  PutLiteral(&block, ":method", "POST");
+  PutLiteral(&block, ":scheme", "http");
+  PutLiteral(&block, ":path", path);
+  PutLiteral(&block, ":authority", "127.0.0.1");
+  PutLiteral(&block, "content-type", "application/grpc");
+  PutLiteral(&block, "te", "trailers");
+  std::string cancel;
+  PutBigEndian(&cancel, 0x8, 4);
+  const absl::Time deadline = absl::Now() + patience;
+  int written = 0;
+  while (written < count) {
+    std::string batch;
+    const int pairs = std::min(100, count - written);
+    for (int i = 0; i < pairs; ++i) {
+      const uint32_t stream = next_stream_;
+      next_stream_ += 2;
+      batch += Frame(kHeaders, kEndHeaders, stream, block);
+      batch += Frame(kRstStream, 0, stream, cancel);
+    }
+    if (!Write(batch, deadline)) break;
+    written += pairs;
+  }
+  return written;
+}
+
 absl::Status RawHttp2::ResetStream(uint32_t stream) {
   std::string code;
   PutBigEndian(&code, 0x8, 4);  // CANCEL

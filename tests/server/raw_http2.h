@@ -59,6 +59,12 @@ class RawHttp2 {
   // connection closed.
   std::size_t SendData(uint32_t stream, absl::string_view bytes, absl::Duration patience);
 
+  // The rapid-reset pattern (CVE-2023-44487): `count` new streams to `path`, each HEADERS
+  // followed at once by RST_STREAM (CANCEL), written in batches of 100 pairs without waiting for
+  // anything. Returns how many pairs were written before the connection closed or `patience`
+  // passed.
+  int RapidReset(absl::string_view path, int count, absl::Duration patience);
+
   // Sends RST_STREAM (CANCEL) for `stream`, without waiting.
   absl::Status ResetStream(uint32_t stream);
 
