@@ -19,11 +19,27 @@ PACKAGES=(
   # puts file:line into their reports.
   libasan8 libubsan1 libtsan2
   clang-14 libclang-rt-14-dev llvm-14
+  # The HTTP/2 proxy in front of outreachd (deploy/nginx/, README "Security"): e2e_test starts
+  # /usr/sbin/nginx itself with its own configuration on loopback; the system service is not used.
+  nginx
+)
+# Packages that must be at least this version: nginx's rapid-reset mitigation (CVE-2023-44487)
+# is in Debian 12's 1.22.1-9+deb12u11 (bookworm-security); an older one is upgraded.
+MIN_VERSIONS=(
+  "nginx 1.22.1-9+deb12u11"
 )
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+for entry in "${MIN_VERSIONS[@]}"; do
+  read -r pkg min <<<"$entry"
+  have=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)
+  if [ -n "$have" ] && dpkg --compare-versions "$have" lt "$min"; then
     missing+=("$pkg")
   fi
 done

@@ -80,6 +80,13 @@ ABSL_FLAG(std::string, min_free_disk, "auto",
           "this, so that compaction, the access log and a clean shutdown keep room; reads go on. "
           "MiB as a whole number (512), 0 for no reserve, or auto = the smaller of 256 MiB and "
           "5% of the file system (also spelled --min-free-disk)");
+ABSL_FLAG(int, grpc_memory_limit_mib, 256,
+          "memory gRPC may hold for connections and calls (request bytes still arriving, "
+          "buffers), in MiB; near it idle connections are closed and calls refused "
+          "RESOURCE_EXHAUSTED (also spelled --grpc-memory-limit-mib)");
+ABSL_FLAG(absl::Duration, max_connection_idle, absl::Minutes(5),
+          "close a connection with no call in flight for this long, e.g. 5m, 30s "
+          "(also spelled --max-connection-idle)");
 
 namespace {
 
@@ -169,7 +176,7 @@ int main(int argc, char** argv) {
       "outreachd --listen=127.0.0.1:50051 --db=./data --time-zone=UTC "
       "[--principals=FILE] [--tls-cert=PEM --tls-key=PEM [--tls-client-ca=PEM]] "
       "[--insecure-listen] [--insecure-db-permissions] [--access-log-retention=6y] "
-      "[--min-free-disk=auto] "
+      "[--min-free-disk=auto] [--grpc-memory-limit-mib=256] [--max-connection-idle=5m] "
       "[--read-only-investigation]\n"
       "Serves the outreach task service (outreach.v1.TaskService, outreach.v1.EventLog) over gRPC.");
   std::vector<std::string> normalized = outreach::server::NormalizeFlagNames(argc, argv);
@@ -297,6 +304,9 @@ int main(int argc, char** argv) {
   server_options.read_only_investigation = read_only;
   server_options.credentials = *credentials;
   server_options.principals = principals.get();
+  server_options.memory_quota_bytes =
+      static_cast<std::size_t>(std::max(1, absl::GetFlag(FLAGS_grpc_memory_limit_mib))) << 20;
+  server_options.max_connection_idle = absl::GetFlag(FLAGS_max_connection_idle);
   absl::StatusOr<std::unique_ptr<outreach::server::OutreachServer>> server =
       outreach::server::OutreachServer::Start(server_options, store->get());
   if (!server.ok()) return Fail("cannot start server", server.status());

@@ -1,6 +1,9 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <limits>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -8,6 +11,7 @@
 #include <vector>
 
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -32,12 +36,42 @@ absl::string_view Reason(absl::string_view message) {
   return message.substr(0, message.find(':'));
 }
 
-int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
+// gRPC's channel arguments take int milliseconds, where INT_MAX means "no limit".
+int Millis(absl::Duration d) {
+  return static_cast<int>(
+      std::min<int64_t>(absl::ToInt64Milliseconds(d), std::numeric_limits<int>::max()));
+}
 
 // What reflection's list_services reports: every service this server serves.
 std::vector<std::string> ReflectedServices() {
   return {"outreach.v1.TaskService", "outreach.v1.EventLog", "grpc.health.v1.Health",
           "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"};
+}
+
+// Every limit of ServerOptions, set explicitly (see ServerOptions for what each bounds).
+void SetLimits(const ServerOptions& options, grpc::ServerBuilder* builder) {
+  grpc::ResourceQuota quota("outreachd");
+  quota.Resize(options.memory_quota_bytes);
+  quota.SetMaxThreads(options.max_threads);
+  builder->SetResourceQuota(quota);  // the builder keeps its own reference
+  builder->SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  builder->SetMaxSendMessageSize(options.max_send_message_bytes);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  builder->AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, options.max_metadata_bytes);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                              Millis(options.max_connection_idle));
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, Millis(options.max_connection_age));
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                              Millis(options.max_connection_age_grace));
+  builder->AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                              Millis(options.handshake_timeout));
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, Millis(options.keepalive_time));
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, Millis(options.keepalive_timeout));
+  // Neither side pings a connection that has no calls: such a client ping is a strike.
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                              Millis(options.min_client_ping_interval));
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, options.max_ping_strikes);
 }
 
 }  // namespace
@@ -93,16 +127,7 @@ absl::StatusOr<std::unique_ptr<OutreachServer>> OutreachServer::Start(const Serv
       options.listen_address,
       options.credentials != nullptr ? options.credentials : grpc::InsecureServerCredentials(),
       &port);
-  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
-  builder.SetMaxSendMessageSize(options.max_send_message_bytes);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, Millis(options.keepalive_time));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, Millis(options.keepalive_timeout));
-  // Neither side pings a connection that has no calls: such a client ping is a strike.
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-                             Millis(options.min_client_ping_interval));
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, options.max_ping_strikes);
+  SetLimits(options, &builder);
   builder.RegisterService(&server->task_service_);
   builder.RegisterService(&server->event_log_service_);
   builder.RegisterService(server->reflection_v1alpha_.get());

@@ -38,6 +38,7 @@
 // owner's thread.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <thread>
@@ -64,7 +65,9 @@ struct ServerOptions {
   // host:port; port 0 picks a free port (see OutreachServer::port()).
   std::string listen_address = "127.0.0.1:50051";
   // A larger request fails with RESOURCE_EXHAUSTED before it is parsed (the largest valid
-  // request, a LogContact with 4000 characters of notes, is far below).
+  // request, a LogContact with 4000 characters of notes, is far below). gRPC 1.51 checks this
+  // only once the whole message has arrived, so it does not bound what a call holds while its
+  // request is arriving: the memory quota below and the proxy in front (README "Security") do.
   int max_receive_message_bytes = 4 << 20;
   int max_send_message_bytes = 16 << 20;
   // HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls in flight per connection.
@@ -78,6 +81,32 @@ struct ServerOptions {
   // after max_ping_strikes the server closes the connection with GOAWAY "too_many_pings".
   absl::Duration min_client_ping_interval = absl::Seconds(10);
   int max_ping_strikes = 2;
+  // What the whole server may hold for its connections and calls before a client is known: the
+  // memory gRPC's transport charges to its ResourceQuota (read buffers, the bytes of requests
+  // still being received, per-connection state). Near the limit gRPC first closes idle
+  // connections, then cancels calls ("Buffers full", RESOURCE_EXHAUSTED), and shrinks the HTTP/2
+  // flow-control windows it grants; RocksDB's memory is outside it (bounded by the store).
+  std::size_t memory_quota_bytes = std::size_t{256} << 20;
+  // Threads the ResourceQuota grants gRPC's synchronous-API thread pools (this server uses the
+  // callback API, whose work runs on gRPC's own fixed executor; the cap is set so that a
+  // synchronous service added later cannot grow threads without bound).
+  int max_threads = 64;
+  // HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE and gRPC's limit on a request's metadata: a call whose
+  // headers are larger is refused (gRPC 1.51 still reads and decodes the whole header block
+  // before refusing it: see README "Security", HTTP/2 floods).
+  int max_metadata_bytes = 8 << 10;
+  // A connection with no call in flight for this long is closed (GOAWAY; gRPC clients reconnect
+  // on their next call): idle connections cannot accumulate.
+  absl::Duration max_connection_idle = absl::Minutes(5);
+  // Every connection is closed after max_connection_age (GOAWAY: no new calls on it), and calls
+  // still running max_connection_age_grace later are cancelled. This bounds how long one
+  // connection can hold anything, long-lived SubscribeEvents streams included (they end
+  // UNAVAILABLE and resume from their last position).
+  absl::Duration max_connection_age = absl::Hours(1);
+  absl::Duration max_connection_age_grace = absl::Minutes(5);
+  // A new connection must finish its TLS handshake and send the HTTP/2 preface and SETTINGS
+  // within this, or it is closed.
+  absl::Duration handshake_timeout = absl::Seconds(10);
   // How often the watcher re-checks EventStore::WriteHealth (see Health above). Zero: no
   // watcher; only refused TaskService calls change health, and it does not come back.
   absl::Duration write_health_poll = absl::Seconds(1);

@@ -87,6 +87,8 @@ class Daemon {
 
   const std::string& address() const { return address_; }
   bool running() const { return pid_ > 0; }
+  // The process id while running, else 0 (for /proc/PID/status).
+  pid_t pid() const { return pid_; }
 
   void Start() {
     ASSERT_EQ(pid_, 0) << "already running";

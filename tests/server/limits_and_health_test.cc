@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "rocksdb/env.h"
+#include "tests/server/raw_http2.h"
 #include "tests/server/server_fixture.h"
 #include "tests/store/fault_fs.h"
 
@@ -135,6 +136,30 @@ TEST_F(LimitsTest, CallsBeyondMaxConcurrentStreamsWaitForAFreeStream) {
   EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_EQ(tasks->GetTask(short_context().get(), get, &task).error_code(),
             grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(LimitsTest, ServerAdvertisesTheMetadataLimit) {
+  absl::StatusOr<std::unique_ptr<outreach::testing::RawHttp2>> connection =
+      outreach::testing::RawHttp2::Connect(server_->port());
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  (*connection)->Pump(absl::Milliseconds(500));
+  const auto& settings = (*connection)->peer_settings();
+  ASSERT_EQ(settings.count(0x6), 1u) << "no SETTINGS_MAX_HEADER_LIST_SIZE";
+  EXPECT_EQ(settings.at(0x6), static_cast<uint32_t>(ServerOptions().max_metadata_bytes));
+  EXPECT_EQ(ServerOptions().max_metadata_bytes, 8 << 10);
+}
+
+TEST_F(LimitsTest, ConnectionThatNeverStartsHttp2IsClosedAfterTheHandshakeTimeout) {
+  ServerOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.handshake_timeout = absl::Milliseconds(300);
+  std::unique_ptr<OutreachServer> server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  absl::StatusOr<std::unique_ptr<outreach::testing::RawHttp2>> silent =
+      outreach::testing::RawHttp2::Connect(server->port(), /*send_preface=*/false);
+  ASSERT_TRUE(silent.ok()) << silent.status();
+  (*silent)->Pump(absl::Seconds(20));  // returns as soon as the server closes it
+  EXPECT_TRUE((*silent)->closed());
 }
 
 TEST_F(LimitsTest, ClientThatPingsTooOftenIsDisconnected) {
