@@ -58,7 +58,8 @@ class TransportLimitsE2eTest : public ::testing::Test {
     port_ = e2e::FreePort();
     ASSERT_NE(port_, 0);
     principals_ = dir_ + "/principals";
-    std::ofstream(principals_) << "alice admin " << TokenSha256Hex("alice-token") << "\n";
+    std::ofstream(principals_) << "alice admin " << TokenSha256Hex("alice-token-0123456789abcdef")
+                               << "\n";
   }
 
   void TearDown() override {
@@ -89,7 +90,7 @@ class TransportLimitsE2eTest : public ::testing::Test {
 
   // A CreateTask on a fresh connection to `address` with `token` (none if empty).
   grpc::StatusCode CreateTask(const std::string& task_id, const std::string& address,
-                              const std::string& token = "alice-token") const {
+                              const std::string& token = "alice-token-0123456789abcdef") const {
     auto stub = v1::TaskService::NewStub(e2e::Connect(address));
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -249,7 +250,7 @@ TEST_F(BehindNginxE2eTest, CreateTaskAndGetTaskWorkThroughTheProxyWithExactCodes
   auto stub = v1::TaskService::NewStub(e2e::Connect(nginx_->address()));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  context.AddMetadata("authorization", "Bearer alice-token");
+  context.AddMetadata("authorization", "Bearer alice-token-0123456789abcdef");
   v1::GetTaskRequest request;
   request.set_task_id("t1");
   v1::Task task;
