@@ -43,7 +43,10 @@
 #include "store/event_codec.h"
 #include "store/huge_pages.h"
 #include "store/info_log.h"
+#include "store/backup.h"
 #include "store/keys.h"
+#include "store/log_reader.h"
+#include "store/log_verifier.h"
 #include "store/rocks.h"
 #include "store/sorted_rows.h"
 #include "store/worklist.h"
@@ -117,13 +120,6 @@ absl::StatusOr<int> MaxOpenFiles() {
 
 absl::Status ReadOnlyError() {
   return absl::FailedPreconditionError("store is open read-only: writes are refused");
-}
-
-// Applies every event of a stream; DATA_LOSS if the stream breaks the rules.
-absl::Status ApplyChecked(v1::Task& task, const StoredEvent& event) {
-  absl::Status s = domain::Apply(task, event);
-  if (s.ok() || s.code() == absl::StatusCode::kDataLoss) return s;
-  return absl::DataLossError(s.message());
 }
 
 }  // namespace
@@ -449,19 +445,26 @@ class EventStore::Impl {
     return schema == schemas_->current_version();
   }
 
+  // The log as this store's database holds it (store/log_reader.h, store/log_verifier.h).
+  LogReader log() const { return LogReader(db_.get(), &handles_, schemas_); }
+  absl::StatusOr<DecodedEvent> ReadEvent(const rocksdb::ReadOptions& read,
+                                         uint64_t position) const {
+    return log().ReadEvent(read, position);
+  }
   absl::Status ReadHeadRow(const rocksdb::ReadOptions& read, uint64_t* position,
                            Hash* hash) const {
-    std::string raw;
-    rocksdb::Status s = db_->Get(read, cf(keys::kDefault), keys::kHeadKey, &raw);
-    *position = 0;
-    *hash = ZeroHash();
-    if (s.IsNotFound()) return absl::OkStatus();
-    if (!s.ok()) return FromRocks(s, "reading the head row");
-    std::string bytes;
-    if (!keys::DecodeHead(raw, position, &bytes) || !HashFromBytes(bytes, hash)) {
-      return absl::DataLossError("event log: the head row is malformed");
-    }
-    return absl::OkStatus();
+    return log().ReadHeadRow(read, position, hash);
+  }
+  absl::StatusOr<int64_t> FoldTask(
+      const rocksdb::ReadOptions& read, absl::string_view task_id, int64_t max_version,
+      absl::FunctionRef<bool(const DecodedEvent&)> keep,
+      absl::FunctionRef<void(const v1::Task&, const v1::Task&, const DecodedEvent&)> visit,
+      v1::Task* task) const {
+    return log().FoldTask(read, task_id, max_version, keep, visit, task);
+  }
+  VerifyReport Verify(const rocksdb::ReadOptions& read, uint64_t from, const Hash& from_hash,
+                      bool projections_current, uint64_t to, uint32_t* max_schema) const {
+    return VerifyLogRange(log(), read, from, from_hash, projections_current, to, max_schema);
   }
 
   bool read_only() const { return read_only_; }
@@ -758,24 +761,7 @@ class EventStore::Impl {
           "store is open read-only: back up from the process that has it open for writing, or "
           "offline");
     }
-    // Everything acknowledged is in the WAL file before its bytes are copied.
-    rocksdb::Status s = db_->FlushWAL(/*sync=*/true);
-    if (!s.ok()) return FromRocks(s, "backup: flushing the WAL");
-    rocksdb::BackupEngine* raw = nullptr;
-    s = rocksdb::BackupEngine::Open(rocksdb::BackupEngineOptions(backup_dir), db_->GetEnv(),
-                                    &raw);
-    if (!s.ok()) return FromRocks(s, absl::StrCat("backup: opening ", backup_dir));
-    std::unique_ptr<rocksdb::BackupEngine> engine(raw);
-    rocksdb::CreateBackupOptions create;
-    // The live files plus the WAL (not a flush): a flush of several column families is not
-    // atomic, while replaying the copied WAL restores every batch whole.
-    create.flush_before_backup = false;
-    rocksdb::BackupID id = 0;
-    s = engine->CreateNewBackup(create, db_.get(), &id);
-    if (!s.ok()) return FromRocks(s, absl::StrCat("backup: writing to ", backup_dir));
-    s = engine->VerifyBackup(id, /*verify_with_checksum=*/true);
-    if (!s.ok()) return FromRocks(s, absl::StrCat("backup: verifying backup ", id));
-    return absl::OkStatus();
+    return BackupLiveDatabase(db_.get(), backup_dir);
   }
 
   absl::Status RebuildProjections(absl::FunctionRef<void(const RebuildProgress&)> progress,
@@ -926,159 +912,6 @@ class EventStore::Impl {
     rocksdb::WriteOptions write;
     write.sync = options_.sync_writes;
     return FromRocks(db_->Write(write, batch), what);
-  }
-
-  absl::StatusOr<DecodedEvent> ReadEvent(const rocksdb::ReadOptions& read,
-                                         uint64_t position) const {
-    std::string raw;
-    rocksdb::Status s = db_->Get(read, cf(keys::kEvents), keys::EventKey(position), &raw);
-    if (s.IsNotFound()) {
-      return absl::DataLossError(absl::StrCat("event log: position ", position, ": missing"));
-    }
-    if (!s.ok()) return FromRocks(s, absl::StrCat("reading event ", position));
-    return DecodeEvent(position, raw, *schemas_);
-  }
-
-  // Folds task `task_id`'s stream in version order under `read`, through version `max_version`
-  // or up to the first event `keep` refuses, calling `visit(before, after, event)` for each
-  // event folded. Sets `*task` to the result; returns how many events were folded.
-  absl::StatusOr<int64_t> FoldTask(
-      const rocksdb::ReadOptions& read, absl::string_view task_id, int64_t max_version,
-      absl::FunctionRef<bool(const DecodedEvent&)> keep,
-      absl::FunctionRef<void(const v1::Task&, const v1::Task&, const DecodedEvent&)> visit,
-      v1::Task* task) const {
-    const std::string prefix = keys::StreamPrefix(task_id);
-    std::string upper = prefix;
-    upper.back() = '\1';
-    rocksdb::Slice upper_slice(upper);
-    rocksdb::ReadOptions stream_read = read;
-    stream_read.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(stream_read, cf(keys::kStreams)));
-    int64_t folded = 0;
-    for (it->Seek(prefix); it->Valid() && folded < max_version; it->Next()) {
-      uint64_t position = 0;
-      if (!keys::DecodeFixed64BE(View(it->value()), &position)) {
-        return absl::DataLossError(
-            absl::StrCat("streams: malformed row for task \"", task_id, "\""));
-      }
-      absl::StatusOr<DecodedEvent> event = ReadEvent(read, position);
-      if (!event.ok()) return event.status();
-      if (event->event.task_id() != task_id || event->event.version() != folded + 1) {
-        return absl::DataLossError(absl::StrCat("streams: task \"", task_id, "\" version ",
-                                                folded + 1, " points at position ", position,
-                                                ", which holds another event"));
-      }
-      if (!keep(*event)) break;
-      v1::Task before = *task;
-      if (absl::Status a = ApplyChecked(*task, event->event); !a.ok()) return a;
-      visit(before, *task, *event);
-      ++folded;
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "reading a task stream");
-    return folded;
-  }
-
-  // Checks the events after `from` (whose hash is `from_hash`) through the end of the log, and
-  // the head row against the last one. From position 0 every stream must start at version 1.
-  // From a checkpoint, a stream first met at version v > 1 must have version v - 1 in the
-  // "streams" rows at an earlier position when `projections_current`; otherwise the rebuild
-  // that follows re-checks every stream while folding it.
-  // Stops after position `to` when it is not 0 (the head row is then not checked). Sets
-  // `*max_schema` (if not null) to the highest stored schema_version checked.
-  VerifyReport Verify(const rocksdb::ReadOptions& read, uint64_t from, const Hash& from_hash,
-                      bool projections_current, uint64_t to, uint32_t* max_schema) const {
-    VerifyReport report;
-    report.head_position = from;
-    report.head_hash = std::string(AsBytes(from_hash));
-    auto fail = [&](uint64_t position, std::string problem) {
-      report.ok = false;
-      report.first_bad_position = position;
-      report.problem = std::move(problem);
-      return report;
-    };
-    absl::flat_hash_map<std::string, int64_t> versions;
-    Hash prev = from_hash;
-    uint64_t expected = from + 1;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(keys::kEvents)));
-    for (it->Seek(keys::EventKey(expected)); it->Valid() && (to == 0 || expected <= to);
-         it->Next(), ++expected) {
-      uint64_t position = 0;
-      if (!keys::ParseEventKey(View(it->key()), &position)) {
-        return fail(expected, "malformed event key");
-      }
-      if (position != expected) {
-        return fail(expected, absl::StrCat("missing (the next stored event is at position ",
-                                           position, ")"));
-      }
-      absl::StatusOr<DecodedEvent> event = DecodeEvent(position, View(it->value()), *schemas_);
-      if (!event.ok()) return fail(position, std::string(event.status().message()));
-      if (max_schema != nullptr) {
-        *max_schema = std::max(*max_schema, event->stored_schema_version);
-      }
-      if (event->prev_hash != prev) {
-        return fail(position, "prev_hash does not match the previous event's hash");
-      }
-      if (!VerifyEventHash(*event)) return fail(position, "hash does not match the stored bytes");
-      const std::string& task_id = event->event.task_id();
-      const int64_t version = event->event.version();
-      auto seen = versions.find(task_id);
-      if (seen != versions.end()) {
-        if (version != seen->second + 1) {
-          return fail(position, absl::StrCat("task \"", task_id, "\" version ", version,
-                                             " follows version ", seen->second));
-        }
-      } else if (version < 1) {
-        return fail(position, absl::StrCat("task \"", task_id, "\" version ", version));
-      } else if (version > 1) {
-        // A stream first met after the checkpoint continues one that began before it.
-        const bool continues =
-            from > 0 &&
-            (!projections_current || StreamHasVersionBefore(read, task_id, version - 1, position));
-        if (!continues) {
-          return fail(position, absl::StrCat("task \"", task_id, "\" version ", version,
-                                             " does not follow its stream"));
-        }
-      }
-      versions[task_id] = version;
-      prev = event->hash;
-      ++report.events_checked;
-      report.head_position = position;
-      report.head_hash = std::string(AsBytes(prev));
-    }
-    if (!it->status().ok()) {
-      return fail(expected, absl::StrCat("read error: ", it->status().ToString()));
-    }
-    if (to != 0 && report.head_position >= to) return report;
-    std::string raw;
-    rocksdb::Status s = db_->Get(read, cf(keys::kDefault), keys::kHeadKey, &raw);
-    uint64_t head = 0;
-    std::string head_hash;
-    if (s.ok()) {
-      if (!keys::DecodeHead(raw, &head, &head_hash)) {
-        return fail(report.head_position, "the head row is malformed");
-      }
-    } else if (!s.IsNotFound()) {
-      return fail(report.head_position, absl::StrCat("read error: ", s.ToString()));
-    }
-    if (head > report.head_position) {
-      return fail(report.head_position + 1,
-                  absl::StrCat("missing (the head row says the log ends at position ", head, ")"));
-    }
-    if (head < report.head_position) {
-      return fail(head + 1, absl::StrCat("beyond the head row's position ", head));
-    }
-    if (head > 0 && head_hash != report.head_hash) {
-      return fail(head, "hash does not match the head row");
-    }
-    return report;
-  }
-
-  bool StreamHasVersionBefore(const rocksdb::ReadOptions& read, const std::string& task_id,
-                              int64_t version, uint64_t position) const {
-    std::string raw;
-    uint64_t at = 0;
-    return db_->Get(read, cf(keys::kStreams), keys::StreamKey(task_id, version), &raw).ok() &&
-           keys::DecodeFixed64BE(raw, &at) && at < position;
   }
 
   // ---- The writer thread ----
@@ -2015,34 +1848,7 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::OpenReadOnly(const std::
 }
 
 absl::Status EventStore::RestoreFrom(const std::string& backup_dir, const std::string& db_dir) {
-  std::error_code error;
-  if (std::filesystem::exists(db_dir, error) && !std::filesystem::is_empty(db_dir, error)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "restore: ", db_dir, " is not empty; a restore never overwrites a database"));
-  }
-  if (!std::filesystem::is_directory(backup_dir, error)) {
-    return absl::NotFoundError(absl::StrCat("restore: no backup directory ", backup_dir));
-  }
-  rocksdb::BackupEngineReadOnly* raw = nullptr;
-  rocksdb::Status s = rocksdb::BackupEngineReadOnly::Open(
-      rocksdb::BackupEngineOptions(backup_dir), rocksdb::Env::Default(), &raw);
-  if (!s.ok()) return FromRocks(s, absl::StrCat("restore: opening backups in ", backup_dir));
-  std::unique_ptr<rocksdb::BackupEngineReadOnly> engine(raw);
-  std::vector<rocksdb::BackupInfo> backups;
-  engine->GetBackupInfo(&backups);
-  if (backups.empty()) {
-    return absl::NotFoundError(absl::StrCat("restore: ", backup_dir, " holds no backup"));
-  }
-  const rocksdb::BackupID latest = backups.back().backup_id;
-  s = engine->VerifyBackup(latest, /*verify_with_checksum=*/true);
-  if (!s.ok()) {
-    return absl::DataLossError(
-        absl::StrCat("restore: backup ", latest, " does not verify: ", s.ToString()));
-  }
-  s = engine->RestoreDBFromBackup(latest, db_dir, db_dir);
-  if (!s.ok()) return FromRocks(s, absl::StrCat("restore: writing ", db_dir));
-  engine.reset();
-
+  if (absl::Status s = RestoreLatestBackup(backup_dir, db_dir); !s.ok()) return s;
   ReadOnlyOptions options;
   options.verify_on_open = false;  // the whole log is verified just below
   absl::StatusOr<std::unique_ptr<EventStore>> restored = OpenReadOnly(db_dir, options);

@@ -1,0 +1,103 @@
+#include "store/log_verifier.h"
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "store/rocks.h"
+
+namespace outreach::store {
+
+VerifyReport VerifyLogRange(const LogReader& log, const rocksdb::ReadOptions& read, uint64_t from,
+                            const Hash& from_hash, bool projections_current, uint64_t to,
+                            uint32_t* max_schema) {
+  VerifyReport report;
+  report.head_position = from;
+  report.head_hash = std::string(AsBytes(from_hash));
+  auto fail = [&](uint64_t position, std::string problem) {
+    report.ok = false;
+    report.first_bad_position = position;
+    report.problem = std::move(problem);
+    return report;
+  };
+  absl::flat_hash_map<std::string, int64_t> versions;
+  Hash prev = from_hash;
+  uint64_t expected = from + 1;
+  std::unique_ptr<rocksdb::Iterator> it(log.db()->NewIterator(read, log.cf(keys::kEvents)));
+  for (it->Seek(keys::EventKey(expected)); it->Valid() && (to == 0 || expected <= to);
+       it->Next(), ++expected) {
+    uint64_t position = 0;
+    if (!keys::ParseEventKey(View(it->key()), &position)) {
+      return fail(expected, "malformed event key");
+    }
+    if (position != expected) {
+      return fail(expected, absl::StrCat("missing (the next stored event is at position ",
+                                         position, ")"));
+    }
+    absl::StatusOr<DecodedEvent> event = DecodeEvent(position, View(it->value()), log.schemas());
+    if (!event.ok()) return fail(position, std::string(event.status().message()));
+    if (max_schema != nullptr) {
+      *max_schema = std::max(*max_schema, event->stored_schema_version);
+    }
+    if (event->prev_hash != prev) {
+      return fail(position, "prev_hash does not match the previous event's hash");
+    }
+    if (!VerifyEventHash(*event)) return fail(position, "hash does not match the stored bytes");
+    const std::string& task_id = event->event.task_id();
+    const int64_t version = event->event.version();
+    auto seen = versions.find(task_id);
+    if (seen != versions.end()) {
+      if (version != seen->second + 1) {
+        return fail(position, absl::StrCat("task \"", task_id, "\" version ", version,
+                                           " follows version ", seen->second));
+      }
+    } else if (version < 1) {
+      return fail(position, absl::StrCat("task \"", task_id, "\" version ", version));
+    } else if (version > 1) {
+      // A stream first met after the checkpoint continues one that began before it.
+      const bool continues =
+          from > 0 &&
+          (!projections_current || log.StreamHasVersionBefore(read, task_id, version - 1, position));
+      if (!continues) {
+        return fail(position, absl::StrCat("task \"", task_id, "\" version ", version,
+                                           " does not follow its stream"));
+      }
+    }
+    versions[task_id] = version;
+    prev = event->hash;
+    ++report.events_checked;
+    report.head_position = position;
+    report.head_hash = std::string(AsBytes(prev));
+  }
+  if (!it->status().ok()) {
+    return fail(expected, absl::StrCat("read error: ", it->status().ToString()));
+  }
+  if (to != 0 && report.head_position >= to) return report;
+  std::string raw;
+  rocksdb::Status s = log.db()->Get(read, log.cf(keys::kDefault), keys::kHeadKey, &raw);
+  uint64_t head = 0;
+  std::string head_hash;
+  if (s.ok()) {
+    if (!keys::DecodeHead(raw, &head, &head_hash)) {
+      return fail(report.head_position, "the head row is malformed");
+    }
+  } else if (!s.IsNotFound()) {
+    return fail(report.head_position, absl::StrCat("read error: ", s.ToString()));
+  }
+  if (head > report.head_position) {
+    return fail(report.head_position + 1,
+                absl::StrCat("missing (the head row says the log ends at position ", head, ")"));
+  }
+  if (head < report.head_position) {
+    return fail(head + 1, absl::StrCat("beyond the head row's position ", head));
+  }
+  if (head > 0 && head_hash != report.head_hash) {
+    return fail(head, "hash does not match the head row");
+  }
+  return report;
+}
+
+}  // namespace outreach::store
