@@ -44,6 +44,7 @@
 #include "store/huge_pages.h"
 #include "store/info_log.h"
 #include "store/backup.h"
+#include "store/head_publisher.h"
 #include "store/keys.h"
 #include "store/log_reader.h"
 #include "store/log_verifier.h"
@@ -175,9 +176,7 @@ class EventStore::Impl {
   ~Impl() {
     {
       // Followers first: wake every waiter and let it return before anything goes away.
-      absl::MutexLock lock(&head_mu_);
-      closing_ = true;
-      head_mu_.Await(absl::Condition(this, &Impl::NoWaiters));
+      head_.Close();
     }
     {
       absl::MutexLock lock(&mu_);
@@ -553,7 +552,7 @@ class EventStore::Impl {
     return out;
   }
 
-  uint64_t HeadPosition() const { return published_head_.load(); }
+  uint64_t HeadPosition() const { return head_.Head(); }
 
   VerifyReport VerifyLog() const {
     const ReadView view(*this);
@@ -717,27 +716,12 @@ class EventStore::Impl {
   // ---- Followers ----
 
   bool WaitForHeadAbove(uint64_t position, absl::Duration timeout) const {
-    absl::MutexLock lock(&head_mu_);
-    if (closing_) return followed_head_ > position;
-    ++waiters_;
-    HeadWait wait{this, position};
-    head_mu_.AwaitWithTimeout(absl::Condition(&HeadWait::Done, &wait), timeout);
-    --waiters_;
-    return followed_head_ > position;
+    return head_.WaitForHeadAbove(position, timeout);
   }
-
   HeadListenerId AddHeadListener(HeadListener listener) {
-    absl::MutexLock lock(&listeners_mu_);
-    const HeadListenerId id = ++last_listener_id_;
-    listeners_.emplace(id, std::move(listener));
-    return id;
+    return head_.AddListener(std::move(listener));
   }
-
-  void RemoveHeadListener(HeadListenerId id) {
-    // Held while the writer calls listeners: once we have it, `id` is not running.
-    absl::MutexLock lock(&listeners_mu_);
-    listeners_.erase(id);
-  }
+  void RemoveHeadListener(HeadListenerId id) { head_.RemoveListener(id); }
 
   absl::Status CatchUpWithPrimary() {
     if (secondary_path_.empty()) {
@@ -880,26 +864,8 @@ class EventStore::Impl {
     return absl::NotFoundError(absl::StrCat("task_id: no task \"", task_id, "\""));
   }
 
-  // WaitForHeadAbove's condition, evaluated with head_mu_ held.
-  struct HeadWait {
-    const Impl* impl;
-    uint64_t position;
-    static bool Done(HeadWait* wait) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      return wait->impl->closing_ || wait->impl->followed_head_ > wait->position;
-    }
-  };
-  bool NoWaiters() const ABSL_SHARED_LOCKS_REQUIRED(head_mu_) { return waiters_ == 0; }
-
   // Makes `head` visible to readers and followers, then tells the listeners.
-  void PublishHead(uint64_t head) {
-    published_head_.store(head);
-    {
-      absl::MutexLock lock(&head_mu_);
-      followed_head_ = head;
-    }
-    absl::MutexLock lock(&listeners_mu_);
-    for (auto& [id, listener] : listeners_) listener(head);
-  }
+  void PublishHead(uint64_t head) { head_.Publish(head); }
 
   bool Quiescent() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return queue_.empty() && !busy_ && !paused_;
@@ -1446,7 +1412,7 @@ class EventStore::Impl {
     // from the row: DecodeEvent's copy of the body is for hash checks, which a fold does not do.
     StoredEvent event;
     // A size hint only; the published head, because readers may fold while the writer writes.
-    const uint64_t expected_events = published_head_.load();
+    const uint64_t expected_events = head_.Head();
     out->positions.reserve(expected_events);
     out->next.reserve(expected_events);
     out->contacts.reserve(expected_events);
@@ -1796,18 +1762,8 @@ class EventStore::Impl {
   uint64_t unchecked_bytes_ = 0;  // written since the last free-space check
   SortedRows writer_rows_;          // a batch's rows, in key order at the write
   rocksdb::WriteBatch writer_batch_;
-  // head_position_ as readers may see it: advanced only after the batch is durable.
-  std::atomic<uint64_t> published_head_{0};
-
-  // Followers: the same head, under a mutex that WaitForHeadAbove can wait on.
-  mutable absl::Mutex head_mu_;
-  uint64_t followed_head_ ABSL_GUARDED_BY(head_mu_) = 0;
-  bool closing_ ABSL_GUARDED_BY(head_mu_) = false;
-  mutable int waiters_ ABSL_GUARDED_BY(head_mu_) = 0;
-  // Held while the listeners run (on the writer thread), so that removal waits for a call.
-  absl::Mutex listeners_mu_;
-  std::map<HeadListenerId, HeadListener> listeners_ ABSL_GUARDED_BY(listeners_mu_);
-  HeadListenerId last_listener_id_ ABSL_GUARDED_BY(listeners_mu_) = 0;
+  // head_position_ as readers and followers may see it: published only once durable.
+  HeadPublisher head_;
 
   std::thread writer_;
 
