@@ -46,6 +46,8 @@
 #include "store/backup.h"
 #include "store/head_publisher.h"
 #include "store/keys.h"
+#include "store/log_fold.h"
+#include "store/projection_rows.h"
 #include "store/log_reader.h"
 #include "store/log_verifier.h"
 #include "store/rocks.h"
@@ -596,61 +598,11 @@ class EventStore::Impl {
     const ReadView view(*this);
     const rocksdb::ReadOptions& read = view.options();
     FoldedLog replayed;
-    if (absl::Status folded = FoldLog(read, &replayed, [](uint64_t) {}); !folded.ok()) {
+    if (absl::Status folded = FoldLog(log(), read, head_.Head(), &replayed, [](uint64_t) {});
+        !folded.ok()) {
       return folded;
     }
-    // Walks each family's stored rows beside the replayed ones (both in key order).
-    std::unique_ptr<rocksdb::Iterator> it;
-    keys::Cf family = keys::kDefault;
-    auto name = [&] { return keys::ColumnFamilyNames()[family]; };
-    // Every stored row of the current family is replayed; `it` is done with it.
-    auto end_family = [&]() -> absl::Status {
-      if (it == nullptr) return absl::OkStatus();
-      if (it->Valid()) {
-        return absl::DataLossError(
-            absl::StrCat("projections: ", name(), " row ", absl::BytesToHexString(View(it->key())),
-                         " is stored but not produced by replaying the log"));
-      }
-      if (!it->status().ok()) return FromRocks(it->status(), "reading the projections");
-      return absl::OkStatus();
-    };
-    std::size_t next_family = 0;  // index into kProjectionCfs of the next family to start
-    // Starts every family up to and including `target` (those skipped have no replayed rows).
-    auto start_family = [&](keys::Cf target) -> absl::Status {
-      while (it == nullptr || family != target) {
-        if (absl::Status s = end_family(); !s.ok()) return s;
-        family = keys::kProjectionCfs[next_family++];
-        it.reset(db_->NewIterator(read, cf(family)));
-        it->SeekToFirst();
-      }
-      return absl::OkStatus();
-    };
-    absl::Status compared = EmitRows(
-        replayed, [&](keys::Cf row_family, absl::string_view key, absl::string_view value) {
-          if (absl::Status s = start_family(row_family); !s.ok()) return s;
-          if (it->Valid() && View(it->key()) < key) {
-            return absl::DataLossError(absl::StrCat(
-                "projections: ", name(), " row ", absl::BytesToHexString(View(it->key())),
-                " is stored but not produced by replaying the log"));
-          }
-          if (!it->Valid() || View(it->key()) != key) {
-            if (!it->status().ok()) return FromRocks(it->status(), "reading the projections");
-            return absl::DataLossError(absl::StrCat(
-                "projections: ", name(), " row ", absl::BytesToHexString(key),
-                " is produced by replaying the log but missing or out of place in the store"));
-          }
-          if (View(it->value()) != value) {
-            return absl::DataLossError(absl::StrCat("projections: ", name(), " row ",
-                                                    absl::BytesToHexString(key),
-                                                    " differs from the replay of the log"));
-          }
-          it->Next();
-          return absl::OkStatus();
-        });
-    if (!compared.ok()) return compared;
-    constexpr keys::Cf kLast = keys::kProjectionCfs[std::size(keys::kProjectionCfs) - 1];
-    if (absl::Status s = start_family(kLast); !s.ok()) return s;
-    return end_family();
+    return CompareStoredProjections(db_.get(), handles_, read, replayed);
   }
 
   absl::StatusOr<v1::Task> GetTaskAsOfVersion(absl::string_view task_id, int64_t version) const {
@@ -874,10 +826,13 @@ class EventStore::Impl {
     return stopping_ || !resume_requests_.empty() || (!paused_ && !queue_.empty());
   }
 
-  absl::Status WriteSynced(rocksdb::WriteBatch* batch, absl::string_view what) {
+  rocksdb::WriteOptions SyncedWrites() const {
     rocksdb::WriteOptions write;
     write.sync = options_.sync_writes;
-    return FromRocks(db_->Write(write, batch), what);
+    return write;
+  }
+  absl::Status WriteSynced(rocksdb::WriteBatch* batch, absl::string_view what) {
+    return FromRocks(db_->Write(SyncedWrites(), batch), what);
   }
 
   // ---- The writer thread ----
@@ -1285,342 +1240,6 @@ class EventStore::Impl {
 
   // ---- Rebuild (the writer is stopped or paused) ----
 
-  // The rebuild's sorts compare a key's first 16 bytes, kept beside it as two KeyPrefix
-  // numbers (store/sorted_rows.h), before they read the bytes themselves: most comparisons
-  // never touch the (cold) keys.
-
-  // Rows in one buffer, sortable by key: a fold makes millions, one allocation each would
-  // dominate its time. Both vectors are on huge pages (store/huge_pages.h).
-  class RowBuffer {
-   public:
-    void Add(absl::string_view key, absl::string_view value) {
-      rows_.push_back(Row{KeyPrefix(key, 0), KeyPrefix(key, 8), bytes_.size(),
-                          static_cast<uint32_t>(key.size()), static_cast<uint32_t>(value.size())});
-      bytes_.insert(bytes_.end(), key.begin(), key.end());
-      bytes_.insert(bytes_.end(), value.begin(), value.end());
-    }
-    void Reserve(std::size_t rows, std::size_t bytes) {
-      rows_.reserve(rows);
-      bytes_.reserve(bytes);
-    }
-    void Sort() {
-      // Equal prefixes: the keys agree on their first 16 bytes (a shorter key's missing bytes
-      // read as 0, and the full comparison below orders it first), so the rest decides.
-      std::sort(rows_.begin(), rows_.end(), [this](const Row& a, const Row& b) {
-        if (a.prefix0 != b.prefix0) return a.prefix0 < b.prefix0;
-        if (a.prefix1 != b.prefix1) return a.prefix1 < b.prefix1;
-        return Key(a) < Key(b);
-      });
-    }
-    std::size_t size() const { return rows_.size(); }
-    absl::string_view key(std::size_t i) const { return Key(rows_[i]); }
-    absl::string_view value(std::size_t i) const {
-      return absl::string_view(bytes_.data() + rows_[i].offset + rows_[i].key_size,
-                               rows_[i].value_size);
-    }
-
-   private:
-    struct Row {
-      uint64_t prefix0;  // key bytes 0-7, big-endian, 0-padded
-      uint64_t prefix1;  // key bytes 8-15
-      std::size_t offset;
-      uint32_t key_size;
-      uint32_t value_size;
-    };
-    absl::string_view Key(const Row& row) const {
-      return absl::string_view(bytes_.data() + row.offset, row.key_size);
-    }
-    std::vector<char, HugePageAllocator<char>> bytes_;
-    std::vector<Row, HugePageAllocator<Row>> rows_;
-  };
-
-  // The whole log folded in memory: every task's state and stream, and the index and request
-  // rows in key order. Task states live in `arena`: hundreds of thousands of small messages are
-  // allocated fast and freed at once.
-  // Everything large a fold holds is on huge pages (store/huge_pages.h): the arena's blocks, the
-  // task map, the per-event and per-contact vectors and the row buffers. Page faults were a
-  // third of a rebuild before.
-  struct FoldedLog {
-    // A task's events are a chain through `next`, by their ordinal in the log; its contacts a
-    // chain through `contacts`.
-    static constexpr uint32_t kNoEvent = std::numeric_limits<uint32_t>::max();
-    struct Stream {
-      // The task without its contacts: those are in `contacts`, already serialized.
-      v1::Task* task = nullptr;
-      uint32_t first = kNoEvent;
-      uint32_t last = kNoEvent;
-      uint32_t first_contact = kNoEvent;
-      uint32_t last_contact = kNoEvent;
-    };
-    // One contact as it appears in the task row (the field's tag, its length, its bytes), in
-    // `arena`.
-    struct ContactBytes {
-      const char* data;
-      uint32_t size;
-      uint32_t next;  // the task's next contact, or kNoEvent
-    };
-    template <typename T>
-    using HugeVector = std::vector<T, HugePageAllocator<T>>;
-    // Blocks of whole huge pages: the default (at most 8 KiB) would be a malloc per few contacts.
-    static google::protobuf::ArenaOptions ArenaBlocks() {
-      google::protobuf::ArenaOptions options;
-      options.start_block_size = kHugePageBytes;
-      options.max_block_size = 4 * kHugePageBytes;
-      options.block_alloc = AllocateHuge;
-      options.block_dealloc = FreeHuge;
-      return options;
-    }
-    google::protobuf::Arena arena{ArenaBlocks()};
-    absl::flat_hash_map<std::string, Stream, absl::Hash<std::string>, std::equal_to<std::string>,
-                        HugePageAllocator<std::pair<const std::string, Stream>>>
-        streams;
-    HugeVector<uint64_t> positions;  // by ordinal
-    HugeVector<uint32_t> next;       // by ordinal: the task's next event, or kNoEvent
-    HugeVector<ContactBytes> contacts;
-    // Every task in id order, with its stream: the rows are written from this, without a
-    // second lookup in `streams`.
-    struct TaskRef {
-      uint64_t prefix0;  // KeyPrefix(*id, 0)
-      uint64_t prefix1;  // KeyPrefix(*id, 8)
-      const std::string* id;
-      const Stream* stream;
-    };
-    HugeVector<TaskRef> tasks;
-    RowBuffer worklist, expiry, requests;      // sorted
-    uint64_t events = 0;
-  };
-
-  // Folds the whole log under `read` into `*out`, calling `on_event` with the number of events
-  // folded so far after each one.
-  absl::Status FoldLog(const rocksdb::ReadOptions& read, FoldedLog* out,
-                       absl::FunctionRef<void(uint64_t)> on_event) const {
-    struct Request {
-      std::string fingerprint;
-      std::string task_id;
-      int64_t task_version = 0;
-      uint64_t last_position = 0;
-    };
-    absl::flat_hash_map<std::string, Request> requests;
-    rocksdb::ReadOptions scan = read;
-    // One sequential pass over the whole log, read 1 MiB at a time. Not more: each table file
-    // gets its own buffer of this size, first touched by the read (at 8 MiB the buffers were
-    // ~11,000 of a rebuild's page faults).
-    scan.readahead_size = 1 << 20;
-    scan.fill_cache = false;  // that pass must not evict what readers use
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan, cf(keys::kEvents)));
-    // One message reused for every event (its fields keep their allocations), parsed straight
-    // from the row: DecodeEvent's copy of the body is for hash checks, which a fold does not do.
-    StoredEvent event;
-    // A size hint only; the published head, because readers may fold while the writer writes.
-    const uint64_t expected_events = head_.Head();
-    out->positions.reserve(expected_events);
-    out->next.reserve(expected_events);
-    out->contacts.reserve(expected_events);
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      uint64_t position = 0;
-      if (!keys::ParseEventKey(View(it->key()), &position)) {
-        return absl::DataLossError("rebuild: malformed event key");
-      }
-      const absl::string_view value = View(it->value());
-      constexpr std::size_t kHeader = 1 + 2 * kHashSize;  // format | prev_hash | hash
-      event.Clear();
-      const bool parsed =
-          value.size() >= kHeader && static_cast<uint8_t>(value[0]) == kEventFormatVersion &&
-          event.ParseFromArray(value.data() + kHeader, static_cast<int>(value.size() - kHeader)) &&
-          event.position() == position && schemas_->Upcast(position, event).ok();
-      if (!parsed) {
-        // DecodeEvent says precisely what is wrong with the row.
-        absl::StatusOr<DecodedEvent> decoded = DecodeEvent(position, value, *schemas_);
-        if (!decoded.ok()) return decoded.status();
-        event = std::move(decoded->event);
-      }
-      FoldedLog::Stream& stream = out->streams[event.task_id()];
-      if (stream.task == nullptr) {
-        stream.task = google::protobuf::Arena::CreateMessage<v1::Task>(&out->arena);
-      }
-      if (absl::Status s = ApplyChecked(*stream.task, event); !s.ok()) return s;
-      if (stream.task->contacts_size() > 0) {
-        // Serialized now, while it is hot, into the task's contact bytes. The cleared Contact
-        // (with its strings' buffers) is reused by the task's next contact: the fold allocates
-        // one Contact per task, not one per contact, and the task row is written from bytes.
-        if (absl::Status s = AddContactBytes(stream, out); !s.ok()) return s;
-        stream.task->mutable_contacts()->Clear();
-      }
-      if (out->events >= FoldedLog::kNoEvent) {
-        return absl::ResourceExhaustedError("rebuild: more events than one fold can hold");
-      }
-      const auto ordinal = static_cast<uint32_t>(out->events);
-      out->positions.push_back(position);
-      out->next.push_back(FoldedLog::kNoEvent);
-      if (stream.last == FoldedLog::kNoEvent) {
-        stream.first = ordinal;
-      } else {
-        out->next[stream.last] = ordinal;
-      }
-      stream.last = ordinal;
-      if (!event.request_id().empty()) {
-        auto [record, inserted] =
-            requests.try_emplace(keys::RequestKey(event.actor(), event.request_id()));
-        if (inserted) {
-          record->second.fingerprint = event.request_fingerprint();
-          record->second.task_id = event.task_id();
-        }
-        record->second.task_version = event.version();
-        record->second.last_position = position;
-      }
-      on_event(++out->events);
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "rebuild: reading the event log");
-    it.reset();
-
-    out->tasks.reserve(out->streams.size());
-    out->worklist.Reserve(out->streams.size() * 4, out->streams.size() * 4 * 64);
-    for (const auto& [task_id, stream] : out->streams) {
-      out->tasks.push_back(
-          FoldedLog::TaskRef{KeyPrefix(task_id, 0), KeyPrefix(task_id, 8), &task_id, &stream});
-      keys::ForEachIndexRow(
-          *stream.task,
-          [&](absl::string_view key, absl::string_view value) { out->worklist.Add(key, value); },
-          [&](absl::string_view key) { out->expiry.Add(key, ""); });
-    }
-    std::sort(out->tasks.begin(), out->tasks.end(),
-              [](const FoldedLog::TaskRef& a, const FoldedLog::TaskRef& b) {
-                if (a.prefix0 != b.prefix0) return a.prefix0 < b.prefix0;
-                if (a.prefix1 != b.prefix1) return a.prefix1 < b.prefix1;
-                return *a.id < *b.id;
-              });
-    out->worklist.Sort();
-    out->expiry.Sort();
-    for (auto& [request_key, request] : requests) {
-      storage::v1::RequestRecord record;
-      record.set_fingerprint(std::move(request.fingerprint));
-      record.set_task_id(std::move(request.task_id));
-      record.set_task_version(request.task_version);
-      record.set_last_position(request.last_position);
-      out->requests.Add(request_key, keys::EncodeRequestRecord(record));
-    }
-    out->requests.Sort();
-    return absl::OkStatus();
-  }
-
-  static void AppendFixed64BE(std::string* out, uint64_t value) {
-    char bytes[8];
-    for (int i = 7; i >= 0; --i, value >>= 8) bytes[i] = static_cast<char>(value & 0xFF);
-    out->append(bytes, 8);
-  }
-
-  // Appends the contacts of `stream`'s task to its contact chain, each as the "tasks" row
-  // encodes it: the tag of Task.contacts, the length, the Contact's bytes. (Contact has no map
-  // fields, so its plain serialization is the deterministic one keys::EncodeTask uses.)
-  static absl::Status AddContactBytes(FoldedLog::Stream& stream, FoldedLog* out) {
-    using google::protobuf::internal::WireFormatLite;
-    constexpr uint32_t kTag = WireFormatLite::MakeTag(
-        v1::Task::kContactsFieldNumber, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
-    static_assert(kTag < 0x80, "the tag is one byte");
-    for (const v1::Contact& contact : stream.task->contacts()) {
-      const std::size_t size = contact.ByteSizeLong();
-      const std::size_t header_size =
-          1 + static_cast<std::size_t>(google::protobuf::io::CodedOutputStream::VarintSize32(
-                  static_cast<uint32_t>(size)));
-      if (out->contacts.size() >= FoldedLog::kNoEvent) {
-        return absl::ResourceExhaustedError("rebuild: more contacts than one fold can hold");
-      }
-      auto* bytes = reinterpret_cast<uint8_t*>(
-          google::protobuf::Arena::CreateArray<char>(&out->arena, header_size + size));
-      bytes[0] = static_cast<uint8_t>(kTag);
-      google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(size),
-                                                                    bytes + 1);
-      contact.SerializeWithCachedSizesToArray(bytes + header_size);
-      const auto index = static_cast<uint32_t>(out->contacts.size());
-      out->contacts.push_back(FoldedLog::ContactBytes{reinterpret_cast<const char*>(bytes),
-                                                      static_cast<uint32_t>(header_size + size),
-                                                      FoldedLog::kNoEvent});
-      if (stream.last_contact == FoldedLog::kNoEvent) {
-        stream.first_contact = index;
-      } else {
-        out->contacts[stream.last_contact].next = index;
-      }
-      stream.last_contact = index;
-    }
-    return absl::OkStatus();
-  }
-
-  // Sets `*row` to keys::EncodeTask of `task` with `contacts` (AddContactBytes's chain) as its
-  // contacts: the serialization of `task` (which has none) with the bytes spliced in where
-  // field order puts Task.contacts, before the first field numbered above it.
-  static absl::Status TaskRow(const v1::Task& task, absl::string_view contacts, std::string* row) {
-    using google::protobuf::internal::WireFormatLite;
-    *row = keys::EncodeTask(task);
-    if (contacts.empty()) return absl::OkStatus();
-    google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(row->data()),
-                                              static_cast<int>(row->size()));
-    std::size_t split = row->size();
-    while (true) {
-      const int at = in.CurrentPosition();
-      const uint32_t tag = in.ReadTag();
-      if (tag == 0) break;
-      if (WireFormatLite::GetTagFieldNumber(tag) > v1::Task::kContactsFieldNumber) {
-        split = static_cast<std::size_t>(at);
-        break;
-      }
-      if (!WireFormatLite::SkipField(&in, tag)) {
-        return absl::InternalError("rebuild: a task's own serialization does not parse");
-      }
-    }
-    row->insert(split, contacts.data(), contacts.size());
-    return absl::OkStatus();
-  }
-
-  // Hands every projection row of `folded` to `emit`, family by family in kProjectionCfs
-  // order, each family's rows in key order. The one definition of "projections = fold of the
-  // log": the rebuild writes these rows, VerifyProjections compares them with the stored ones.
-  static absl::Status EmitRows(
-      const FoldedLog& folded,
-      absl::FunctionRef<absl::Status(keys::Cf, absl::string_view, absl::string_view)> emit) {
-    static_assert(keys::kProjectionCfs[0] == keys::kStreams &&
-                  keys::kProjectionCfs[1] == keys::kTasks &&
-                  keys::kProjectionCfs[2] == keys::kWorklist &&
-                  keys::kProjectionCfs[3] == keys::kExpiry &&
-                  keys::kProjectionCfs[4] == keys::kRequests);
-    // task_id '\0' version: a task's rows sort together, and before those of any longer id.
-    // Keys and values are built in reused buffers: a fold emits millions of rows.
-    std::string key;
-    std::string value;
-    for (const FoldedLog::TaskRef& task : folded.tasks) {
-      const FoldedLog::Stream& stream = *task.stream;
-      int64_t version = 0;
-      key = keys::StreamPrefix(*task.id);
-      const std::size_t prefix_size = key.size();
-      for (uint32_t e = stream.first; e != FoldedLog::kNoEvent; e = folded.next[e]) {
-        key.resize(prefix_size);
-        AppendFixed64BE(&key, static_cast<uint64_t>(++version));
-        value.clear();
-        AppendFixed64BE(&value, folded.positions[e]);
-        if (absl::Status s = emit(keys::kStreams, key, value); !s.ok()) return s;
-      }
-    }
-    std::string contacts;
-    for (const FoldedLog::TaskRef& task : folded.tasks) {
-      const FoldedLog::Stream& stream = *task.stream;
-      contacts.clear();
-      for (uint32_t c = stream.first_contact; c != FoldedLog::kNoEvent;
-           c = folded.contacts[c].next) {
-        contacts.append(folded.contacts[c].data, folded.contacts[c].size);
-      }
-      if (absl::Status s = TaskRow(*stream.task, contacts, &value); !s.ok()) return s;
-      if (absl::Status s = emit(keys::kTasks, *task.id, value); !s.ok()) return s;
-    }
-    const std::pair<keys::Cf, const RowBuffer*> sorted[] = {{keys::kWorklist, &folded.worklist},
-                                                            {keys::kExpiry, &folded.expiry},
-                                                            {keys::kRequests, &folded.requests}};
-    for (const auto& [family, rows] : sorted) {
-      for (std::size_t i = 0; i < rows->size(); ++i) {
-        if (absl::Status s = emit(family, rows->key(i), rows->value(i)); !s.ok()) return s;
-      }
-    }
-    return absl::OkStatus();
-  }
-
   // `progress` is called every `every` events (never when 0) and once at the end.
   //
   // The log is folded in memory, every projection family is emptied with one range deletion,
@@ -1636,7 +1255,7 @@ class EventStore::Impl {
     }
     const uint64_t head = head_position_;
     FoldedLog folded;
-    if (absl::Status s = FoldLog(rocksdb::ReadOptions(), &folded,
+    if (absl::Status s = FoldLog(log(), rocksdb::ReadOptions(), head_.Head(), &folded,
                                  [&](uint64_t events) {
                                    if (every > 0 && events % every == 0) {
                                      progress(RebuildProgress{events, head});
@@ -1646,79 +1265,10 @@ class EventStore::Impl {
       return s;
     }
 
-    {
-      rocksdb::WriteBatch clear;
-      for (keys::Cf family : keys::kProjectionCfs) {
-        std::unique_ptr<rocksdb::Iterator> it(
-            db_->NewIterator(rocksdb::ReadOptions(), cf(family)));
-        it->SeekToLast();
-        if (!it->Valid()) {
-          if (!it->status().ok()) return FromRocks(it->status(), "rebuild: clearing projections");
-          continue;
-        }
-        std::string end = it->key().ToString();
-        end.push_back('\0');  // just past the last row
-        it->SeekToFirst();
-        if (!it->Valid()) return FromRocks(it->status(), "rebuild: clearing projections");
-        const rocksdb::Status s = clear.DeleteRange(cf(family), it->key(), end);
-        if (!s.ok()) return FromRocks(s, "rebuild: clearing projections");
-      }
-      if (clear.Count() > 0) {
-        if (absl::Status s = WriteSynced(&clear, "rebuild: clearing projections"); !s.ok()) {
-          return s;
-        }
-      }
+    if (absl::Status s = ClearProjectionFamilies(db_.get(), handles_, SyncedWrites()); !s.ok()) {
+      return s;
     }
-
-    // One SST file per family, written in key order as EmitRows hands the rows over.
-    std::vector<rocksdb::IngestExternalFileArg> ingest;
-    std::vector<std::string> files;
-    std::unique_ptr<rocksdb::SstFileWriter> writer;
-    keys::Cf writing = keys::kDefault;
-    auto finish = [&]() -> absl::Status {
-      if (writer == nullptr) return absl::OkStatus();
-      const rocksdb::Status s = writer->Finish();
-      writer.reset();
-      if (!s.ok()) return FromRocks(s, absl::StrCat("rebuild: writing ", files.back()));
-      rocksdb::IngestExternalFileArg arg;
-      arg.column_family = cf(writing);
-      arg.external_files = {files.back()};
-      arg.options.move_files = true;
-      ingest.push_back(std::move(arg));
-      return absl::OkStatus();
-    };
-    absl::Status written = EmitRows(
-        folded, [&](keys::Cf family, absl::string_view key, absl::string_view value) {
-          if (writer == nullptr || family != writing) {
-            if (absl::Status s = finish(); !s.ok()) return s;
-            writing = family;
-            files.push_back(
-                absl::StrCat(dir_, "/rebuild-", keys::ColumnFamilyNames()[family], ".sst"));
-            rocksdb::Options options(db_->GetDBOptions(), db_->GetOptions(cf(family)));
-            // The family's fast compression: the files land above the bottommost level, and
-            // compaction gives them the bottommost compression when they get there.
-            options.bottommost_compression = rocksdb::kDisableCompressionOption;
-            // invalidate_page_cache off: the ingestion reads the file right back.
-            writer = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(options),
-                                                              options, cf(family),
-                                                              /*invalidate_page_cache=*/false);
-            if (const rocksdb::Status s = writer->Open(files.back()); !s.ok()) {
-              return FromRocks(s, absl::StrCat("rebuild: creating ", files.back()));
-            }
-          }
-          const rocksdb::Status put = writer->Put(ToSlice(key), ToSlice(value));
-          if (put.ok()) return absl::OkStatus();  // no message built per row
-          return FromRocks(put, absl::StrCat("rebuild: writing ", files.back()));
-        });
-    if (written.ok()) written = finish();
-    writer.reset();
-    if (written.ok() && !ingest.empty()) {
-      // One atomic ingestion for every family.
-      written = FromRocks(db_->IngestExternalFiles(ingest), "rebuild: ingesting the projections");
-    }
-    // Moved files are gone already; after a failure or a copy, the sources are not needed.
-    for (const std::string& file : files) db_->GetEnv()->DeleteFile(file).PermitUncheckedError();
-    if (!written.ok()) return written;
+    if (absl::Status s = IngestFoldedRows(db_.get(), handles_, dir_, folded); !s.ok()) return s;
 
     rocksdb::WriteBatch batch;
     batch.Put(cf(keys::kDefault), keys::kProjectionFormatKey,
