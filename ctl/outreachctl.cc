@@ -124,7 +124,7 @@ int Run(const VerifyFlags& flags) {
                 report->problem.c_str());
     std::fflush(stdout);
     return Failure("verify", absl::StrCat("the log does not verify at position ",
-                                         report->first_bad_position));
+                                          report->first_bad_position));
   }
   std::printf("log: ok\n");
   absl::Status projections = view->store->VerifyProjections();
@@ -146,7 +146,7 @@ int Run(const VerifyFlags& flags) {
                   static_cast<unsigned long long>(a.first_bad_sequence), a.problem.c_str());
       std::fflush(stdout);
       return Failure("verify", absl::StrCat("the access log does not verify at sequence ",
-                                           a.first_bad_sequence));
+                                            a.first_bad_sequence));
     }
     std::printf("access_log: ok\n");
   }
@@ -200,7 +200,7 @@ int Run(const RebuildFlags& flags) {
                absl::FormatDuration(took).c_str(), rate(store.HeadPosition()));
   if (absl::Status check = store.VerifyProjections(); !check.ok()) {
     return Failure("rebuild", absl::StrCat("the rebuilt projections do not verify: ",
-                                          check.ToString()));
+                                           check.ToString()));
   }
   return kExitOk;
 }
@@ -208,11 +208,12 @@ int Run(const RebuildFlags& flags) {
 int Run(const BackupFlags& flags) {
   absl::StatusOr<std::unique_ptr<store::EventStore>> opened = OpenExclusive(flags.db);
   if (!opened.ok()) return Failure("backup", opened.status().ToString());
-  if (absl::Status s = (*opened)->BackupTo(flags.to); !s.ok()) return Failure("backup", s.ToString());
+  if (absl::Status s = (*opened)->BackupTo(flags.to); !s.ok()) {
+    return Failure("backup", s.ToString());
+  }
   const store::VerifyReport report = (*opened)->VerifyLog();
-  std::printf("backup: %s -> %s\nhead_position: %llu\nhead_hash: %s\n",
-              flags.db.c_str(), flags.to.c_str(),
-              static_cast<unsigned long long>(report.head_position),
+  std::printf("backup: %s -> %s\nhead_position: %llu\nhead_hash: %s\n", flags.db.c_str(),
+              flags.to.c_str(), static_cast<unsigned long long>(report.head_position),
               Hex(report.head_hash).c_str());
   return kExitOk;
 }
@@ -224,9 +225,8 @@ int Run(const RestoreFlags& flags) {
   absl::StatusOr<LiveView> view = OpenLive(flags.db, /*verify_on_open=*/false);
   if (!view.ok()) return Failure("restore", view.status().ToString());
   const store::VerifyReport report = view->store->VerifyLog();
-  std::printf("restore: %s -> %s\nhead_position: %llu\nhead_hash: %s\n",
-              flags.from.c_str(), flags.db.c_str(),
-              static_cast<unsigned long long>(report.head_position),
+  std::printf("restore: %s -> %s\nhead_position: %llu\nhead_hash: %s\n", flags.from.c_str(),
+              flags.db.c_str(), static_cast<unsigned long long>(report.head_position),
               Hex(report.head_hash).c_str());
   return report.ok ? kExitOk : Failure("restore", report.problem);
 }
