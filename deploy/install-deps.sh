@@ -10,6 +10,8 @@ PACKAGES=(
   grpc-proto
   tzdata
   libabsl-dev
+  # outreachctl's command line (subcommands, help, required flags, value checks); header-only.
+  libcli11-dev
   librocksdb-dev
   libssl-dev
   libgtest-dev libgmock-dev

@@ -401,11 +401,41 @@ TEST_F(OutreachctlTest, HelpOnEveryCommandExitsZeroAndNamesItsFlags) {
     EXPECT_THAT(top.out, HasSubstr(command));
     const Outcome help = Ctl({command, "--help"});
     EXPECT_EQ(help.exit_code, 0) << command;
-    EXPECT_THAT(help.out, HasSubstr(absl::StrCat("usage: outreachctl ", command)));
+    EXPECT_THAT(help.out, HasSubstr(absl::StrCat("Usage: outreachctl ", command)));
     EXPECT_THAT(help.out, HasSubstr("--db"));
   }
   EXPECT_THAT(Ctl({"verify", "--help"}).out, HasSubstr("--expect-hash HEX"));
   EXPECT_THAT(Ctl({"export", "-h"}).out, HasSubstr("--task ID"));
+}
+
+TEST_F(OutreachctlTest, HelpOfACommandListsEachOfItsFlagsAndMarksTheRequiredOnes) {
+  const Outcome verify = Ctl({"verify", "--help"});
+  EXPECT_EQ(verify.exit_code, 0);
+  EXPECT_THAT(verify.out, HasSubstr("--db DIR REQUIRED"));
+  EXPECT_THAT(verify.out, HasSubstr("--to N "));
+  EXPECT_THAT(verify.out, Not(HasSubstr("--to N REQUIRED")));
+  EXPECT_THAT(verify.out, HasSubstr("--expect-hash HEX "));
+  EXPECT_THAT(verify.out, HasSubstr("Exit codes: 0 success, 1 failure, 2 bad usage."));
+  EXPECT_EQ(verify.err, "");
+
+  const Outcome restore = Ctl({"restore", "--help"});
+  EXPECT_EQ(restore.exit_code, 0);
+  EXPECT_THAT(restore.out, HasSubstr("--from DIR2 REQUIRED"));
+  EXPECT_THAT(restore.out, HasSubstr("--db DIR3 REQUIRED"));
+  // Help wins over a missing required flag, and runs nothing.
+  const Outcome backup = Ctl({"backup", "--help"});
+  EXPECT_EQ(backup.exit_code, 0) << backup.err;
+  EXPECT_THAT(backup.out, HasSubstr("--to DIR2 REQUIRED"));
+  EXPECT_THAT(backup.out, Not(HasSubstr("head_position")));
+}
+
+TEST_F(OutreachctlTest, TopLevelHelpListsEveryCommandWithItsSummary) {
+  const Outcome top = Ctl({"help"});
+  EXPECT_EQ(top.exit_code, 0);
+  EXPECT_THAT(top.out, HasSubstr("Usage: outreachctl [OPTIONS] SUBCOMMAND"));
+  EXPECT_THAT(top.out, HasSubstr("print events as JSON lines"));
+  EXPECT_THAT(top.out, HasSubstr("restore the latest backup into a new data directory"));
+  EXPECT_EQ(Ctl({"--help"}).out, top.out);
 }
 
 TEST_F(OutreachctlTest, BadUsageExitsTwoAndSaysWhatIsWrong) {
@@ -414,18 +444,26 @@ TEST_F(OutreachctlTest, BadUsageExitsTwoAndSaysWhatIsWrong) {
     std::string says;
   };
   const std::vector<Case> cases = {
-      {{}, "missing COMMAND"},
-      {{"frobnicate"}, "unknown command \"frobnicate\""},
-      {{"verify"}, "--db DIR is required"},
-      {{"verify", "--db"}, "--db needs a value"},
-      {{"verify", "--db", "x", "--colour", "red"}, "unknown flag --colour"},
-      {{"verify", "--db", "x", "extra"}, "unexpected argument \"extra\""},
-      {{"verify", "--db", "x", "--db", "y"}, "--db is given more than once"},
-      {{"verify", "--db", "x", "--to", "ten"}, "--to: \"ten\" is not a whole number"},
-      {{"verify", "--db", "x", "--expect-hash", "abc"}, "want 64 hex digits"},
-      {{"export", "--db", "x", "--task", "no spaces"}, "is not a task id"},
-      {{"backup", "--db", "x"}, "--to DIR2 is required"},
-      {{"restore", "--db", "x"}, "--from DIR2 is required"},
+      {{}, "outreachctl: A subcommand is required"},
+      {{"frobnicate"}, "outreachctl: unknown command \"frobnicate\""},
+      {{"--colour"}, "outreachctl: unknown flag --colour"},
+      {{"verify"}, "outreachctl verify: --db is required"},
+      {{"verify", "--db"}, "--db: 1 required DIR missing"},
+      {{"verify", "--db", ""}, "--db: must not be empty"},
+      {{"verify", "--db", "x", "--colour", "red"}, "not expected: red --colour"},
+      {{"verify", "--db", "x", "extra"}, "argument was not expected: extra"},
+      {{"verify", "--db", "x", "--db", "y"}, "--db: At Most 1 required but received 2"},
+      {{"verify", "--db", "x", "--to", "ten"}, "--to: \"ten\" is not a whole number >= 1"},
+      {{"verify", "--db", "x", "--to", "0"}, "--to: \"0\" is not a whole number >= 1"},
+      {{"verify", "--db", "x", "--to", "-4"}, "--to: \"-4\" is not a whole number >= 1"},
+      {{"verify", "--db", "x", "--to", "0x4"}, "--to: \"0x4\" is not a whole number >= 1"},
+      {{"verify", "--db", "x", "--expect-hash", "abc"}, "--expect-hash: want 64 hex digits, got 3"},
+      {{"verify", "--db", "x", "--expect-hash", std::string(64, 'g')},
+       "--expect-hash: \"gggg"},
+      {{"export", "--db", "x", "--from", "one"}, "--from: \"one\" is not a whole number >= 0"},
+      {{"export", "--db", "x", "--task", "no spaces"}, "--task: \"no spaces\" is not a task id"},
+      {{"backup", "--db", "x"}, "outreachctl backup: --to is required"},
+      {{"restore", "--db", "x"}, "outreachctl restore: --from is required"},
   };
   for (const Case& c : cases) {
     const Outcome o = Ctl(c.args);
@@ -434,6 +472,49 @@ TEST_F(OutreachctlTest, BadUsageExitsTwoAndSaysWhatIsWrong) {
     EXPECT_THAT(o.err, HasSubstr("--help")) << absl::StrJoin(c.args, " ");
     EXPECT_THAT(o.out, Not(HasSubstr("head_position")));
   }
+}
+
+TEST_F(OutreachctlTest, AMissingRequiredFlagExitsTwoNamingItAndRunsNothing) {
+  MakeData(1);
+  store_.reset();
+  const std::string backups = root_ + "/backups";
+  const Outcome backup = Ctl({"backup", "--to", backups});
+  EXPECT_EQ(backup.exit_code, 2);
+  EXPECT_THAT(backup.err, HasSubstr("outreachctl backup: --db is required"));
+  EXPECT_THAT(backup.err, HasSubstr("run 'outreachctl backup --help' for usage"));
+  EXPECT_EQ(backup.out, "");
+  EXPECT_FALSE(std::filesystem::exists(backups));
+}
+
+TEST_F(OutreachctlTest, ABadValueExitsTwoNamingTheFlagBeforeTheDatabaseIsOpened) {
+  MakeData(1);
+  store_.reset();
+  const Outcome to = Ctl({"verify", "--db", db_, "--to", "abc"});
+  EXPECT_EQ(to.exit_code, 2);
+  EXPECT_THAT(to.err, HasSubstr("outreachctl verify: --to: \"abc\" is not a whole number >= 1"));
+  EXPECT_EQ(to.out, "");
+  const Outcome hash = Ctl({"verify", "--db", db_, "--expect-hash", "0123456789"});
+  EXPECT_EQ(hash.exit_code, 2);
+  EXPECT_THAT(hash.err, HasSubstr("outreachctl verify: --expect-hash: want 64 hex digits, got 10"));
+  EXPECT_EQ(hash.out, "");
+}
+
+TEST_F(OutreachctlTest, RestoreFromADirectoryThatDoesNotExistIsBadUsage) {
+  const std::string copy = root_ + "/copy";
+  const Outcome o = Ctl({"restore", "--from", root_ + "/no-backups", "--db", copy});
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_THAT(o.err, HasSubstr("--from: Directory does not exist: " + root_ + "/no-backups"));
+  EXPECT_FALSE(std::filesystem::exists(copy));
+}
+
+TEST_F(OutreachctlTest, AnUnknownCommandExitsTwoAndRunsNothing) {
+  MakeData(1);
+  store_.reset();
+  const Outcome o = Ctl({"repair", "--db", db_});
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_THAT(o.err, HasSubstr("outreachctl: unknown command \"repair\""));
+  EXPECT_THAT(o.err, HasSubstr("run 'outreachctl --help' for usage"));
+  EXPECT_EQ(o.out, "");
 }
 
 }  // namespace

@@ -1,0 +1,59 @@
+// outreachctl's command line: the subcommands, their flags and help, which flags are required and
+// what values each accepts, declared with CLI11 (Debian's libcli11-dev). Parsing yields one
+// Command, a struct of already-checked values; outreachctl.cc runs it. absl flags do not fit here:
+// they are process-global, while each subcommand accepts a different set.
+//
+// Plain value types and a pure function of argv (apart from printing help or the usage error);
+// no global state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+
+namespace outreach::ctl {
+
+// outreachctl's exit codes (README "Audit"): 0 only on success.
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;  // the command ran and something failed; the message says what
+constexpr int kExitUsage = 2;   // bad usage; nothing was run
+
+struct VerifyFlags {
+  std::string db;
+  uint64_t to = 0;          // 0: through the head
+  std::string expect_hash;  // empty, or 64 hex digits
+};
+
+struct ExportFlags {
+  std::string db;
+  uint64_t from = 1;
+  std::string task;  // empty: every task
+};
+
+struct RebuildFlags {
+  std::string db;
+};
+
+struct BackupFlags {
+  std::string db;
+  std::string to;
+};
+
+struct RestoreFlags {
+  std::string from;
+  std::string db;
+};
+
+// One alternative per subcommand, in the order `outreachctl --help` lists them.
+using Command = std::variant<VerifyFlags, ExportFlags, RebuildFlags, BackupFlags, RestoreFlags>;
+
+struct ParsedCommandLine {
+  std::optional<Command> command;  // set: run it
+  int exit_code = kExitOk;         // unset command: kExitOk after printing help to stdout,
+                                   // kExitUsage after printing what is wrong to stderr
+};
+
+ParsedCommandLine ParseCommandLine(int argc, char** argv);
+
+}  // namespace outreach::ctl
