@@ -13,7 +13,7 @@
 #include "gtest/gtest.h"
 #include "store/event_codec.h"
 #include "store/event_json.h"
-#include "tests/store/audit_fixture.h"
+#include "tests/testing/store_fixture.h"
 
 namespace outreach::store::testing {
 namespace {

@@ -16,7 +16,7 @@
 #include "domain/validation.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
-#include "tests/store/audit_fixture.h"
+#include "tests/testing/store_fixture.h"
 
 namespace outreach::store::testing {
 namespace {
