@@ -1,4 +1,4 @@
-// Property test (issue 4): random command sequences, then every audit view agrees with an
+// Property test: random command sequences, then every audit view agrees with an
 // independent fold of the log. Seeded: the seed is printed, and OUTREACH_PROPERTY_SEED replays
 // one. Properties:
 //   - replay == live projection (VerifyProjections, and a rebuild is byte-identical);
