@@ -53,6 +53,8 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 
 using ::outreach::server::testing::kNextWeek;
+using ::outreach::testing::PemPair;
+using ::outreach::testing::TestCa;
 using ::outreach::server::testing::ServerFixture;
 
 std::string HashHex(absl::string_view token) {
@@ -739,13 +741,13 @@ class TlsServerTest : public SecurityTest {
  protected:
   void SetUp() override {
     SecurityTest::SetUp();
-    absl::StatusOr<outreach::testing::TestCa> ca = outreach::testing::TestCa::Create("outreach test CA");
-    absl::StatusOr<outreach::testing::TestCa> other = outreach::testing::TestCa::Create("someone else's CA");
+    absl::StatusOr<TestCa> ca = TestCa::Create("outreach test CA");
+    absl::StatusOr<TestCa> other = TestCa::Create("someone else's CA");
     ASSERT_TRUE(ca.ok()) << ca.status();
     ASSERT_TRUE(other.ok()) << other.status();
     ca_.emplace(*std::move(ca));
     other_ca_.emplace(*std::move(other));
-    absl::StatusOr<outreach::testing::PemPair> server =
+    absl::StatusOr<PemPair> server =
         ca_->Issue("localhost", {"DNS:localhost", "IP:127.0.0.1"}, /*server=*/true);
     ASSERT_TRUE(server.ok()) << server.status();
     server_pem_ = *std::move(server);
@@ -761,7 +763,7 @@ class TlsServerTest : public SecurityTest {
   }
 
   // Connects over TLS trusting `roots`, presenting `client` when not null.
-  void ConnectTls(const std::string& roots, const outreach::testing::PemPair* client) {
+  void ConnectTls(const std::string& roots, const PemPair* client) {
     grpc::SslCredentialsOptions options;
     options.pem_root_certs = roots;
     if (client != nullptr) {
@@ -774,9 +776,9 @@ class TlsServerTest : public SecurityTest {
     Connect(grpc::CreateCustomChannel(server_->address(), grpc::SslCredentials(options), args));
   }
 
-  std::optional<outreach::testing::TestCa> ca_;
-  std::optional<outreach::testing::TestCa> other_ca_;
-  outreach::testing::PemPair server_pem_;
+  std::optional<TestCa> ca_;
+  std::optional<TestCa> other_ca_;
+  PemPair server_pem_;
 };
 
 TEST_F(TlsServerTest, TlsServesTokensAndRefusesAnUntrustedServer) {
@@ -796,7 +798,7 @@ TEST_F(TlsServerTest, TlsServesTokensAndRefusesAnUntrustedServer) {
 
 TEST_F(TlsServerTest, MutualTlsMapsTheCertificateSubjectToItsPrincipal) {
   StartTls(/*mtls=*/true);
-  absl::StatusOr<outreach::testing::PemPair> nurse =
+  absl::StatusOr<PemPair> nurse =
       ca_->Issue("Nurse Kim", {"DNS:nurse.kim.example"}, /*server=*/false);
   ASSERT_TRUE(nurse.ok()) << nurse.status();
   ConnectTls(ca_->root().cert, &*nurse);
@@ -813,7 +815,7 @@ TEST_F(TlsServerTest, MutualTlsMapsTheCertificateSubjectToItsPrincipal) {
   EXPECT_EQ(after.back().record.principal(), "nurse-cert");
 
   // A certificate from the right CA whose subject names nobody: UNAUTHENTICATED.
-  absl::StatusOr<outreach::testing::PemPair> stranger =
+  absl::StatusOr<PemPair> stranger =
       ca_->Issue("stranger", {"DNS:stranger.example"}, /*server=*/false);
   ASSERT_TRUE(stranger.ok()) << stranger.status();
   ConnectTls(ca_->root().cert, &*stranger);
@@ -824,14 +826,14 @@ TEST_F(TlsServerTest, MutualTlsMapsTheCertificateSubjectToItsPrincipal) {
 // principal's subject does not authenticate.
 TEST_F(TlsServerTest, OnlyCommonNamesAndDnsNamesMapToPrincipals) {
   StartTls(/*mtls=*/true);
-  absl::StatusOr<outreach::testing::PemPair> by_cn = ca_->Issue("nurse.kim.example", {}, /*server=*/false);
+  absl::StatusOr<PemPair> by_cn = ca_->Issue("nurse.kim.example", {}, /*server=*/false);
   ASSERT_TRUE(by_cn.ok()) << by_cn.status();
   ConnectTls(ca_->root().cert, &*by_cn);
   ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
   EXPECT_TRUE(Get(CallOptions{}, "t1").ok());
   for (const std::string& san : {std::string("email:nurse.kim.example"),
                                  std::string("URI:nurse.kim.example")}) {
-    absl::StatusOr<outreach::testing::PemPair> other = ca_->Issue("someone else", {san}, /*server=*/false);
+    absl::StatusOr<PemPair> other = ca_->Issue("someone else", {san}, /*server=*/false);
     ASSERT_TRUE(other.ok()) << other.status();
     ConnectTls(ca_->root().cert, &*other);
     EXPECT_EQ(Get(CallOptions{}, "t1").error_code(), grpc::StatusCode::UNAUTHENTICATED) << san;
@@ -842,7 +844,7 @@ TEST_F(TlsServerTest, MutualTlsRefusesAClientWithoutACertificateOrFromAnotherCa)
   StartTls(/*mtls=*/true);
   ConnectTls(ca_->root().cert, nullptr);
   EXPECT_EQ(Get(As(Role::kAdmin), "t1").error_code(), grpc::StatusCode::UNAVAILABLE);
-  absl::StatusOr<outreach::testing::PemPair> forged =
+  absl::StatusOr<PemPair> forged =
       other_ca_->Issue("Nurse Kim", {"DNS:nurse.kim.example"}, /*server=*/false);
   ASSERT_TRUE(forged.ok()) << forged.status();
   ConnectTls(ca_->root().cert, &*forged);
@@ -1103,10 +1105,10 @@ TEST(StartupChecksTest, TheDatabaseDirectoryIsCreatedPrivateAndRefusedWhenOthers
 }
 
 TEST(StartupChecksTest, ATlsKeyMustBeItsCertificatesKey) {
-  absl::StatusOr<outreach::testing::TestCa> ca = outreach::testing::TestCa::Create("startup CA");
+  absl::StatusOr<TestCa> ca = TestCa::Create("startup CA");
   ASSERT_TRUE(ca.ok()) << ca.status();
-  absl::StatusOr<outreach::testing::PemPair> one = ca->Issue("one", {"DNS:localhost"}, /*server=*/true);
-  absl::StatusOr<outreach::testing::PemPair> two = ca->Issue("two", {"DNS:localhost"}, /*server=*/true);
+  absl::StatusOr<PemPair> one = ca->Issue("one", {"DNS:localhost"}, /*server=*/true);
+  absl::StatusOr<PemPair> two = ca->Issue("two", {"DNS:localhost"}, /*server=*/true);
   ASSERT_TRUE(one.ok() && two.ok());
   EXPECT_TRUE(CheckKeyMatchesCertificate(one->cert, one->key).ok());
   const absl::Status mismatch = CheckKeyMatchesCertificate(one->cert, two->key);
