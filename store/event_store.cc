@@ -867,6 +867,7 @@ class EventStore::Impl {
       } else if (absl::Now() - last_resume_attempt_ >= options_.resume_poll && NeedsResume()) {
         TryResume().IgnoreError();  // still refused: the next round tries again
       }
+      if (!batch.empty() && options_.before_batch) options_.before_batch(batch.size());
       if (!batch.empty()) ProcessBatch(batch);
       absl::MutexLock lock(&mu_);
       busy_ = false;

@@ -89,6 +89,11 @@ struct StoreOptions {
   // While writes are refused for lack of space, how often the writer checks for room and tries
   // to resume (see the contract above). Space that returns is used within about this long.
   absl::Duration resume_poll = absl::Seconds(1);
+  // Test only; leave empty in production. Called on the writer thread with the number of
+  // commands the writer has just taken off the queue as one batch, before it decides them. A
+  // hook that blocks holds the writer, so the commands Submit()ted meanwhile wait in the queue
+  // and make up the next batch together (tests/testing/writer_gate.h).
+  std::function<void(std::size_t commands)> before_batch;
 };
 
 struct ReadOnlyOptions {

@@ -24,6 +24,8 @@
 #include "rocksdb/db.h"
 #include "store/event_store.h"
 #include "store/keys.h"
+#include "tests/testing/raw_db.h"
+#include "tests/testing/temp_dir.h"
 
 extern char** environ;
 
@@ -61,20 +63,11 @@ std::string Field(const std::string& out, const std::string& key) {
 class OutreachctlTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = MakeTempDir();
+    root_ = temp_.path();
     db_ = root_ + "/db";
   }
 
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(root_);
-  }
-
-  static std::string MakeTempDir() {
-    char dir[] = "/tmp/outreachctl-test.XXXXXX";
-    EXPECT_NE(mkdtemp(dir), nullptr);
-    return dir;
-  }
+  void TearDown() override { store_.reset(); }
 
   // Runs outreachctl with `args`; stdout and stderr go to files, read back after it exits.
   Outcome Ctl(const std::vector<std::string>& args) {
@@ -150,22 +143,10 @@ class OutreachctlTest : public ::testing::Test {
     return absl::BytesToHexString(store_->VerifyLog().head_hash);
   }
 
-  void EditRawDb(const std::function<void(rocksdb::DB*,
-                                          std::vector<rocksdb::ColumnFamilyHandle*>&)>& edit) {
+  // Closes the store and hands the raw database (every column family) to `edit`.
+  void EditRawDb(const testing::RawDbEdit& edit) {
     store_.reset();
-    std::vector<rocksdb::ColumnFamilyDescriptor> families;
-    for (const std::string& name : store::keys::ColumnFamilyNames()) {
-      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), db_, families, &handles, &db).ok());
-    edit(db, handles);
-    for (rocksdb::ColumnFamilyHandle* handle : handles) {
-      ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
-    }
-    ASSERT_TRUE(db->Close().ok());
-    delete db;
+    testing::EditRawDb(db_, edit);
   }
 
   std::vector<v1::EventRecord> ParseJsonLines(const std::string& out) {
@@ -179,6 +160,7 @@ class OutreachctlTest : public ::testing::Test {
     return records;
   }
 
+  testing::TempDir temp_{"outreachctl_test_"};
   std::string root_;
   std::string db_;
   store::FakeClock clock_{kStart};

@@ -27,7 +27,7 @@
 #include "outreach/v1/event_log.grpc.pb.h"
 #include "outreach/v1/task_service.grpc.pb.h"
 #include "tests/e2e/outreachd_process.h"
-#include "tests/server/tls_test_util.h"
+#include "tests/testing/test_ca.h"
 
 namespace outreach {
 namespace {

@@ -31,6 +31,7 @@
 #include "rocksdb/options.h"
 #include "store/keys.h"
 #include "tests/e2e/outreachd_process.h"
+#include "tests/testing/raw_db.h"
 
 namespace outreach {
 namespace {
@@ -46,21 +47,11 @@ constexpr std::size_t kBodyOffset = 1 + 32 + 32;
 // Fails the test if RocksDB does.
 void EditEvents(const std::string& db,
                 const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>& change) {
-  std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  for (const std::string& name : store::keys::ColumnFamilyNames()) {
-    families.emplace_back(name, rocksdb::ColumnFamilyOptions());
-  }
-  rocksdb::DBOptions options;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(options, db, families, &handles, &raw);
-  ASSERT_TRUE(s.ok()) << s.ToString();
-  std::unique_ptr<rocksdb::DB> rocks(raw);
-  change(rocks.get(), handles[store::keys::kEvents]);
-  for (rocksdb::ColumnFamilyHandle* handle : handles) {
-    ASSERT_TRUE(rocks->DestroyColumnFamilyHandle(handle).ok());
-  }
-  ASSERT_TRUE(rocks->Close().ok());
+  testing::RawDbEdit edit_events = [&](rocksdb::DB* rocks,
+                                       std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
+    change(rocks, cfs[store::keys::kEvents]);
+  };
+  testing::EditRawDb(db, edit_events);
 }
 
 rocksdb::WriteOptions Synced() {

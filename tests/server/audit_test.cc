@@ -13,7 +13,7 @@
 #include "domain/validation.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "server/task_service.h"
-#include "tests/server/server_fixture.h"
+#include "tests/testing/server_fixture.h"
 
 namespace outreach::server::testing {
 namespace {

@@ -1,6 +1,6 @@
 // server/auth.h: the principals file, token and certificate lookup, reload, the role table
 // (every RPC x role), x-on-behalf-of, development mode, loopback detection; and TLS / mTLS
-// handshakes with certificates made by the test (tests/server/tls_test_util.h).
+// handshakes with certificates made by the test (tests/testing/test_ca.h).
 #include "server/auth.h"
 
 #include <stdlib.h>
@@ -25,7 +25,7 @@
 #include "openssl/sha.h"
 #include "outreach/v1/event_log.pb.h"
 #include "outreach/v1/task_service.grpc.pb.h"
-#include "tests/server/tls_test_util.h"
+#include "tests/testing/test_ca.h"
 
 namespace outreach::server {
 namespace {

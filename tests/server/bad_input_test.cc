@@ -8,7 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "domain/validation.h"
-#include "tests/server/server_fixture.h"
+#include "tests/testing/server_fixture.h"
 
 namespace outreach::server::testing {
 namespace {

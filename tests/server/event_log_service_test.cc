@@ -6,7 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "tests/server/server_fixture.h"
+#include "tests/testing/server_fixture.h"
 
 namespace outreach::server::testing {
 namespace {

@@ -2,7 +2,6 @@
 // its health for writes: once the store refuses writes after a failed sync, outreach.v1.TaskService
 // reports NOT_SERVING while reads keep working.
 #include <chrono>
-#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -15,7 +14,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "rocksdb/env.h"
 #include "tests/server/raw_http2.h"
-#include "tests/server/server_fixture.h"
+#include "tests/testing/server_fixture.h"
 #include "tests/store/fault_fs.h"
 
 namespace outreach::server::testing {
@@ -49,7 +48,8 @@ std::shared_ptr<grpc::Channel> OwnChannel(const std::string& address,
 
 class LimitsTest : public ServerFixture {
  protected:
-  std::unique_ptr<OutreachServer> StartServer(const ServerOptions& options) {
+  // A second server over the same store, for options other than the default.
+  std::unique_ptr<OutreachServer> StartAnotherServer(const ServerOptions& options) {
     absl::StatusOr<std::unique_ptr<OutreachServer>> server =
         OutreachServer::Start(options, store_.get());
     EXPECT_TRUE(server.ok()) << server.status();
@@ -107,7 +107,7 @@ TEST_F(LimitsTest, CallsBeyondMaxConcurrentStreamsWaitForAFreeStream) {
   ServerOptions options;
   options.listen_address = "127.0.0.1:0";
   options.max_concurrent_streams = 1;
-  std::unique_ptr<OutreachServer> server = StartServer(options);
+  std::unique_ptr<OutreachServer> server = StartAnotherServer(options);
   ASSERT_NE(server, nullptr);
   auto channel = OwnChannel(server->address());
   auto tasks = v1::TaskService::NewStub(channel);
@@ -153,7 +153,7 @@ TEST_F(LimitsTest, ConnectionThatNeverStartsHttp2IsClosedAfterTheHandshakeTimeou
   ServerOptions options;
   options.listen_address = "127.0.0.1:0";
   options.handshake_timeout = absl::Milliseconds(300);
-  std::unique_ptr<OutreachServer> server = StartServer(options);
+  std::unique_ptr<OutreachServer> server = StartAnotherServer(options);
   ASSERT_NE(server, nullptr);
   absl::StatusOr<std::unique_ptr<outreach::testing::RawHttp2>> silent =
       outreach::testing::RawHttp2::Connect(server->port(), /*send_preface=*/false);
@@ -171,7 +171,7 @@ TEST_F(LimitsTest, PingEnforcementComesFromTheServerOptions) {
   ServerOptions lenient;
   lenient.listen_address = "127.0.0.1:0";
   lenient.max_ping_strikes = 0;  // gRPC: 0 = never close for pings
-  std::unique_ptr<OutreachServer> server = StartServer(lenient);
+  std::unique_ptr<OutreachServer> server = StartAnotherServer(lenient);
   ASSERT_NE(server, nullptr);
   EXPECT_FALSE(DroppedWithin(OwnChannel(server->address(), PingingClient()), absl::Seconds(1)));
   // ...and a client that does not ping stays connected to the default server.
@@ -181,54 +181,31 @@ TEST_F(LimitsTest, PingEnforcementComesFromTheServerOptions) {
 // --- Health for writes -------------------------------------------------------------------------
 
 // An in-process server over a store whose file system can be made to fail every sync.
-class WriteHealthTest : public ::testing::Test {
+class WriteHealthTest : public ServerFixture {
  protected:
   void SetUp() override {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "outreach_write_health_XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
     fs_ = std::make_shared<store::faults::FaultFs>();
     env_ = rocksdb::NewCompositeEnv(fs_);
-    store::StoreOptions options;
-    options.clock = &clock_;
+    store::StoreOptions options = TestStoreOptions();
     options.env = env_.get();
-    absl::StatusOr<std::unique_ptr<store::EventStore>> store =
-        store::EventStore::Open(dir_ + "/db", options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    ASSERT_NO_FATAL_FAILURE(OpenStore(options));
   }
 
   void TearDown() override {
-    server_.reset();
-    store_.reset();  // before the file system it writes through
+    ServerFixture::TearDown();  // the store before the file system it writes through
     env_.reset();
     fs_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   void StartServer(absl::Duration write_health_poll) {
     ServerOptions options;
-    options.listen_address = "127.0.0.1:0";
     options.write_health_poll = write_health_poll;
-    absl::StatusOr<std::unique_ptr<OutreachServer>> server =
-        OutreachServer::Start(options, store_.get());
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    server_->SetServing(true);
-    channel_ = OwnChannel(server_->address());
-    tasks_ = v1::TaskService::NewStub(channel_);
+    ASSERT_NO_FATAL_FAILURE(ServerFixture::StartServer(options));
+    Connect(OwnChannel(server_->address()));
   }
 
   grpc::Status Create(const std::string& task_id, v1::Task* task) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    v1::CreateTaskRequest request;
-    request.set_task_id(task_id);
-    request.set_patient_id("patient-1");
-    request.set_kind(v1::MANUAL);
-    request.set_title("Book annual wellness visit");
-    return tasks_->CreateTask(&context, request, task);
+    return ServerFixture::Create(ManualRequest(task_id), task);
   }
 
   // After a failed write or sync: VerifyLog keeps working, while the reads that return patient
@@ -267,14 +244,8 @@ class WriteHealthTest : public ::testing::Test {
     EXPECT_EQ(verify.head_position(), events);
   }
 
-  store::FakeClock clock_{TestStart()};
-  std::string dir_;
   std::shared_ptr<store::faults::FaultFs> fs_;
   std::unique_ptr<rocksdb::Env> env_;
-  std::unique_ptr<store::EventStore> store_;
-  std::unique_ptr<OutreachServer> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::TaskService::Stub> tasks_;
 };
 
 TEST_F(WriteHealthTest, RefusedWriteMakesTaskServiceNotServingWhileVerifyLogContinues) {

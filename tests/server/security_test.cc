@@ -1,14 +1,12 @@
-// Issue 6 end to end in one process: a live OutreachServer with a principals file, called
+// Security end to end in one process: a live OutreachServer with a principals file, called
 // through the generated stubs with bearer tokens or client certificates. The role table
 // (server/auth.cc MethodTable) is walked RPC x caller against the real handlers; x-on-behalf-of,
 // the actor, the access log (records for every data-returning RPC, none for refused calls,
 // ReadAccessLog), reflection behind authentication, TLS and mTLS, and the start-up rules of the
 // security flags (server/startup_checks.h).
-#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <chrono>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -41,7 +39,9 @@
 #include "store/access_log.h"
 #include "store/clock.h"
 #include "store/event_store.h"
-#include "tests/server/tls_test_util.h"
+#include "tests/testing/server_fixture.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/test_ca.h"
 #include "tests/store/fault_fs.h"
 
 namespace outreach::server {
@@ -52,10 +52,10 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
-absl::Time TestStart() {
-  return absl::FromCivil(absl::CivilSecond(2025, 3, 10, 15, 0, 0), absl::UTCTimeZone());
-}
-constexpr char kNextWeek[] = "2025-03-17";
+using ::outreach::server::testing::kNextWeek;
+using ::outreach::testing::PemPair;
+using ::outreach::testing::TestCa;
+using ::outreach::server::testing::ServerFixture;
 
 std::string HashHex(absl::string_view token) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -99,35 +99,17 @@ struct CallOptions {
   std::string x_actor;
 };
 
-class SecurityTest : public ::testing::Test {
+// The server fixture with a principals file; each test starts the server it needs.
+class SecurityTest : public ServerFixture {
  protected:
   void SetUp() override {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "outreach_security_test_XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
     principals_path_ = dir_ + "/principals";
     WritePrincipals(PrincipalsFile());
     absl::StatusOr<std::unique_ptr<PrincipalRegistry>> registry =
         PrincipalRegistry::Load(principals_path_);
     ASSERT_TRUE(registry.ok()) << registry.status();
     registry_ = *std::move(registry);
-    store::StoreOptions options;
-    options.clock = &clock_;
-    options.time_zone = absl::UTCTimeZone();
-    absl::StatusOr<std::unique_ptr<store::EventStore>> store =
-        store::EventStore::Open(dir_ + "/db", options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-  }
-
-  void TearDown() override {
-    tasks_.reset();
-    events_.reset();
-    channel_.reset();
-    server_.reset();
-    store_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+    ASSERT_NO_FATAL_FAILURE(OpenStore(TestStoreOptions()));
   }
 
   void WritePrincipals(const std::string& text) {
@@ -138,20 +120,8 @@ class SecurityTest : public ::testing::Test {
   // Starts the server (with principals unless `development`) and plaintext stubs.
   void StartPlaintext(bool development = false) {
     ServerOptions options;
-    options.listen_address = "127.0.0.1:0";
     options.principals = development ? nullptr : registry_.get();
-    absl::StatusOr<std::unique_ptr<OutreachServer>> server =
-        OutreachServer::Start(options, store_.get());
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    server_->SetServing(true);
-    Connect(grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
-  }
-
-  void Connect(std::shared_ptr<grpc::Channel> channel) {
-    channel_ = std::move(channel);
-    tasks_ = v1::TaskService::NewStub(channel_);
-    events_ = v1::EventLog::NewStub(channel_);
+    StartServer(options);
   }
 
   static std::unique_ptr<grpc::ClientContext> Context(const CallOptions& call) {
@@ -278,15 +248,8 @@ class SecurityTest : public ::testing::Test {
   }
   uint64_t AccessHead() { return store_->access_log()->HeadSequence(); }
 
-  store::FakeClock clock_{TestStart()};
-  std::string dir_;
   std::string principals_path_;
   std::unique_ptr<PrincipalRegistry> registry_;
-  std::unique_ptr<store::EventStore> store_;
-  std::unique_ptr<OutreachServer> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::TaskService::Stub> tasks_;
-  std::unique_ptr<v1::EventLog::Stub> events_;
   int created_ = 0;
 };
 
@@ -778,33 +741,29 @@ class TlsServerTest : public SecurityTest {
  protected:
   void SetUp() override {
     SecurityTest::SetUp();
-    absl::StatusOr<testing::TestCa> ca = testing::TestCa::Create("outreach test CA");
-    absl::StatusOr<testing::TestCa> other = testing::TestCa::Create("someone else's CA");
+    absl::StatusOr<TestCa> ca = TestCa::Create("outreach test CA");
+    absl::StatusOr<TestCa> other = TestCa::Create("someone else's CA");
     ASSERT_TRUE(ca.ok()) << ca.status();
     ASSERT_TRUE(other.ok()) << other.status();
     ca_.emplace(*std::move(ca));
     other_ca_.emplace(*std::move(other));
-    absl::StatusOr<testing::PemPair> server =
+    absl::StatusOr<PemPair> server =
         ca_->Issue("localhost", {"DNS:localhost", "IP:127.0.0.1"}, /*server=*/true);
     ASSERT_TRUE(server.ok()) << server.status();
     server_pem_ = *std::move(server);
   }
 
+  // Starts the server with principals over TLS (mTLS: client certificates of ca_ required).
   void StartTls(bool mtls) {
     ServerOptions options;
-    options.listen_address = "127.0.0.1:0";
     options.principals = registry_.get();
     options.credentials = TlsCredentials(
         TlsPem{server_pem_.cert, server_pem_.key, mtls ? ca_->root().cert : std::string()});
-    absl::StatusOr<std::unique_ptr<OutreachServer>> server =
-        OutreachServer::Start(options, store_.get());
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    server_->SetServing(true);
+    StartServer(options);
   }
 
   // Connects over TLS trusting `roots`, presenting `client` when not null.
-  void ConnectTls(const std::string& roots, const testing::PemPair* client) {
+  void ConnectTls(const std::string& roots, const PemPair* client) {
     grpc::SslCredentialsOptions options;
     options.pem_root_certs = roots;
     if (client != nullptr) {
@@ -817,9 +776,9 @@ class TlsServerTest : public SecurityTest {
     Connect(grpc::CreateCustomChannel(server_->address(), grpc::SslCredentials(options), args));
   }
 
-  std::optional<testing::TestCa> ca_;
-  std::optional<testing::TestCa> other_ca_;
-  testing::PemPair server_pem_;
+  std::optional<TestCa> ca_;
+  std::optional<TestCa> other_ca_;
+  PemPair server_pem_;
 };
 
 TEST_F(TlsServerTest, TlsServesTokensAndRefusesAnUntrustedServer) {
@@ -839,7 +798,7 @@ TEST_F(TlsServerTest, TlsServesTokensAndRefusesAnUntrustedServer) {
 
 TEST_F(TlsServerTest, MutualTlsMapsTheCertificateSubjectToItsPrincipal) {
   StartTls(/*mtls=*/true);
-  absl::StatusOr<testing::PemPair> nurse =
+  absl::StatusOr<PemPair> nurse =
       ca_->Issue("Nurse Kim", {"DNS:nurse.kim.example"}, /*server=*/false);
   ASSERT_TRUE(nurse.ok()) << nurse.status();
   ConnectTls(ca_->root().cert, &*nurse);
@@ -856,7 +815,7 @@ TEST_F(TlsServerTest, MutualTlsMapsTheCertificateSubjectToItsPrincipal) {
   EXPECT_EQ(after.back().record.principal(), "nurse-cert");
 
   // A certificate from the right CA whose subject names nobody: UNAUTHENTICATED.
-  absl::StatusOr<testing::PemPair> stranger =
+  absl::StatusOr<PemPair> stranger =
       ca_->Issue("stranger", {"DNS:stranger.example"}, /*server=*/false);
   ASSERT_TRUE(stranger.ok()) << stranger.status();
   ConnectTls(ca_->root().cert, &*stranger);
@@ -867,14 +826,14 @@ TEST_F(TlsServerTest, MutualTlsMapsTheCertificateSubjectToItsPrincipal) {
 // principal's subject does not authenticate.
 TEST_F(TlsServerTest, OnlyCommonNamesAndDnsNamesMapToPrincipals) {
   StartTls(/*mtls=*/true);
-  absl::StatusOr<testing::PemPair> by_cn = ca_->Issue("nurse.kim.example", {}, /*server=*/false);
+  absl::StatusOr<PemPair> by_cn = ca_->Issue("nurse.kim.example", {}, /*server=*/false);
   ASSERT_TRUE(by_cn.ok()) << by_cn.status();
   ConnectTls(ca_->root().cert, &*by_cn);
   ASSERT_TRUE(Create(As(Role::kService), "t1").ok());
   EXPECT_TRUE(Get(CallOptions{}, "t1").ok());
   for (const std::string& san : {std::string("email:nurse.kim.example"),
                                  std::string("URI:nurse.kim.example")}) {
-    absl::StatusOr<testing::PemPair> other = ca_->Issue("someone else", {san}, /*server=*/false);
+    absl::StatusOr<PemPair> other = ca_->Issue("someone else", {san}, /*server=*/false);
     ASSERT_TRUE(other.ok()) << other.status();
     ConnectTls(ca_->root().cert, &*other);
     EXPECT_EQ(Get(CallOptions{}, "t1").error_code(), grpc::StatusCode::UNAUTHENTICATED) << san;
@@ -885,7 +844,7 @@ TEST_F(TlsServerTest, MutualTlsRefusesAClientWithoutACertificateOrFromAnotherCa)
   StartTls(/*mtls=*/true);
   ConnectTls(ca_->root().cert, nullptr);
   EXPECT_EQ(Get(As(Role::kAdmin), "t1").error_code(), grpc::StatusCode::UNAVAILABLE);
-  absl::StatusOr<testing::PemPair> forged =
+  absl::StatusOr<PemPair> forged =
       other_ca_->Issue("Nurse Kim", {"DNS:nurse.kim.example"}, /*server=*/false);
   ASSERT_TRUE(forged.ok()) << forged.status();
   ConnectTls(ca_->root().cert, &*forged);
@@ -1119,10 +1078,8 @@ TEST(StartupChecksTest, RetentionIsAWholeNumberAndAUnit) {
 
 // --db holds call notes and the access log: created private, and refused when others can read it.
 TEST(StartupChecksTest, TheDatabaseDirectoryIsCreatedPrivateAndRefusedWhenOthersCanReadIt) {
-  std::string pattern =
-      (std::filesystem::temp_directory_path() / "outreach_db_dir_XXXXXX").string();
-  ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-  const std::string root = pattern;
+  const outreach::testing::TempDir temp("outreach_db_dir_");
+  const std::string root = temp.path();
   const mode_t old_umask = umask(022);
   const std::string fresh = root + "/a/b/db";
   EXPECT_TRUE(PrepareDbDirectory(fresh, false).ok());
@@ -1145,14 +1102,13 @@ TEST(StartupChecksTest, TheDatabaseDirectoryIsCreatedPrivateAndRefusedWhenOthers
   std::ofstream(file) << "x";
   EXPECT_EQ(PrepareDbDirectory(file, true).code(), absl::StatusCode::kFailedPrecondition);
   umask(old_umask);
-  std::filesystem::remove_all(root);
 }
 
 TEST(StartupChecksTest, ATlsKeyMustBeItsCertificatesKey) {
-  absl::StatusOr<testing::TestCa> ca = testing::TestCa::Create("startup CA");
+  absl::StatusOr<TestCa> ca = TestCa::Create("startup CA");
   ASSERT_TRUE(ca.ok()) << ca.status();
-  absl::StatusOr<testing::PemPair> one = ca->Issue("one", {"DNS:localhost"}, /*server=*/true);
-  absl::StatusOr<testing::PemPair> two = ca->Issue("two", {"DNS:localhost"}, /*server=*/true);
+  absl::StatusOr<PemPair> one = ca->Issue("one", {"DNS:localhost"}, /*server=*/true);
+  absl::StatusOr<PemPair> two = ca->Issue("two", {"DNS:localhost"}, /*server=*/true);
   ASSERT_TRUE(one.ok() && two.ok());
   EXPECT_TRUE(CheckKeyMatchesCertificate(one->cert, one->key).ok());
   const absl::Status mismatch = CheckKeyMatchesCertificate(one->cert, two->key);

@@ -2,8 +2,6 @@
 // principal, retention that keeps the chain verifiable, and what a reader does with damage.
 #include "store/access_log.h"
 
-#include <stdlib.h>
-
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -19,6 +17,8 @@
 #include "store/clock.h"
 #include "store/event_store.h"
 #include "store/keys.h"
+#include "tests/testing/raw_db.h"
+#include "tests/testing/temp_dir.h"
 
 namespace outreach::store {
 namespace {
@@ -34,15 +34,10 @@ std::string RecordKey(uint64_t sequence) {
 class AccessLogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/access_log_test.XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    dir_ = pattern;
+    dir_ = temp_.path();
     Reopen();
   }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { store_.reset(); }
 
   void Reopen(AccessLogOptions access = {}) {
     store_.reset();
@@ -83,21 +78,13 @@ class AccessLogTest : public ::testing::Test {
   // Closes the store and hands the raw "access_log" family to `edit`.
   void EditRawAccessLog(const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>& edit) {
     store_.reset();
-    std::vector<rocksdb::ColumnFamilyDescriptor> families;
-    for (const std::string& name : keys::ColumnFamilyNames()) {
-      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_, families, &handles, &db).ok());
-    edit(db, handles[keys::kAccessLog]);
-    for (rocksdb::ColumnFamilyHandle* handle : handles) {
-      ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
-    }
-    ASSERT_TRUE(db->Close().ok());
-    delete db;
+    outreach::testing::EditRawDb(
+        dir_, [&](rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& families) {
+          edit(db, families[keys::kAccessLog]);
+        });
   }
 
+  outreach::testing::TempDir temp_{"outreach_access_log_test_"};
   std::string dir_;
   FakeClock clock_{kLogStart};
   std::unique_ptr<EventStore> store_;

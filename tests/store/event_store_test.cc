@@ -3,12 +3,9 @@
 #include "store/event_store.h"
 #include "store/write_refusal.h"
 
-#include <stdlib.h>
-
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -19,7 +16,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
-#include "absl/synchronization/notification.h"
 #include "domain/validation.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -29,14 +25,15 @@
 #include "store/event_codec.h"
 #include "store/expiry_scheduler.h"
 #include "store/keys.h"
+#include "tests/testing/store_fixture.h"
 
 namespace outreach::store {
 namespace {
 
 using ::testing::HasSubstr;
 
-const absl::Time kStart =
-    absl::FromCivil(absl::CivilSecond(2025, 3, 10, 9, 0, 0), absl::UTCTimeZone());
+using ::outreach::store::testing::kStart;
+using ::outreach::store::testing::StoreFixture;
 
 struct CreateArgs {
   std::string patient_id = "p1";
@@ -127,36 +124,8 @@ class FailingWalFileSystem final : public rocksdb::FileSystemWrapper {
   };
 };
 
-class EventStoreTest : public ::testing::Test {
+class EventStoreTest : public StoreFixture {
  protected:
-  void SetUp() override {
-    char dir[] = "/tmp/outreach-store-test.XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    ASSERT_TRUE(Reopen().ok());
-  }
-
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  StoreOptions Options() {
-    StoreOptions options;
-    options.clock = &clock_;
-    options.sync_writes = false;  // tmpfs-speed tests; durability is RocksDB's WAL contract
-    options.block_cache_bytes = 1 << 20;
-    return options;
-  }
-
-  absl::Status Reopen() {
-    store_.reset();
-    absl::StatusOr<std::unique_ptr<EventStore>> opened = EventStore::Open(dir_, Options());
-    if (!opened.ok()) return opened.status();
-    store_ = *std::move(opened);
-    return absl::OkStatus();
-  }
-
   absl::StatusOr<CommandResult> Create(const std::string& task_id, const CreateArgs& a = {}) {
     return store_->Execute(CreateCommand(task_id, a), absl::StrCat("create:", task_id));
   }
@@ -165,11 +134,7 @@ class EventStoreTest : public ::testing::Test {
     return store_->Execute(LogCommand(task_id, a), fingerprint);
   }
 
-  std::vector<v1::EventRecord> AllEvents() {
-    absl::StatusOr<std::vector<v1::EventRecord>> events = store_->ReadEvents(0, "", 0);
-    EXPECT_TRUE(events.ok()) << events.status();
-    return events.ok() ? *events : std::vector<v1::EventRecord>{};
-  }
+  std::vector<v1::EventRecord> AllEvents() { return Events(); }
 
   ListPage List(ListQuery query) {
     absl::StatusOr<ListPage> page = store_->ListTasks(query);
@@ -177,28 +142,15 @@ class EventStoreTest : public ::testing::Test {
     return page.ok() ? *page : ListPage{};
   }
 
-  // Closes the store and hands the raw database (same column families) to `edit`.
-  void EditRawDb(const std::function<void(rocksdb::DB*,
-                                          std::vector<rocksdb::ColumnFamilyHandle*>&)>& edit) {
-    store_.reset();
-    std::vector<rocksdb::ColumnFamilyDescriptor> families;
-    for (const std::string& name : keys::ColumnFamilyNames()) {
-      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_, families, &handles, &db).ok());
-    edit(db, handles);
-    for (rocksdb::ColumnFamilyHandle* handle : handles) {
-      ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
-    }
-    ASSERT_TRUE(db->Close().ok());
-    delete db;
+  // Submits `first` and returns once the writer has taken it as a batch of its own and is held
+  // (writer_gate_): what is submitted next queues, until writer_gate_.Release(), for one batch.
+  void HoldTheWriterAfter(domain::Command first) {
+    writer_gate_.HoldNextBatch();
+    store_->Submit(std::move(first), "", [](absl::StatusOr<CommandResult> r) {
+      EXPECT_TRUE(r.ok()) << r.status();
+    });
+    writer_gate_.WaitUntilHeld();
   }
-
-  std::string dir_;
-  FakeClock clock_{kStart};
-  std::unique_ptr<EventStore> store_;
 };
 
 // ---- Appends and reads ----
@@ -363,22 +315,20 @@ TEST_F(EventStoreTest, RetriedRequestIdReturnsTheFirstResultAndAppendsNothing) {
 
 TEST_F(EventStoreTest, RepeatedRequestIdWithinOneBatchReplaysTheFirst) {
   ASSERT_TRUE(Create("t1").ok());
-  absl::Notification gate;
-  absl::BlockingCounter done(3);
+  absl::BlockingCounter done(2);
   std::vector<absl::StatusOr<CommandResult>> results(2);
-  // The first command's callback runs on the writer thread, so both retries queue meanwhile
-  // and are decided in one batch.
-  store_->Submit(CreateCommand("t0"), "create:t0", [&](absl::StatusOr<CommandResult>) {
-    for (int i = 0; i < 2; ++i) {
-      store_->Submit(LogCommand("t1", {.request_id = "req-1"}), "fp",
-                     [&, i](absl::StatusOr<CommandResult> r) {
-                       results[i] = std::move(r);
-                       done.DecrementCount();
-                     });
-    }
-    done.DecrementCount();
-  });
+  HoldTheWriterAfter(CreateCommand("t0"));
+  for (int i = 0; i < 2; ++i) {
+    store_->Submit(LogCommand("t1", {.request_id = "req-1"}), "fp",
+                   [&, i](absl::StatusOr<CommandResult> r) {
+                     results[i] = std::move(r);
+                     done.DecrementCount();
+                   });
+  }
+  writer_gate_.Release();
   done.Wait();
+  // t0's batch, then both retries in one: the second sees the first's key in the batch.
+  EXPECT_THAT(writer_gate_.batch_sizes(), ::testing::ElementsAre(1u, 2u));
   ASSERT_TRUE(results[0].ok()) << results[0].status();
   ASSERT_TRUE(results[1].ok()) << results[1].status();
   EXPECT_FALSE(results[0]->replayed);
@@ -587,7 +537,7 @@ TEST_F(EventStoreTest, ConcurrentSubmitsFromManyThreadsAllLandGapFree) {
 TEST_F(EventStoreTest, ACommandFailingInsideABatchFailsAlone) {
   ASSERT_TRUE(Create("t1").ok());
   std::vector<absl::StatusOr<CommandResult>> results(5);
-  absl::BlockingCounter done(6);
+  absl::BlockingCounter done(5);
   std::vector<domain::Command> batch = {
       CreateCommand("t2"),                          // ok
       LogCommand("missing"),                        // NOT_FOUND
@@ -595,17 +545,16 @@ TEST_F(EventStoreTest, ACommandFailingInsideABatchFailsAlone) {
       LogCommand("t2", {.expected_version = 7}),    // ABORTED
       LogCommand("t2", {.close_task = true}),       // ok: sees t2 from earlier in the batch
   };
-  // Queued while the writer runs the first command's callback: decided as one batch.
-  store_->Submit(CreateCommand("t0"), "create:t0", [&](absl::StatusOr<CommandResult>) {
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      store_->Submit(batch[i], absl::StrCat("fp", i), [&, i](absl::StatusOr<CommandResult> r) {
-        results[i] = std::move(r);
-        done.DecrementCount();
-      });
-    }
-    done.DecrementCount();
-  });
+  HoldTheWriterAfter(CreateCommand("t0"));
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    store_->Submit(batch[i], absl::StrCat("fp", i), [&, i](absl::StatusOr<CommandResult> r) {
+      results[i] = std::move(r);
+      done.DecrementCount();
+    });
+  }
+  writer_gate_.Release();
   done.Wait();
+  EXPECT_THAT(writer_gate_.batch_sizes(), ::testing::ElementsAre(1u, 5u));
   ASSERT_TRUE(results[0].ok()) << results[0].status();
   EXPECT_EQ(results[1].status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(results[2].status().code(), absl::StatusCode::kAlreadyExists);

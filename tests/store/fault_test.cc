@@ -1,4 +1,4 @@
-// EventStore under I/O faults (issue 3), on a temporary directory through FaultFs:
+// EventStore under I/O faults, on a temporary directory through FaultFs:
 //  - the FaultFs model itself (what a power cut keeps);
 //  - lost syncs: a power cut while clients are writing keeps every acknowledged event, and
 //    leaves a gap-free, verifiable log whose projections equal a rebuild;

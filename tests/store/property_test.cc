@@ -1,4 +1,4 @@
-// Property test (issue 4): random command sequences, then every audit view agrees with an
+// Property test: random command sequences, then every audit view agrees with an
 // independent fold of the log. Seeded: the seed is printed, and OUTREACH_PROPERTY_SEED replays
 // one. Properties:
 //   - replay == live projection (VerifyProjections, and a rebuild is byte-identical);
@@ -16,7 +16,7 @@
 #include "domain/validation.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
-#include "tests/store/audit_fixture.h"
+#include "tests/testing/store_fixture.h"
 
 namespace outreach::store::testing {
 namespace {

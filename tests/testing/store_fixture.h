@@ -1,11 +1,9 @@
-// A store on a temporary directory, with command builders, for the audit and property tests
-// (issue 4). Each test gets a fresh directory; the raw database can be edited between opens to
-// simulate tampering.
+// StoreFixture: an EventStore on a temporary directory with a FakeClock, for the store's tests,
+// with command builders. Each test gets a fresh directory (and may make more); the raw database
+// can be edited between opens to simulate tampering or an older format; the writer runs through
+// a WriterGate (tests/testing/writer_gate.h), so that a test can make several commands one batch.
 #pragma once
 
-#include <stdlib.h>
-
-#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -17,6 +15,9 @@
 #include "rocksdb/db.h"
 #include "store/event_store.h"
 #include "store/keys.h"
+#include "tests/testing/raw_db.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/writer_gate.h"
 
 namespace outreach::store::testing {
 
@@ -59,23 +60,25 @@ class StoreFixture : public ::testing::Test {
   }
 
   void TearDown() override {
+    writer_gate_.Release();  // a test that failed while holding the writer must not hang here
     store_.reset();
-    for (const std::string& dir : temp_dirs_) std::filesystem::remove_all(dir);
   }
 
+  // A fresh directory, removed after the test.
   std::string MakeTempDir() {
-    char dir[] = "/tmp/outreach-audit-test.XXXXXX";
-    EXPECT_NE(mkdtemp(dir), nullptr);
-    temp_dirs_.push_back(dir);
-    return dir;
+    temp_dirs_.emplace_back("outreach_store_test_");
+    return temp_dirs_.back().path();
   }
 
+  // Fast (no fsync: durability is RocksDB's WAL contract, tested in fault_test.cc), small, on
+  // the fake clock, through the writer gate.
   StoreOptions Options(const SchemaRegistry* schemas = nullptr) {
     StoreOptions options;
     options.clock = &clock_;
     options.sync_writes = false;
     options.block_cache_bytes = 1 << 20;
     options.schemas = schemas;
+    options.before_batch = writer_gate_.Hook();
     return options;
   }
 
@@ -107,28 +110,16 @@ class StoreFixture : public ::testing::Test {
     return events.ok() ? *std::move(events) : std::vector<v1::EventRecord>{};
   }
 
-  // Closes the store and hands the raw database (same column families) to `edit`.
-  void EditRawDb(const std::function<void(rocksdb::DB*,
-                                          std::vector<rocksdb::ColumnFamilyHandle*>&)>& edit) {
+  // Closes the store and hands the raw database (every column family) to `edit`.
+  void EditRawDb(const ::outreach::testing::RawDbEdit& edit) {
     store_.reset();
-    std::vector<rocksdb::ColumnFamilyDescriptor> families;
-    for (const std::string& name : keys::ColumnFamilyNames()) {
-      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_, families, &handles, &db).ok());
-    edit(db, handles);
-    for (rocksdb::ColumnFamilyHandle* handle : handles) {
-      ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
-    }
-    ASSERT_TRUE(db->Close().ok());
-    delete db;
+    ::outreach::testing::EditRawDb(dir_, edit);
   }
 
+  std::vector<::outreach::testing::TempDir> temp_dirs_;
   std::string dir_;
-  std::vector<std::string> temp_dirs_;
   FakeClock clock_{kStart};
+  ::outreach::testing::WriterGate writer_gate_;  // outlives store_
   std::unique_ptr<EventStore> store_;
 };
 

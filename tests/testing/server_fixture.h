@@ -1,10 +1,9 @@
-// A test fixture that runs an in-process outreach server on a free port, over an EventStore in a
-// fresh temporary directory with a FakeClock, and calls it through the generated stubs.
+// ServerFixture: runs an in-process outreach server on a free port, over an EventStore in a
+// fresh temporary directory with a FakeClock, and calls it through the generated stubs. Used by
+// every in-process server test (tests/server).
 #pragma once
 
-#include <stdlib.h>
-
-#include <filesystem>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +19,7 @@
 #include "server/server.h"
 #include "store/clock.h"
 #include "store/event_store.h"
+#include "tests/testing/temp_dir.h"
 
 namespace outreach::server::testing {
 
@@ -30,30 +30,13 @@ inline absl::Time TestStart() {
 inline constexpr char kToday[] = "2025-03-10";
 inline constexpr char kNextWeek[] = "2025-03-17";
 
+// Subclasses that need another store or server (principals, TLS, a failing file system) override
+// SetUp with their own OpenStore / StartServer calls; TearDown closes whatever was opened.
 class ServerFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "outreach_server_test_XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    store::StoreOptions options;
-    options.clock = &clock_;
-    options.time_zone = absl::UTCTimeZone();
-    absl::StatusOr<std::unique_ptr<store::EventStore>> store =
-        store::EventStore::Open(dir_ + "/db", options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    ServerOptions server_options;
-    server_options.listen_address = "127.0.0.1:0";
-    absl::StatusOr<std::unique_ptr<OutreachServer>> server =
-        OutreachServer::Start(server_options, store_.get());
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    server_->SetServing(true);
-    channel_ = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
-    tasks_ = v1::TaskService::NewStub(channel_);
-    events_ = v1::EventLog::NewStub(channel_);
+    ASSERT_NO_FATAL_FAILURE(OpenStore(TestStoreOptions()));
+    ASSERT_NO_FATAL_FAILURE(StartServer(ServerOptions()));
   }
 
   void TearDown() override {
@@ -62,7 +45,42 @@ class ServerFixture : public ::testing::Test {
     channel_.reset();
     server_.reset();
     store_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  // The store on the fake clock, "today" taken in UTC.
+  store::StoreOptions TestStoreOptions() {
+    store::StoreOptions options;
+    options.clock = &clock_;
+    options.time_zone = absl::UTCTimeZone();
+    return options;
+  }
+
+  // Opens store_ in `dir_`/db (closing the one open).
+  void OpenStore(const store::StoreOptions& options) {
+    store_.reset();
+    absl::StatusOr<std::unique_ptr<store::EventStore>> store =
+        store::EventStore::Open(dir_ + "/db", options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+
+  // Starts server_ over store_ on a free loopback port, serving, and connects the stubs to it
+  // in plaintext.
+  void StartServer(ServerOptions options) {
+    options.listen_address = "127.0.0.1:0";
+    absl::StatusOr<std::unique_ptr<OutreachServer>> server =
+        OutreachServer::Start(options, store_.get());
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    server_->SetServing(true);
+    Connect(grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  }
+
+  // Points the stubs at `channel`.
+  void Connect(std::shared_ptr<grpc::Channel> channel) {
+    channel_ = std::move(channel);
+    tasks_ = v1::TaskService::NewStub(channel_);
+    events_ = v1::EventLog::NewStub(channel_);
   }
 
   // A context with a short deadline and, when `actor` is not empty, x-actor metadata.
@@ -162,7 +180,8 @@ class ServerFixture : public ::testing::Test {
   }
 
   store::FakeClock clock_{TestStart()};
-  std::string dir_;
+  ::outreach::testing::TempDir temp_{"outreach_server_test_"};
+  const std::string dir_ = temp_.path();
   std::unique_ptr<store::EventStore> store_;
   std::unique_ptr<OutreachServer> server_;
   std::shared_ptr<grpc::Channel> channel_;

@@ -1,4 +1,4 @@
-// Issue 4, the store half: time travel (as of a version or a time), task history, verification
+// The store's audit views: time travel (as of a version or a time), task history, verification
 // against a kept head hash, live-follow (WaitForHeadAbove, head listeners), read-only and
 // secondary opens, schema upcasting, backup and restore, and JSON export. Error paths close
 // each section.
@@ -13,7 +13,7 @@
 #include "gtest/gtest.h"
 #include "store/event_codec.h"
 #include "store/event_json.h"
-#include "tests/store/audit_fixture.h"
+#include "tests/testing/store_fixture.h"
 
 namespace outreach::store::testing {
 namespace {

@@ -1,4 +1,4 @@
-#include "tests/server/tls_test_util.h"
+#include "tests/testing/test_ca.h"
 
 #include <memory>
 #include <utility>
