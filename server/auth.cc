@@ -13,10 +13,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "domain/validation.h"
+#include "store/event_codec.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/security/auth_context.h"
 #include "openssl/crypto.h"
-#include "openssl/sha.h"
 
 namespace outreach::server {
 namespace {
@@ -50,9 +50,7 @@ constexpr MethodRule kMethodTable[] = {
 };
 
 std::string Sha256(absl::string_view bytes) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
-  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
+  return std::string(store::AsBytes(store::Sha256(bytes)));
 }
 
 bool IsHex(absl::string_view text) {
@@ -99,7 +97,7 @@ absl::StatusOr<Principal> ParseLine(absl::string_view line) {
     principal.roles |= Roles(*role);
   }
   if (fields[2] != "-") {
-    if (fields[2].size() != 2 * SHA256_DIGEST_LENGTH || !IsHex(fields[2])) {
+    if (fields[2].size() != 2 * store::kHashSize || !IsHex(fields[2])) {
       return absl::InvalidArgumentError(
           "token_sha256 must be 64 hex digits (the SHA-256 of the token) or \"-\"");
     }

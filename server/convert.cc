@@ -1,6 +1,5 @@
 #include "server/convert.h"
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include <array>
@@ -14,6 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "domain/validation.h"
+#include "store/event_codec.h"
+#include "store/uuid.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
@@ -59,16 +60,6 @@ void AppendLengthPrefixed(std::string& out, absl::string_view part) {
   out.append(part.data(), part.size());
 }
 
-std::string Sha256(absl::string_view data) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest;
-  unsigned int size = 0;
-  // EVP_Digest only fails on allocation failure, where there is nothing sensible left to do.
-  if (EVP_Digest(data.data(), data.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1) {
-    std::abort();
-  }
-  return std::string(reinterpret_cast<const char*>(digest.data()), size);
-}
-
 std::string FingerprintOf(absl::string_view method, absl::string_view actor,
                           const google::protobuf::MessageLite& request_without_id,
                           absl::string_view on_behalf_of) {
@@ -80,7 +71,7 @@ std::string FingerprintOf(absl::string_view method, absl::string_view actor,
   AppendLengthPrefixed(input, DeterministicBytes(request_without_id));
   // Only when set: fingerprints of requests without it stay what they were.
   if (!on_behalf_of.empty()) AppendLengthPrefixed(input, on_behalf_of);
-  return Sha256(input);
+  return std::string(store::AsBytes(store::Sha256(input)));
 }
 
 }  // namespace
@@ -100,16 +91,12 @@ absl::StatusOr<std::string> ResolveActor(std::optional<absl::string_view> x_acto
 }
 
 std::string NewTaskId() {
-  std::array<unsigned char, 16> b;
+  std::array<uint8_t, 16> b;
   if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) {
     // OpenSSL's CSPRNG failing means the process cannot make ids safely at all.
     std::abort();
   }
-  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
-  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
-  return absl::StrFormat("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-                         b[12], b[13], b[14], b[15]);
+  return store::UuidV4FromRandomBytes(b);
 }
 
 absl::StatusOr<domain::CreateTaskCommand> ToCommand(const v1::CreateTaskRequest& request,

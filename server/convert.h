@@ -15,6 +15,7 @@
 #include "outreach/v1/task_service.pb.h"
 #include "store/access_log.h"
 #include "store/event_store.h"
+#include "store/worklist.h"
 
 namespace outreach::server {
 
@@ -25,7 +26,8 @@ inline constexpr char kAnonymousActor[] = "anonymous";
 inline constexpr char kActorMetadataKey[] = "x-actor";
 
 inline constexpr int kDefaultPageSize = 50;
-inline constexpr int kMaxPageSize = 500;
+// The largest page: the store's (store/worklist.h), which ListTasks also enforces.
+using store::kMaxPageSize;
 
 // The caller's identity from the x-actor metadata value (nullopt = not sent): a valid id, and not
 // one of the service's own "system:" actors. "anonymous" when absent.

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <deque>
@@ -52,6 +53,7 @@
 #include "store/log_verifier.h"
 #include "store/rocks.h"
 #include "store/sorted_rows.h"
+#include "store/uuid.h"
 #include "store/worklist.h"
 #include "store/write_refusal.h"
 
@@ -60,25 +62,14 @@ namespace {
 
 using storage::v1::StoredEvent;
 
-// A random (version 4) UUID in its 8-4-4-4-12 hex form. Written out by hand: one per event on
-// the writer thread, where a 16-argument StrFormat showed in the profile.
+// An event id: a random UUID from the writer's generator (store/uuid.h).
 std::string NewEventId(absl::BitGen& gen) {
-  uint8_t b[16];
+  std::array<uint8_t, 16> b;
   for (int half = 0; half < 2; ++half) {
     const uint64_t bits = absl::Uniform<uint64_t>(gen);
     for (int i = 0; i < 8; ++i) b[half * 8 + i] = static_cast<uint8_t>(bits >> (8 * i));
   }
-  b[6] = (b[6] & 0x0F) | 0x40;  // version 4: random
-  b[8] = (b[8] & 0x3F) | 0x80;  // variant 10: RFC 4122
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id;
-  id.reserve(36);
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) id.push_back('-');
-    id.push_back(kHex[b[i] >> 4]);
-    id.push_back(kHex[b[i] & 0x0F]);
-  }
-  return id;
+  return UuidV4FromRandomBytes(b);
 }
 
 rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>& cache,
