@@ -314,91 +314,61 @@ class EventStore::Impl {
 
   AccessLog* access_log() const { return access_log_.get(); }
 
-  // Verifies the log from the checkpoint to the head, records a new checkpoint, and rebuilds the
-  // projections when their format changed. Runs before the writer starts.
-  // Read-only stores skip the verification when `verify` is false (the head then comes from the
-  // head row), never write, and refuse projections that would need a rebuild.
-  absl::Status Recover(bool verify = true) {
-    if (absl::Status s = schemas_->CheckComplete(); !s.ok()) return s;
-    // Released before a rebuild, which would otherwise pin every row it replaces. A secondary
-    // has no snapshots, and nothing changes its view before Recover returns.
-    std::unique_ptr<rocksdb::ManagedSnapshot> snapshot;
-    rocksdb::ReadOptions read;
-    if (secondary_path_.empty()) {
-      snapshot = std::make_unique<rocksdb::ManagedSnapshot>(db_.get());
-      read.snapshot = snapshot->snapshot();
-    }
-    std::string raw;
-
+  // Where Open's verification starts: the last verified checkpoint (position 0 when there is
+  // none, or when its schema is newer than this build's: then the whole log is re-read so that
+  // the error names the first event this build cannot read).
+  struct VerifyStart {
     uint64_t from = 0;
     Hash from_hash = ZeroHash();
     uint32_t max_schema = 1;
-    if (verify) {
-      rocksdb::Status s = db_->Get(read, cf(keys::kDefault), keys::kCheckpointKey, &raw);
-      if (s.ok()) {
-        absl::StatusOr<storage::v1::VerifiedCheckpoint> checkpoint = keys::DecodeCheckpoint(raw);
-        if (!checkpoint.ok()) return checkpoint.status();
-        max_schema = std::max<uint32_t>(checkpoint->max_schema_version(), 1);
-        // Events this build cannot read lie before the checkpoint (a newer build wrote them):
-        // re-read the whole log so that the error names the first of them.
-        if (max_schema > schemas_->current_version()) checkpoint->set_position(0);
-        if (checkpoint->position() > 0) {
-          from = checkpoint->position();
-          absl::StatusOr<DecodedEvent> event = ReadEvent(read, from);
-          if (!event.ok()) return event.status();
-          if (AsBytes(event->hash) != checkpoint->hash() || !VerifyEventHash(*event)) {
-            return absl::DataLossError(absl::StrCat(
-                "event log: position ", from, ": does not match the verified checkpoint"));
-          }
-          from_hash = event->hash;
-        }
-      } else if (!s.IsNotFound()) {
-        return FromRocks(s, "reading the verified checkpoint");
-      }
+  };
+  absl::StatusOr<VerifyStart> ReadCheckpoint(const rocksdb::ReadOptions& read) const {
+    VerifyStart start;
+    std::string raw;
+    rocksdb::Status s = db_->Get(read, cf(keys::kDefault), keys::kCheckpointKey, &raw);
+    if (s.IsNotFound()) return start;
+    if (!s.ok()) return FromRocks(s, "reading the verified checkpoint");
+    absl::StatusOr<storage::v1::VerifiedCheckpoint> checkpoint = keys::DecodeCheckpoint(raw);
+    if (!checkpoint.ok()) return checkpoint.status();
+    start.max_schema = std::max<uint32_t>(checkpoint->max_schema_version(), 1);
+    if (start.max_schema > schemas_->current_version() || checkpoint->position() == 0) {
+      return start;
     }
-
-    absl::StatusOr<bool> current = ProjectionsCurrent(read);
-    if (!current.ok()) return current.status();
-    bool projections_current = *current;
-
-    if (verify) {
-      uint32_t seen_schema = 0;
-      const VerifyReport report =
-          Verify(read, from, from_hash, projections_current, /*to=*/0, &seen_schema);
-      if (!report.ok) {
-        return absl::DataLossError(absl::StrCat("event log is corrupt at position ",
-                                                report.first_bad_position, ": ", report.problem));
-      }
-      if (max_schema > schemas_->current_version()) {
-        return absl::DataLossError(absl::StrCat(
-            "event log: the verified checkpoint says events use schema_version ", max_schema,
-            ", newer than this build supports (", schemas_->current_version(), ")"));
-      }
-      max_schema = std::max(max_schema, seen_schema);
-      head_position_ = report.head_position;
-      HashFromBytes(report.head_hash, &head_hash_);
-    } else if (absl::Status h = ReadHeadRow(read, &head_position_, &head_hash_); !h.ok()) {
-      return h;
+    start.from = checkpoint->position();
+    absl::StatusOr<DecodedEvent> event = ReadEvent(read, start.from);
+    if (!event.ok()) return event.status();
+    if (AsBytes(event->hash) != checkpoint->hash() || !VerifyEventHash(*event)) {
+      return absl::DataLossError(absl::StrCat("event log: position ", start.from,
+                                              ": does not match the verified checkpoint"));
     }
-    if (head_position_ > 0 && !read_only_) {  // only the writer needs it
-      absl::StatusOr<DecodedEvent> head = ReadEvent(read, head_position_);
-      if (!head.ok()) return head.status();
-      last_recorded_at_ = domain::FromProto(head->event.recorded_at());
-    }
-    PublishHead(head_position_);
-    snapshot.reset();
+    start.from_hash = event->hash;
+    return start;
+  }
 
-    if (read_only_) {
-      if (!projections_current && head_position_ > 0) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "the projections in ", dir_, " were folded with another projection format or event "
-            "schema version than this build's (format ", keys::kProjectionFormat, ", schema ",
-            schemas_->current_version(), "): open it read-write, or run `outreachctl rebuild` "
-            "on a copy"));
-      }
-      return absl::OkStatus();
+  // Verifies the log from `start` to the head, and sets the head from what it checked.
+  // Returns the highest schema version of the log.
+  absl::StatusOr<uint32_t> VerifyOnOpen(const rocksdb::ReadOptions& read,
+                                        const VerifyStart& start, bool projections_current) {
+    uint32_t seen_schema = 0;
+    const VerifyReport report = Verify(read, start.from, start.from_hash, projections_current,
+                                       /*to=*/0, &seen_schema);
+    if (!report.ok) {
+      return absl::DataLossError(absl::StrCat("event log is corrupt at position ",
+                                              report.first_bad_position, ": ", report.problem));
     }
+    if (start.max_schema > schemas_->current_version()) {
+      return absl::DataLossError(absl::StrCat(
+          "event log: the verified checkpoint says events use schema_version ", start.max_schema,
+          ", newer than this build supports (", schemas_->current_version(), ")"));
+    }
+    head_position_ = report.head_position;
+    HashFromBytes(report.head_hash, &head_hash_);
+    return std::max(start.max_schema, seen_schema);
+  }
 
+  // Records the verified head as the new checkpoint (and, on an empty log, the projection
+  // format), then rebuilds the projections if they are not current.
+  absl::Status RecordCheckpoint(uint32_t max_schema, bool projections_current) {
     storage::v1::VerifiedCheckpoint checkpoint;
     checkpoint.set_position(head_position_);
     checkpoint.set_hash(std::string(AsBytes(head_hash_)));
@@ -416,6 +386,49 @@ class EventStore::Impl {
     checkpoint_position_ = head_position_;
     checkpoint_max_schema_ = max_schema;
     if (!projections_current) return RebuildLocked([](const RebuildProgress&) {}, 0);
+    return absl::OkStatus();
+  }
+
+  // Verifies the log from the checkpoint to the head, records a new checkpoint, and rebuilds the
+  // projections when their format changed. Runs before the writer starts.
+  // Read-only stores skip the verification when `verify` is false (the head then comes from the
+  // head row), never write, and refuse projections that would need a rebuild.
+  absl::Status Recover(bool verify = true) {
+    if (absl::Status s = schemas_->CheckComplete(); !s.ok()) return s;
+    // Released before a rebuild, which would otherwise pin every row it replaces. A secondary
+    // has no snapshots, and nothing changes its view before Recover returns.
+    std::unique_ptr<rocksdb::ManagedSnapshot> snapshot;
+    rocksdb::ReadOptions read;
+    if (secondary_path_.empty()) {
+      snapshot = std::make_unique<rocksdb::ManagedSnapshot>(db_.get());
+      read.snapshot = snapshot->snapshot();
+    }
+    absl::StatusOr<VerifyStart> start = verify ? ReadCheckpoint(read) : VerifyStart();
+    if (!start.ok()) return start.status();
+    absl::StatusOr<bool> current = ProjectionsCurrent(read);
+    if (!current.ok()) return current.status();
+    absl::StatusOr<uint32_t> max_schema = start->max_schema;
+    if (verify) {
+      max_schema = VerifyOnOpen(read, *start, *current);
+    } else if (absl::Status h = ReadHeadRow(read, &head_position_, &head_hash_); !h.ok()) {
+      return h;
+    }
+    if (!max_schema.ok()) return max_schema.status();
+    if (head_position_ > 0 && !read_only_) {  // only the writer needs it
+      absl::StatusOr<DecodedEvent> head = ReadEvent(read, head_position_);
+      if (!head.ok()) return head.status();
+      last_recorded_at_ = domain::FromProto(head->event.recorded_at());
+    }
+    PublishHead(head_position_);
+    snapshot.reset();
+    if (!read_only_) return RecordCheckpoint(*max_schema, *current);
+    if (!*current && head_position_ > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the projections in ", dir_, " were folded with another projection format or event "
+          "schema version than this build's (format ", keys::kProjectionFormat, ", schema ",
+          schemas_->current_version(), "): open it read-write, or run `outreachctl rebuild` "
+          "on a copy"));
+    }
     return absl::OkStatus();
   }
 
@@ -1070,6 +1083,112 @@ class EventStore::Impl {
     }
   }
 
+  // A command that carries a request id: the first result if the actor already used that id
+  // for the same request (nothing is appended), ALREADY_EXISTS if for another, nullopt if the id
+  // is new.
+  std::optional<absl::StatusOr<CommandResult>> Replayed(const std::string& request_key,
+                                                        const std::string& request_id,
+                                                        const std::string& fingerprint,
+                                                        const BatchState& batch) const {
+    auto reused = [&] {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "request_id: \"", request_id, "\" was already used for a different request"));
+    };
+    if (auto pending = batch.requests.find(request_key); pending != batch.requests.end()) {
+      if (pending->second.fingerprint != fingerprint) return reused();
+      return CommandResult{*pending->second.task, {}, true};
+    }
+    std::string raw;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(keys::kRequests), request_key, &raw);
+    if (s.IsNotFound()) return std::nullopt;
+    if (!s.ok()) return FromRocks(s, "reading the idempotency key");
+    storage::v1::RequestRecord record;
+    if (!record.ParseFromString(raw)) {
+      return absl::DataLossError(
+          absl::StrCat("requests: row for \"", request_id, "\" is malformed"));
+    }
+    if (record.fingerprint() != fingerprint) return reused();
+    absl::StatusOr<v1::Task> task = FoldStream(record.task_id(), record.task_version());
+    if (!task.ok()) return task.status();
+    return CommandResult{*std::move(task), {}, true};
+  }
+
+  // The task's state before the command: decided earlier in this batch, or stored; nullptr when
+  // there is no such task.
+  absl::StatusOr<std::shared_ptr<const v1::Task>> StateBefore(const std::string& task_id,
+                                                              const BatchState& batch) const {
+    if (auto it = batch.tasks.find(task_id); it != batch.tasks.end()) return it->second;
+    absl::StatusOr<v1::Task> stored = GetTask(task_id);
+    if (stored.ok()) return std::make_shared<const v1::Task>(*std::move(stored));
+    if (stored.status().code() == absl::StatusCode::kNotFound) {
+      return std::shared_ptr<const v1::Task>();
+    }
+    return stored.status();
+  }
+
+  // Stamps the decided events (schema, position, stream version, id, time, the request's
+  // fingerprint on the first), applies them to `next`, chains their hashes from `*hash` and
+  // encodes them into `event_rows`; `result` gets them as EventRecords. Changes nothing shared.
+  absl::Status StampEvents(std::vector<domain::NewEvent>& decided, const std::string& task_id,
+                           absl::Time now, const std::string& fingerprint, bool has_request,
+                           uint64_t* position, Hash* hash, v1::Task& next,
+                           std::vector<std::pair<uint64_t, std::string>>& event_rows,
+                           CommandResult& result) {
+    for (std::size_t i = 0; i < decided.size(); ++i) {
+      StoredEvent& event = decided[i].event;
+      event.set_schema_version(schemas_->current_version());
+      event.set_position(++*position);
+      event.set_task_id(task_id);
+      event.set_version(next.version() + 1);
+      event.set_event_id(NewEventId(gen_));
+      *event.mutable_recorded_at() = domain::ToProto(now);
+      if (i == 0 && has_request) event.set_request_fingerprint(fingerprint);
+      if (absl::Status s = domain::Apply(next, event); !s.ok()) {
+        return absl::InternalError(
+            absl::StrCat("the rules rejected their own event: ", s.message()));
+      }
+      DecodedEvent decoded;
+      decoded.position = *position;
+      decoded.prev_hash = *hash;
+      event_rows.emplace_back(*position, EncodeEvent(event, *hash, hash));
+      decoded.hash = *hash;
+      decoded.stored_schema_version = event.schema_version();
+      decoded.event = event;
+      result.events.push_back(ToEventRecord(decoded));
+    }
+    return absl::OkStatus();
+  }
+
+  // Only the index rows that change from `before` (nullptr: a new task) to `after`: every row is
+  // a memtable insert, the writer's main cost.
+  static void PutIndexRows(const v1::Task* before, const v1::Task& after, SortedRows& rows) {
+    const keys::IndexRows new_rows = keys::IndexRowsFor(after);
+    if (before == nullptr) {
+      for (const auto& [key, value] : new_rows.worklist) rows.Put(keys::kWorklist, key, value);
+      if (new_rows.expiry.has_value()) rows.Put(keys::kExpiry, *new_rows.expiry, "");
+      return;
+    }
+    const keys::IndexRows old_rows = keys::IndexRowsFor(*before);
+    // (Rows by reference, not structured bindings: clang 14, the fuzz build's compiler, cannot
+    // capture a binding in a lambda.)
+    for (const auto& old_row : old_rows.worklist) {
+      const bool kept = std::any_of(new_rows.worklist.begin(), new_rows.worklist.end(),
+                                    [&](const auto& row) { return row.first == old_row.first; });
+      if (!kept) rows.Delete(keys::kWorklist, old_row.first);
+    }
+    for (const auto& new_row : new_rows.worklist) {
+      const bool same = std::any_of(old_rows.worklist.begin(), old_rows.worklist.end(),
+                                    [&](const auto& row) { return row == new_row; });
+      if (!same) rows.Put(keys::kWorklist, new_row.first, new_row.second);
+    }
+    if (old_rows.expiry != new_rows.expiry) {
+      if (old_rows.expiry.has_value()) rows.Delete(keys::kExpiry, *old_rows.expiry);
+      if (new_rows.expiry.has_value()) rows.Put(keys::kExpiry, *new_rows.expiry, "");
+    }
+  }
+
+  // Decides one command of a batch against the state the batch has so far and, if it appends,
+  // adds its rows to the batch. A command that fails leaves no trace in the batch.
   absl::StatusOr<CommandResult> ProcessOne(const domain::Command& command,
                                            const std::string& fingerprint, BatchState& batch) {
     const domain::CommandMeta* meta = domain::MetaOf(command);
@@ -1079,117 +1198,39 @@ class EventStore::Impl {
         request_id.empty() ? std::string() : keys::RequestKey(meta->actor, request_id);
     const std::string& task_id = domain::TaskIdOf(command);
     if (!request_id.empty()) {
-      auto reused = [&] {
-        return absl::AlreadyExistsError(absl::StrCat(
-            "request_id: \"", request_id, "\" was already used for a different request"));
-      };
-      if (auto pending = batch.requests.find(request_key); pending != batch.requests.end()) {
-        if (pending->second.fingerprint != fingerprint) return reused();
-        return CommandResult{*pending->second.task, {}, true};
-      }
-      std::string raw;
-      rocksdb::Status s =
-          db_->Get(rocksdb::ReadOptions(), cf(keys::kRequests), request_key, &raw);
-      if (s.ok()) {
-        storage::v1::RequestRecord record;
-        if (!record.ParseFromString(raw)) {
-          return absl::DataLossError(
-              absl::StrCat("requests: row for \"", request_id, "\" is malformed"));
-        }
-        if (record.fingerprint() != fingerprint) return reused();
-        absl::StatusOr<v1::Task> task = FoldStream(record.task_id(), record.task_version());
-        if (!task.ok()) return task.status();
-        return CommandResult{*std::move(task), {}, true};
-      }
-      if (!s.IsNotFound()) return FromRocks(s, "reading the idempotency key");
-    }
-
-    // The task's state before the command: decided earlier in this batch, or stored.
-    std::shared_ptr<const v1::Task> state;
-    if (auto it = batch.tasks.find(task_id); it != batch.tasks.end()) {
-      state = it->second;
-    } else {
-      absl::StatusOr<v1::Task> stored = GetTask(task_id);
-      if (stored.ok()) {
-        state = std::make_shared<const v1::Task>(*std::move(stored));
-      } else if (stored.status().code() != absl::StatusCode::kNotFound) {
-        return stored.status();
+      if (auto replayed = Replayed(request_key, request_id, fingerprint, batch)) {
+        return *std::move(replayed);
       }
     }
-
+    absl::StatusOr<std::shared_ptr<const v1::Task>> state = StateBefore(task_id, batch);
+    if (!state.ok()) return state.status();
     const absl::Time now = std::max(clock_->Now(), batch.last_recorded_at);
-    absl::StatusOr<std::vector<domain::NewEvent>> decided =
-        domain::Decide(state.get(), command, domain::DecideContext{now, options_.time_zone});
+    absl::StatusOr<std::vector<domain::NewEvent>> decided = domain::Decide(
+        state->get(), command, domain::DecideContext{now, options_.time_zone});
     if (!decided.ok()) return decided.status();
-    if (decided->empty()) {
-      return CommandResult{state != nullptr ? *state : v1::Task(), {}, false};
-    }
+    if (decided->empty()) return CommandResult{*state != nullptr ? **state : v1::Task(), {}, false};
 
-    // Everything is computed before the first row goes into the shared batch, so that a
-    // command that fails here leaves no trace.
-    auto next_owned = state != nullptr ? std::make_shared<v1::Task>(*state)
-                                       : std::make_shared<v1::Task>();
+    // Everything is computed before the first row goes into the shared batch.
+    auto next_owned = *state != nullptr ? std::make_shared<v1::Task>(**state)
+                                        : std::make_shared<v1::Task>();
     v1::Task& next = *next_owned;
     uint64_t position = batch.position;
     Hash hash = batch.hash;
     std::vector<std::pair<uint64_t, std::string>> event_rows;
     CommandResult result;
-    for (std::size_t i = 0; i < decided->size(); ++i) {
-      StoredEvent& event = (*decided)[i].event;
-      event.set_schema_version(schemas_->current_version());
-      event.set_position(++position);
-      event.set_task_id(task_id);
-      event.set_version(next.version() + 1);
-      event.set_event_id(NewEventId(gen_));
-      *event.mutable_recorded_at() = domain::ToProto(now);
-      if (i == 0 && !request_id.empty()) event.set_request_fingerprint(fingerprint);
-      if (absl::Status s = domain::Apply(next, event); !s.ok()) {
-        return absl::InternalError(
-            absl::StrCat("the rules rejected their own event: ", s.message()));
-      }
-      DecodedEvent decoded;
-      decoded.position = position;
-      decoded.prev_hash = hash;
-      event_rows.emplace_back(position, EncodeEvent(event, hash, &hash));
-      decoded.hash = hash;
-      decoded.stored_schema_version = event.schema_version();
-      decoded.event = event;
-      result.events.push_back(ToEventRecord(decoded));
+    if (absl::Status s = StampEvents(*decided, task_id, now, fingerprint, !request_id.empty(),
+                                     &position, &hash, next, event_rows, result);
+        !s.ok()) {
+      return s;
     }
 
     SortedRows& rows = batch.rows;
     for (std::size_t i = 0; i < event_rows.size(); ++i) {
-      const v1::EventRecord& record = result.events[i];
       rows.Put(keys::kEvents, keys::EventKey(event_rows[i].first), event_rows[i].second);
-      rows.Put(keys::kStreams, keys::StreamKey(task_id, record.version()),
-               keys::EncodeFixed64BE(record.position()));
+      rows.Put(keys::kStreams, keys::StreamKey(task_id, result.events[i].version()),
+               keys::EncodeFixed64BE(result.events[i].position()));
     }
-    // Only the index rows that change: every row is a memtable insert, the writer's main cost.
-    const keys::IndexRows new_rows = keys::IndexRowsFor(next);
-    if (state != nullptr) {
-      const keys::IndexRows old_rows = keys::IndexRowsFor(*state);
-      // (Rows by reference, not structured bindings: clang 14, the fuzz build's compiler,
-      // cannot capture a binding in a lambda.)
-      for (const auto& old_row : old_rows.worklist) {
-        const bool kept = std::any_of(new_rows.worklist.begin(), new_rows.worklist.end(),
-                                      [&](const auto& row) { return row.first == old_row.first; });
-        if (!kept) rows.Delete(keys::kWorklist, old_row.first);
-      }
-      for (const auto& new_row : new_rows.worklist) {
-        const bool same = std::any_of(old_rows.worklist.begin(), old_rows.worklist.end(),
-                                      [&](const auto& row) { return row == new_row; });
-        if (!same) rows.Put(keys::kWorklist, new_row.first, new_row.second);
-      }
-      if (old_rows.expiry != new_rows.expiry) {
-        if (old_rows.expiry.has_value()) rows.Delete(keys::kExpiry, *old_rows.expiry);
-        if (new_rows.expiry.has_value()) rows.Put(keys::kExpiry, *new_rows.expiry, "");
-      }
-    } else {
-      for (const auto& [key, value] : new_rows.worklist) {
-        rows.Put(keys::kWorklist, key, value);
-      }
-      if (new_rows.expiry.has_value()) rows.Put(keys::kExpiry, *new_rows.expiry, "");
-    }
+    PutIndexRows(state->get(), next, rows);
     rows.Put(keys::kTasks, task_id, keys::EncodeTask(next));
     if (!request_id.empty()) {
       storage::v1::RequestRecord record;
@@ -1200,7 +1241,6 @@ class EventStore::Impl {
       rows.Put(keys::kRequests, request_key, keys::EncodeRequestRecord(record));
       batch.requests[request_key] = BatchState::Request{fingerprint, next_owned};
     }
-
     batch.position = position;
     batch.hash = hash;
     batch.last_recorded_at = now;

@@ -82,88 +82,76 @@ absl::Status TaskRow(const v1::Task& task, absl::string_view contacts, std::stri
   return absl::OkStatus();
 }
 
-}  // namespace
+// What a fold keeps of each request id while it reads the log: the latest event of its request.
+struct FoldedRequest {
+  std::string fingerprint;
+  std::string task_id;
+  int64_t task_version = 0;
+  uint64_t last_position = 0;
+};
+using FoldedRequests = absl::flat_hash_map<std::string, FoldedRequest>;
 
-absl::Status FoldLog(const LogReader& log, const rocksdb::ReadOptions& read,
-                     uint64_t expected_events, FoldedLog* out,
-                     absl::FunctionRef<void(uint64_t)> on_event) {
-  struct Request {
-    std::string fingerprint;
-    std::string task_id;
-    int64_t task_version = 0;
-    uint64_t last_position = 0;
-  };
-  absl::flat_hash_map<std::string, Request> requests;
-  rocksdb::ReadOptions scan = read;
-  // One sequential pass over the whole log, read 1 MiB at a time. Not more: each table file
-  // gets its own buffer of this size, first touched by the read (at 8 MiB the buffers were
-  // ~11,000 of a rebuild's page faults).
-  scan.readahead_size = 1 << 20;
-  scan.fill_cache = false;  // that pass must not evict what readers use
-  std::unique_ptr<rocksdb::Iterator> it(log.db()->NewIterator(scan, log.cf(keys::kEvents)));
-  // One message reused for every event (its fields keep their allocations), parsed straight
-  // from the row: DecodeEvent's copy of the body is for hash checks, which a fold does not do.
-  storage::v1::StoredEvent event;
-  out->positions.reserve(expected_events);
-  out->next.reserve(expected_events);
-  out->contacts.reserve(expected_events);
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    uint64_t position = 0;
-    if (!keys::ParseEventKey(View(it->key()), &position)) {
-      return absl::DataLossError("rebuild: malformed event key");
-    }
-    const absl::string_view value = View(it->value());
-    constexpr std::size_t kHeader = 1 + 2 * kHashSize;  // format | prev_hash | hash
-    event.Clear();
-    const bool parsed =
-        value.size() >= kHeader && static_cast<uint8_t>(value[0]) == kEventFormatVersion &&
-        event.ParseFromArray(value.data() + kHeader, static_cast<int>(value.size() - kHeader)) &&
-        event.position() == position && log.schemas().Upcast(position, event).ok();
-    if (!parsed) {
-      // DecodeEvent says precisely what is wrong with the row.
-      absl::StatusOr<DecodedEvent> decoded = DecodeEvent(position, value, log.schemas());
-      if (!decoded.ok()) return decoded.status();
-      event = std::move(decoded->event);
-    }
-    FoldedLog::Stream& stream = out->streams[event.task_id()];
-    if (stream.task == nullptr) {
-      stream.task = google::protobuf::Arena::CreateMessage<v1::Task>(&out->arena);
-    }
-    if (absl::Status s = ApplyChecked(*stream.task, event); !s.ok()) return s;
-    if (stream.task->contacts_size() > 0) {
-      // Serialized now, while it is hot, into the task's contact bytes. The cleared Contact
-      // (with its strings' buffers) is reused by the task's next contact: the fold allocates
-      // one Contact per task, not one per contact, and the task row is written from bytes.
-      if (absl::Status s = AddContactBytes(stream, out); !s.ok()) return s;
-      stream.task->mutable_contacts()->Clear();
-    }
-    if (out->events >= FoldedLog::kNoEvent) {
-      return absl::ResourceExhaustedError("rebuild: more events than one fold can hold");
-    }
-    const auto ordinal = static_cast<uint32_t>(out->events);
-    out->positions.push_back(position);
-    out->next.push_back(FoldedLog::kNoEvent);
-    if (stream.last == FoldedLog::kNoEvent) {
-      stream.first = ordinal;
-    } else {
-      out->next[stream.last] = ordinal;
-    }
-    stream.last = ordinal;
-    if (!event.request_id().empty()) {
-      auto [record, inserted] =
-          requests.try_emplace(keys::RequestKey(event.actor(), event.request_id()));
-      if (inserted) {
-        record->second.fingerprint = event.request_fingerprint();
-        record->second.task_id = event.task_id();
-      }
-      record->second.task_version = event.version();
-      record->second.last_position = position;
-    }
-    on_event(++out->events);
+// Parses the event row at `position` into `event` (reused: its fields keep their allocations),
+// straight from the row: DecodeEvent's copy of the body is for hash checks, which a fold does
+// not do. DecodeEvent says precisely what is wrong with a row that does not parse.
+absl::Status ParseForFold(const LogReader& log, uint64_t position, absl::string_view value,
+                          storage::v1::StoredEvent& event) {
+  constexpr std::size_t kHeader = 1 + 2 * kHashSize;  // format | prev_hash | hash
+  event.Clear();
+  const bool parsed =
+      value.size() >= kHeader && static_cast<uint8_t>(value[0]) == kEventFormatVersion &&
+      event.ParseFromArray(value.data() + kHeader, static_cast<int>(value.size() - kHeader)) &&
+      event.position() == position && log.schemas().Upcast(position, event).ok();
+  if (parsed) return absl::OkStatus();
+  absl::StatusOr<DecodedEvent> decoded = DecodeEvent(position, value, log.schemas());
+  if (!decoded.ok()) return decoded.status();
+  event = std::move(decoded->event);
+  return absl::OkStatus();
+}
+
+// Folds one event into its task's stream, its contact chain and the request ids.
+absl::Status FoldEvent(const storage::v1::StoredEvent& event, uint64_t position, FoldedLog* out,
+                       FoldedRequests& requests) {
+  FoldedLog::Stream& stream = out->streams[event.task_id()];
+  if (stream.task == nullptr) {
+    stream.task = google::protobuf::Arena::CreateMessage<v1::Task>(&out->arena);
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "rebuild: reading the event log");
-  it.reset();
+  if (absl::Status s = ApplyChecked(*stream.task, event); !s.ok()) return s;
+  if (stream.task->contacts_size() > 0) {
+    // Serialized now, while it is hot, into the task's contact bytes. The cleared Contact
+    // (with its strings' buffers) is reused by the task's next contact: the fold allocates
+    // one Contact per task, not one per contact, and the task row is written from bytes.
+    if (absl::Status s = AddContactBytes(stream, out); !s.ok()) return s;
+    stream.task->mutable_contacts()->Clear();
+  }
+  if (out->events >= FoldedLog::kNoEvent) {
+    return absl::ResourceExhaustedError("rebuild: more events than one fold can hold");
+  }
+  const auto ordinal = static_cast<uint32_t>(out->events);
+  out->positions.push_back(position);
+  out->next.push_back(FoldedLog::kNoEvent);
+  if (stream.last == FoldedLog::kNoEvent) {
+    stream.first = ordinal;
+  } else {
+    out->next[stream.last] = ordinal;
+  }
+  stream.last = ordinal;
+  if (!event.request_id().empty()) {
+    auto [record, inserted] =
+        requests.try_emplace(keys::RequestKey(event.actor(), event.request_id()));
+    if (inserted) {
+      record->second.fingerprint = event.request_fingerprint();
+      record->second.task_id = event.task_id();
+    }
+    record->second.task_version = event.version();
+    record->second.last_position = position;
+  }
+  ++out->events;
+  return absl::OkStatus();
+}
 
+// After the last event: every task in id order, the index rows and the request rows, sorted.
+void FinishFold(FoldedRequests& requests, FoldedLog* out) {
   out->tasks.reserve(out->streams.size());
   out->worklist.Reserve(out->streams.size() * 4, out->streams.size() * 4 * 64);
   for (const auto& [task_id, stream] : out->streams) {
@@ -191,6 +179,37 @@ absl::Status FoldLog(const LogReader& log, const rocksdb::ReadOptions& read,
     out->requests.Add(request_key, keys::EncodeRequestRecord(record));
   }
   out->requests.Sort();
+}
+
+}  // namespace
+
+absl::Status FoldLog(const LogReader& log, const rocksdb::ReadOptions& read,
+                     uint64_t expected_events, FoldedLog* out,
+                     absl::FunctionRef<void(uint64_t)> on_event) {
+  FoldedRequests requests;
+  rocksdb::ReadOptions scan = read;
+  // One sequential pass over the whole log, read 1 MiB at a time. Not more: each table file
+  // gets its own buffer of this size, first touched by the read (at 8 MiB the buffers were
+  // ~11,000 of a rebuild's page faults).
+  scan.readahead_size = 1 << 20;
+  scan.fill_cache = false;  // that pass must not evict what readers use
+  std::unique_ptr<rocksdb::Iterator> it(log.db()->NewIterator(scan, log.cf(keys::kEvents)));
+  storage::v1::StoredEvent event;  // one message reused for every event
+  out->positions.reserve(expected_events);
+  out->next.reserve(expected_events);
+  out->contacts.reserve(expected_events);
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    uint64_t position = 0;
+    if (!keys::ParseEventKey(View(it->key()), &position)) {
+      return absl::DataLossError("rebuild: malformed event key");
+    }
+    if (absl::Status s = ParseForFold(log, position, View(it->value()), event); !s.ok()) return s;
+    if (absl::Status s = FoldEvent(event, position, out, requests); !s.ok()) return s;
+    on_event(out->events);
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "rebuild: reading the event log");
+  it.reset();
+  FinishFold(requests, out);
   return absl::OkStatus();
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -10,6 +11,72 @@
 #include "store/rocks.h"
 
 namespace outreach::store {
+
+namespace {
+
+// A failed check: the first bad position and what is wrong there.
+struct Problem {
+  uint64_t position;
+  std::string what;
+};
+
+// The stream rule for one event: versions follow each other within the range, and a stream
+// first met after a checkpoint (`from` > 0) continues one that began before it.
+std::optional<Problem> CheckStream(const LogReader& log, const rocksdb::ReadOptions& read,
+                                   uint64_t from, bool projections_current,
+                                   const DecodedEvent& event, uint64_t position,
+                                   absl::flat_hash_map<std::string, int64_t>& versions) {
+  const std::string& task_id = event.event.task_id();
+  const int64_t version = event.event.version();
+  auto seen = versions.find(task_id);
+  if (seen != versions.end()) {
+    if (version != seen->second + 1) {
+      return Problem{position, absl::StrCat("task \"", task_id, "\" version ", version,
+                                            " follows version ", seen->second)};
+    }
+  } else if (version < 1) {
+    return Problem{position, absl::StrCat("task \"", task_id, "\" version ", version)};
+  } else if (version > 1) {
+    const bool continues =
+        from > 0 && (!projections_current ||
+                     log.StreamHasVersionBefore(read, task_id, version - 1, position));
+    if (!continues) {
+      return Problem{position, absl::StrCat("task \"", task_id, "\" version ", version,
+                                            " does not follow its stream")};
+    }
+  }
+  versions[task_id] = version;
+  return std::nullopt;
+}
+
+// The head row against the last event checked (`report`).
+std::optional<Problem> CheckHeadRow(const LogReader& log, const rocksdb::ReadOptions& read,
+                                    const VerifyReport& report) {
+  std::string raw;
+  rocksdb::Status s = log.db()->Get(read, log.cf(keys::kDefault), keys::kHeadKey, &raw);
+  uint64_t head = 0;
+  std::string head_hash;
+  if (s.ok()) {
+    if (!keys::DecodeHead(raw, &head, &head_hash)) {
+      return Problem{report.head_position, "the head row is malformed"};
+    }
+  } else if (!s.IsNotFound()) {
+    return Problem{report.head_position, absl::StrCat("read error: ", s.ToString())};
+  }
+  if (head > report.head_position) {
+    return Problem{report.head_position + 1,
+                   absl::StrCat("missing (the head row says the log ends at position ", head, ")")};
+  }
+  if (head < report.head_position) {
+    return Problem{head + 1, absl::StrCat("beyond the head row's position ", head)};
+  }
+  if (head > 0 && head_hash != report.head_hash) {
+    return Problem{head, "hash does not match the head row"};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 VerifyReport VerifyLogRange(const LogReader& log, const rocksdb::ReadOptions& read, uint64_t from,
                             const Hash& from_hash, bool projections_current, uint64_t to,
@@ -39,34 +106,15 @@ VerifyReport VerifyLogRange(const LogReader& log, const rocksdb::ReadOptions& re
     }
     absl::StatusOr<DecodedEvent> event = DecodeEvent(position, View(it->value()), log.schemas());
     if (!event.ok()) return fail(position, std::string(event.status().message()));
-    if (max_schema != nullptr) {
-      *max_schema = std::max(*max_schema, event->stored_schema_version);
-    }
+    if (max_schema != nullptr) *max_schema = std::max(*max_schema, event->stored_schema_version);
     if (event->prev_hash != prev) {
       return fail(position, "prev_hash does not match the previous event's hash");
     }
     if (!VerifyEventHash(*event)) return fail(position, "hash does not match the stored bytes");
-    const std::string& task_id = event->event.task_id();
-    const int64_t version = event->event.version();
-    auto seen = versions.find(task_id);
-    if (seen != versions.end()) {
-      if (version != seen->second + 1) {
-        return fail(position, absl::StrCat("task \"", task_id, "\" version ", version,
-                                           " follows version ", seen->second));
-      }
-    } else if (version < 1) {
-      return fail(position, absl::StrCat("task \"", task_id, "\" version ", version));
-    } else if (version > 1) {
-      // A stream first met after the checkpoint continues one that began before it.
-      const bool continues =
-          from > 0 &&
-          (!projections_current || log.StreamHasVersionBefore(read, task_id, version - 1, position));
-      if (!continues) {
-        return fail(position, absl::StrCat("task \"", task_id, "\" version ", version,
-                                           " does not follow its stream"));
-      }
+    if (std::optional<Problem> p =
+            CheckStream(log, read, from, projections_current, *event, position, versions)) {
+      return fail(p->position, std::move(p->what));
     }
-    versions[task_id] = version;
     prev = event->hash;
     ++report.events_checked;
     report.head_position = position;
@@ -76,26 +124,8 @@ VerifyReport VerifyLogRange(const LogReader& log, const rocksdb::ReadOptions& re
     return fail(expected, absl::StrCat("read error: ", it->status().ToString()));
   }
   if (to != 0 && report.head_position >= to) return report;
-  std::string raw;
-  rocksdb::Status s = log.db()->Get(read, log.cf(keys::kDefault), keys::kHeadKey, &raw);
-  uint64_t head = 0;
-  std::string head_hash;
-  if (s.ok()) {
-    if (!keys::DecodeHead(raw, &head, &head_hash)) {
-      return fail(report.head_position, "the head row is malformed");
-    }
-  } else if (!s.IsNotFound()) {
-    return fail(report.head_position, absl::StrCat("read error: ", s.ToString()));
-  }
-  if (head > report.head_position) {
-    return fail(report.head_position + 1,
-                absl::StrCat("missing (the head row says the log ends at position ", head, ")"));
-  }
-  if (head < report.head_position) {
-    return fail(head + 1, absl::StrCat("beyond the head row's position ", head));
-  }
-  if (head > 0 && head_hash != report.head_hash) {
-    return fail(head, "hash does not match the head row");
+  if (std::optional<Problem> p = CheckHeadRow(log, read, report)) {
+    return fail(p->position, std::move(p->what));
   }
   return report;
 }
