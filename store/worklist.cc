@@ -111,44 +111,33 @@ std::string PrefixSuccessor(std::string prefix) {
   return prefix;
 }
 
-}  // namespace
-
-absl::StatusOr<ListPage> ListWorklist(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* worklist,
-                                      rocksdb::ColumnFamilyHandle* tasks,
-                                      const rocksdb::Snapshot* snapshot, const ListQuery& query) {
-  const std::vector<v1::TaskStatus> statuses = Statuses(query);
-  if (absl::Status s = CheckQuery(query, statuses); !s.ok()) return s;
-  const std::string filter_hash = FilterHash(query, statuses);
-  std::optional<Cursor> after;
-  if (!query.page_token.empty()) {
-    absl::StatusOr<Cursor> cursor = DecodeToken(query.page_token, filter_hash);
-    if (!cursor.ok()) return cursor.status();
-    after = *std::move(cursor);
+// The most selective scope the query names, and its values; the other filters are checked per
+// row. Without one, every kind's scope: together they hold every task once.
+std::pair<keys::Scope, std::vector<std::string>> ScopeOf(const ListQuery& query) {
+  if (!query.patient_id.empty()) return {keys::Scope::kPatient, {query.patient_id}};
+  if (!query.assignee.empty()) return {keys::Scope::kAssignee, {query.assignee}};
+  if (query.kind != v1::TASK_KIND_UNSPECIFIED) {
+    return {keys::Scope::kKind, {keys::KindScopeValue(query.kind)}};
   }
-
-  // The most selective scope the query names; the other filters are checked per row. Without
-  // one, every kind's scope: together they hold every task once.
-  keys::Scope scope = keys::Scope::kKind;
-  std::vector<std::string> scope_values;
-  if (!query.patient_id.empty()) {
-    scope = keys::Scope::kPatient;
-    scope_values = {query.patient_id};
-  } else if (!query.assignee.empty()) {
-    scope = keys::Scope::kAssignee;
-    scope_values = {query.assignee};
-  } else if (query.kind != v1::TASK_KIND_UNSPECIFIED) {
-    scope_values = {keys::KindScopeValue(query.kind)};
-  } else {
-    const google::protobuf::EnumDescriptor* kinds = v1::TaskKind_descriptor();
-    for (int i = 0; i < kinds->value_count(); ++i) {
-      const int kind = kinds->value(i)->number();
-      if (kind != v1::TASK_KIND_UNSPECIFIED) {
-        scope_values.push_back(keys::KindScopeValue(static_cast<v1::TaskKind>(kind)));
-      }
+  std::vector<std::string> values;
+  const google::protobuf::EnumDescriptor* kinds = v1::TaskKind_descriptor();
+  for (int i = 0; i < kinds->value_count(); ++i) {
+    const int kind = kinds->value(i)->number();
+    if (kind != v1::TASK_KIND_UNSPECIFIED) {
+      values.push_back(keys::KindScopeValue(static_cast<v1::TaskKind>(kind)));
     }
   }
+  return {keys::Scope::kKind, std::move(values)};
+}
 
-  // One range per scope value and status.
+// One open range per scope value and status, each positioned after the cursor `after`.
+std::vector<std::unique_ptr<Range>> OpenRanges(rocksdb::DB* db,
+                                               rocksdb::ColumnFamilyHandle* worklist,
+                                               const rocksdb::Snapshot* snapshot,
+                                               const ListQuery& query,
+                                               const std::vector<v1::TaskStatus>& statuses,
+                                               const std::optional<Cursor>& after) {
+  const auto [scope, scope_values] = ScopeOf(query);
   std::vector<std::unique_ptr<Range>> ranges;
   for (const std::string& scope_value : scope_values) {
     for (v1::TaskStatus status : statuses) {
@@ -172,9 +161,15 @@ absl::StatusOr<ListPage> ListWorklist(rocksdb::DB* db, rocksdb::ColumnFamilyHand
       ranges.push_back(std::move(range));
     }
   }
+  return ranges;
+}
 
+// Merges the ranges in (follow-up day, task id) order, keeping the rows the query's filters
+// accept, up to a page; `*has_more` when a further match exists.
+absl::StatusOr<std::vector<Cursor>> MergeRanges(std::vector<std::unique_ptr<Range>>& ranges,
+                                                const ListQuery& query, bool* has_more) {
   std::vector<Cursor> matches;
-  bool has_more = false;
+  *has_more = false;
   while (true) {
     Range* next = nullptr;
     for (const auto& range : ranges) {
@@ -199,7 +194,7 @@ absl::StatusOr<ListPage> ListWorklist(rocksdb::DB* db, rocksdb::ColumnFamilyHand
                       (query.assignee.empty() || value.assignee == query.assignee);
     if (keep) {
       if (matches.size() == static_cast<std::size_t>(query.page_size)) {
-        has_more = true;
+        *has_more = true;
         break;
       }
       matches.push_back(std::move(cursor));
@@ -209,9 +204,13 @@ absl::StatusOr<ListPage> ListWorklist(rocksdb::DB* db, rocksdb::ColumnFamilyHand
   for (const auto& range : ranges) {
     if (!range->it->status().ok()) return FromRocks(range->it->status(), "worklist index");
   }
+  return matches;
+}
 
-  ListPage page;
-  if (matches.empty()) return page;
+// The task rows of `matches`, in their order, read in one MultiGet.
+absl::Status ReadTasks(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* tasks,
+                       const rocksdb::Snapshot* snapshot, const std::vector<Cursor>& matches,
+                       std::vector<v1::Task>* out) {
   std::vector<rocksdb::Slice> task_keys;
   task_keys.reserve(matches.size());
   for (const Cursor& match : matches) task_keys.emplace_back(match.task_id);
@@ -221,20 +220,45 @@ absl::StatusOr<ListPage> ListWorklist(rocksdb::DB* db, rocksdb::ColumnFamilyHand
   const std::vector<rocksdb::Status> statuses_read = db->MultiGet(
       read, std::vector<rocksdb::ColumnFamilyHandle*>(task_keys.size(), tasks), task_keys,
       &values);
-  page.tasks.reserve(matches.size());
+  out->reserve(matches.size());
   for (std::size_t i = 0; i < matches.size(); ++i) {
     if (statuses_read[i].IsNotFound()) {
       return absl::DataLossError(absl::StrCat("worklist index: row for task \"",
                                               matches[i].task_id, "\" has no task"));
     }
     if (!statuses_read[i].ok()) return FromRocks(statuses_read[i], "tasks");
-    v1::Task& task = page.tasks.emplace_back();
+    v1::Task& task = out->emplace_back();
     if (!task.ParseFromString(values[i])) {
       return absl::DataLossError(
           absl::StrCat("tasks: row for \"", matches[i].task_id, "\" is not a valid Task"));
     }
   }
-  if (has_more) page.next_page_token = EncodeToken(filter_hash, matches.back());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ListPage> ListWorklist(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* worklist,
+                                      rocksdb::ColumnFamilyHandle* tasks,
+                                      const rocksdb::Snapshot* snapshot, const ListQuery& query) {
+  const std::vector<v1::TaskStatus> statuses = Statuses(query);
+  if (absl::Status s = CheckQuery(query, statuses); !s.ok()) return s;
+  const std::string filter_hash = FilterHash(query, statuses);
+  std::optional<Cursor> after;
+  if (!query.page_token.empty()) {
+    absl::StatusOr<Cursor> cursor = DecodeToken(query.page_token, filter_hash);
+    if (!cursor.ok()) return cursor.status();
+    after = *std::move(cursor);
+  }
+  std::vector<std::unique_ptr<Range>> ranges =
+      OpenRanges(db, worklist, snapshot, query, statuses, after);
+  bool has_more = false;
+  absl::StatusOr<std::vector<Cursor>> matches = MergeRanges(ranges, query, &has_more);
+  if (!matches.ok()) return matches.status();
+  ListPage page;
+  if (matches->empty()) return page;
+  if (absl::Status s = ReadTasks(db, tasks, snapshot, *matches, &page.tasks); !s.ok()) return s;
+  if (has_more) page.next_page_token = EncodeToken(filter_hash, matches->back());
   return page;
 }
 
