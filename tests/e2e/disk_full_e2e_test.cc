@@ -6,6 +6,7 @@
 //  - SIGTERM while full exits 0, every time.
 //  - No client-visible message holds a file path.
 // A ballast file fills most of the tmpfs first, so that the writers reach the end in seconds.
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mount.h>
@@ -315,6 +316,40 @@ TEST_F(DiskFull, SigtermWhileFullExitsZero) {
   for (const std::string& id : ledger.acknowledged) EXPECT_EQ(created.count(id), 1u) << id;
   EXPECT_TRUE(VerifyLogOk(daemon_->address()));
   ExpectCleanStop();
+}
+
+// The neighbour of a full disk: too few file descriptors. The store sizes RocksDB's open table
+// files from the limit, and under 128 it refuses to start, saying which limit and how to raise
+// it, instead of failing later in a flush or a compaction.
+TEST(OpenFileLimit, BelowTheMinimumRefusesToStartSayingSoAndAModestOneServes) {
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "outreach_nofile_XXXXXX").string();
+  ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+  const std::string dir = pattern;
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  auto start_with_limit = [&](rlim_t limit, e2e::Daemon& daemon) {
+    rlimit lowered = saved;
+    lowered.rlim_cur = std::min<rlim_t>(limit, saved.rlim_max);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+    daemon.Start();  // the child inherits the limit
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  };
+  {
+    e2e::Daemon daemon(dir + "/db", e2e::FreePort(), dir + "/low.log");
+    ASSERT_NO_FATAL_FAILURE(start_with_limit(100, daemon));
+    const int status = daemon.WaitExit(absl::Seconds(20));
+    ASSERT_NE(status, -1) << "outreachd kept running with 100 descriptors";
+    EXPECT_NE(WEXITSTATUS(status), 0);
+    EXPECT_THAT(daemon.Log(), ::testing::HasSubstr("the open-file limit (ulimit -n) is 100"));
+  }
+  {
+    e2e::Daemon daemon(dir + "/db", e2e::FreePort(), dir + "/modest.log");
+    ASSERT_NO_FATAL_FAILURE(start_with_limit(256, daemon));
+    EXPECT_TRUE(daemon.WaitServing()) << daemon.Log();
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.Log();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
