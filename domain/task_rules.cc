@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "domain/overloaded.h"
 #include "domain/validation.h"
 
 namespace outreach::domain {
@@ -227,19 +228,24 @@ absl::Status Corrupt(const StoredEvent& event, absl::string_view why) {
 }  // namespace
 
 const std::string& TaskIdOf(const Command& command) {
+  // Generic on purpose: every command names its task, and one that does not fails to compile.
   return std::visit([](const auto& c) -> const std::string& { return c.task_id; }, command);
 }
 
 const CommandMeta* MetaOf(const Command& command) {
-  if (const auto* c = std::get_if<CreateTaskCommand>(&command)) return &c->meta;
-  if (const auto* c = std::get_if<LogContactCommand>(&command)) return &c->meta;
-  return nullptr;
+  return std::visit(
+      Overloaded{[](const CreateTaskCommand& c) -> const CommandMeta* { return &c.meta; },
+                 [](const LogContactCommand& c) -> const CommandMeta* { return &c.meta; },
+                 [](const ExpireTaskCommand&) -> const CommandMeta* { return nullptr; }},
+      command);
 }
 
 absl::Status ValidateShape(const Command& command) {
-  if (const auto* c = std::get_if<CreateTaskCommand>(&command)) return ValidateCreateShape(*c);
-  if (const auto* c = std::get_if<LogContactCommand>(&command)) return ValidateLogContactShape(*c);
-  return ValidateId("task_id", std::get<ExpireTaskCommand>(command).task_id);
+  return std::visit(
+      Overloaded{[](const CreateTaskCommand& c) { return ValidateCreateShape(c); },
+                 [](const LogContactCommand& c) { return ValidateLogContactShape(c); },
+                 [](const ExpireTaskCommand& c) { return ValidateId("task_id", c.task_id); }},
+      command);
 }
 
 absl::StatusOr<std::vector<NewEvent>> Decide(const std::optional<v1::Task>& state,
@@ -251,13 +257,12 @@ absl::StatusOr<std::vector<NewEvent>> Decide(const std::optional<v1::Task>& stat
 absl::StatusOr<std::vector<NewEvent>> Decide(const v1::Task* state, const Command& command,
                                              const DecideContext& context) {
   if (absl::Status s = ValidateShape(command); !s.ok()) return s;
-  if (const auto* c = std::get_if<CreateTaskCommand>(&command)) {
-    return DecideCreate(state, *c, context);
-  }
-  if (const auto* c = std::get_if<LogContactCommand>(&command)) {
-    return DecideLogContact(state, *c, context);
-  }
-  return DecideExpire(state, std::get<ExpireTaskCommand>(command), context);
+  return std::visit(
+      Overloaded{
+          [&](const CreateTaskCommand& c) { return DecideCreate(state, c, context); },
+          [&](const LogContactCommand& c) { return DecideLogContact(state, c, context); },
+          [&](const ExpireTaskCommand& c) { return DecideExpire(state, c, context); }},
+      command);
 }
 
 absl::Status Apply(v1::Task& state, const StoredEvent& event) {
