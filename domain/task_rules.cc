@@ -4,6 +4,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "domain/events.h"
+#include "domain/overloaded.h"
 #include "domain/validation.h"
 
 namespace outreach::domain {
@@ -46,9 +48,9 @@ absl::Status ValidateCreateShape(const CreateTaskCommand& c) {
 absl::Status ValidateLogContactShape(const LogContactCommand& c) {
   if (absl::Status s = ValidateId("task_id", c.task_id); !s.ok()) return s;
   if (c.outcome == v1::CONTACT_OUTCOME_UNSPECIFIED || !v1::ContactOutcome_IsValid(c.outcome)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("outcome: must be NO_ANSWER, LEFT_MESSAGE, DID_NOT_SCHEDULE or SCHEDULED (got ",
-                     static_cast<int>(c.outcome), ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "outcome: must be NO_ANSWER, LEFT_MESSAGE, DID_NOT_SCHEDULE or SCHEDULED (got ",
+        static_cast<int>(c.outcome), ")"));
   }
   if (absl::Status s = ValidateText("notes", c.notes, kMaxNotesLength); !s.ok()) return s;
   if (c.close_task) {
@@ -224,22 +226,94 @@ absl::Status Corrupt(const StoredEvent& event, absl::string_view why) {
                                           "): ", why));
 }
 
+// The payload's name in the event table ("TaskCreated"), for messages about a corrupt log.
+absl::string_view NameOf(StoredEvent::PayloadCase payload_case) {
+  const EventKind* kind = FindEventKind(payload_case);
+  return kind != nullptr ? kind->name : "an event without payload";
+}
+
+absl::Status ApplyTaskCreated(v1::Task& state, const StoredEvent& event) {
+  if (!state.task_id().empty()) {
+    return Corrupt(event, absl::StrCat(NameOf(event.payload_case()), " on an existing task"));
+  }
+  const v1::TaskCreated& p = event.task_created();
+  state.set_task_id(event.task_id());
+  state.set_patient_id(p.patient_id());
+  state.set_kind(p.kind());
+  state.set_status(v1::OPEN);
+  state.set_title(p.title());
+  state.set_assignee(p.assignee());
+  state.set_follow_up_date(p.follow_up_date());
+  if (p.has_expires_at()) *state.mutable_expires_at() = p.expires_at();
+  *state.mutable_created_at() = event.recorded_at();
+  state.set_created_by(event.actor());
+  return absl::OkStatus();
+}
+
+// Every event but the first of a stream needs a task that exists and is not closed.
+absl::Status CheckFollowsOpenTask(const v1::Task& state, const StoredEvent& event) {
+  if (state.task_id().empty()) {
+    return Corrupt(event, absl::StrCat(NameOf(event.payload_case()), " before ",
+                                       NameOf(StoredEvent::kTaskCreated)));
+  }
+  if (state.status() == v1::CLOSED) {
+    return Corrupt(event, absl::StrCat(NameOf(event.payload_case()), " on a closed task"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyContactLogged(v1::Task& state, const StoredEvent& event) {
+  if (absl::Status s = CheckFollowsOpenTask(state, event); !s.ok()) return s;
+  const v1::ContactLogged& p = event.contact_logged();
+  v1::Contact* contact = state.add_contacts();
+  contact->set_outcome(p.outcome());
+  contact->set_notes(p.notes());
+  contact->set_follow_up_date(p.follow_up_date());
+  *contact->mutable_contacted_at() = event.occurred_at();
+  *contact->mutable_logged_at() = event.recorded_at();
+  contact->set_logged_by(event.actor());
+  contact->set_closed_task(p.close_task());
+  if (!p.close_task()) {
+    // The action decides, not the outcome: any outcome logged with a follow-up keeps it open.
+    state.set_status(v1::IN_PROGRESS);
+    state.set_follow_up_date(p.follow_up_date());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyTaskClosed(v1::Task& state, const StoredEvent& event) {
+  if (absl::Status s = CheckFollowsOpenTask(state, event); !s.ok()) return s;
+  const v1::TaskClosed& p = event.task_closed();
+  state.set_status(v1::CLOSED);
+  state.set_close_reason(p.reason());
+  if (p.reason() == v1::CONTACT_OUTCOME) state.set_closing_outcome(p.outcome());
+  *state.mutable_closed_at() = event.occurred_at();
+  state.set_closed_by(event.actor());
+  state.clear_follow_up_date();
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const std::string& TaskIdOf(const Command& command) {
+  // Generic on purpose: every command names its task, and one that does not fails to compile.
   return std::visit([](const auto& c) -> const std::string& { return c.task_id; }, command);
 }
 
 const CommandMeta* MetaOf(const Command& command) {
-  if (const auto* c = std::get_if<CreateTaskCommand>(&command)) return &c->meta;
-  if (const auto* c = std::get_if<LogContactCommand>(&command)) return &c->meta;
-  return nullptr;
+  return std::visit(
+      Overloaded{[](const CreateTaskCommand& c) -> const CommandMeta* { return &c.meta; },
+                 [](const LogContactCommand& c) -> const CommandMeta* { return &c.meta; },
+                 [](const ExpireTaskCommand&) -> const CommandMeta* { return nullptr; }},
+      command);
 }
 
 absl::Status ValidateShape(const Command& command) {
-  if (const auto* c = std::get_if<CreateTaskCommand>(&command)) return ValidateCreateShape(*c);
-  if (const auto* c = std::get_if<LogContactCommand>(&command)) return ValidateLogContactShape(*c);
-  return ValidateId("task_id", std::get<ExpireTaskCommand>(command).task_id);
+  return std::visit(
+      Overloaded{[](const CreateTaskCommand& c) { return ValidateCreateShape(c); },
+                 [](const LogContactCommand& c) { return ValidateLogContactShape(c); },
+                 [](const ExpireTaskCommand& c) { return ValidateId("task_id", c.task_id); }},
+      command);
 }
 
 absl::StatusOr<std::vector<NewEvent>> Decide(const std::optional<v1::Task>& state,
@@ -251,73 +325,37 @@ absl::StatusOr<std::vector<NewEvent>> Decide(const std::optional<v1::Task>& stat
 absl::StatusOr<std::vector<NewEvent>> Decide(const v1::Task* state, const Command& command,
                                              const DecideContext& context) {
   if (absl::Status s = ValidateShape(command); !s.ok()) return s;
-  if (const auto* c = std::get_if<CreateTaskCommand>(&command)) {
-    return DecideCreate(state, *c, context);
-  }
-  if (const auto* c = std::get_if<LogContactCommand>(&command)) {
-    return DecideLogContact(state, *c, context);
-  }
-  return DecideExpire(state, std::get<ExpireTaskCommand>(command), context);
+  return std::visit(
+      Overloaded{
+          [&](const CreateTaskCommand& c) { return DecideCreate(state, c, context); },
+          [&](const LogContactCommand& c) { return DecideLogContact(state, c, context); },
+          [&](const ExpireTaskCommand& c) { return DecideExpire(state, c, context); }},
+      command);
 }
 
 absl::Status Apply(v1::Task& state, const StoredEvent& event) {
   if (event.version() != state.version() + 1) {
     return Corrupt(event, absl::StrCat("follows version ", state.version()));
   }
-  const bool exists = !state.task_id().empty();
-  if (exists && event.task_id() != state.task_id()) {
+  if (!state.task_id().empty() && event.task_id() != state.task_id()) {
     return Corrupt(event, absl::StrCat("belongs to another task than \"", state.task_id(), "\""));
   }
-  switch (event.payload_case()) {
-    case StoredEvent::kTaskCreated: {
-      if (exists) return Corrupt(event, "TaskCreated on an existing task");
-      const v1::TaskCreated& p = event.task_created();
-      state.set_task_id(event.task_id());
-      state.set_patient_id(p.patient_id());
-      state.set_kind(p.kind());
-      state.set_status(v1::OPEN);
-      state.set_title(p.title());
-      state.set_assignee(p.assignee());
-      state.set_follow_up_date(p.follow_up_date());
-      if (p.has_expires_at()) *state.mutable_expires_at() = p.expires_at();
-      *state.mutable_created_at() = event.recorded_at();
-      state.set_created_by(event.actor());
+  absl::Status applied;
+  switch (event.payload_case()) {  // no default: -Wswitch names a payload case left unhandled
+    case StoredEvent::kTaskCreated:
+      applied = ApplyTaskCreated(state, event);
       break;
-    }
-    case StoredEvent::kContactLogged: {
-      if (!exists) return Corrupt(event, "ContactLogged before TaskCreated");
-      if (state.status() == v1::CLOSED) return Corrupt(event, "ContactLogged on a closed task");
-      const v1::ContactLogged& p = event.contact_logged();
-      v1::Contact* contact = state.add_contacts();
-      contact->set_outcome(p.outcome());
-      contact->set_notes(p.notes());
-      contact->set_follow_up_date(p.follow_up_date());
-      *contact->mutable_contacted_at() = event.occurred_at();
-      *contact->mutable_logged_at() = event.recorded_at();
-      contact->set_logged_by(event.actor());
-      contact->set_closed_task(p.close_task());
-      if (!p.close_task()) {
-        // The action decides, not the outcome: any outcome logged with a follow-up keeps it open.
-        state.set_status(v1::IN_PROGRESS);
-        state.set_follow_up_date(p.follow_up_date());
-      }
+    case StoredEvent::kContactLogged:
+      applied = ApplyContactLogged(state, event);
       break;
-    }
-    case StoredEvent::kTaskClosed: {
-      if (!exists) return Corrupt(event, "TaskClosed before TaskCreated");
-      if (state.status() == v1::CLOSED) return Corrupt(event, "TaskClosed on a closed task");
-      const v1::TaskClosed& p = event.task_closed();
-      state.set_status(v1::CLOSED);
-      state.set_close_reason(p.reason());
-      if (p.reason() == v1::CONTACT_OUTCOME) state.set_closing_outcome(p.outcome());
-      *state.mutable_closed_at() = event.occurred_at();
-      state.set_closed_by(event.actor());
-      state.clear_follow_up_date();
+    case StoredEvent::kTaskClosed:
+      applied = ApplyTaskClosed(state, event);
       break;
-    }
     case StoredEvent::PAYLOAD_NOT_SET:
-      return Corrupt(event, "has no payload");
+      applied = Corrupt(event, "has no payload");
+      break;
   }
+  if (!applied.ok()) return applied;
   state.set_version(event.version());
   *state.mutable_updated_at() = event.recorded_at();
   return absl::OkStatus();

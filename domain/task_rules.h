@@ -62,6 +62,8 @@ struct ExpireTaskCommand {
   std::string task_id;
 };
 
+// A closed set: the functions below dispatch with std::visit over an overload set (see
+// domain/overloaded.h), so a new alternative does not compile until each has its handler.
 using Command = std::variant<CreateTaskCommand, LogContactCommand, ExpireTaskCommand>;
 
 const std::string& TaskIdOf(const Command& command);

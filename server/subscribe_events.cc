@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "domain/events.h"
 #include "domain/validation.h"
 #include "server/grpc_status.h"
 
@@ -19,17 +20,8 @@ constexpr absl::string_view kSubscribeMethod = "/outreach.v1.EventLog/SubscribeE
 
 // The EventType of a record's payload (EVENT_TYPE_UNSPECIFIED for an empty payload).
 v1::EventType TypeOf(const v1::EventRecord& event) {
-  switch (event.payload_case()) {
-    case v1::EventRecord::kTaskCreated:
-      return v1::TASK_CREATED;
-    case v1::EventRecord::kContactLogged:
-      return v1::CONTACT_LOGGED;
-    case v1::EventRecord::kTaskClosed:
-      return v1::TASK_CLOSED;
-    case v1::EventRecord::PAYLOAD_NOT_SET:
-      break;
-  }
-  return v1::EVENT_TYPE_UNSPECIFIED;
+  const domain::EventKind* kind = domain::FindEventKind(event.payload_case());
+  return kind != nullptr ? kind->type : v1::EVENT_TYPE_UNSPECIFIED;
 }
 
 }  // namespace
@@ -59,13 +51,14 @@ class SubscribeEventsReactor final : public grpc::ServerWriteReactor<v1::EventRe
     }
     for (int i = 0; i < request.event_types_size(); ++i) {
       const int type = request.event_types(i);
-      if (type == v1::EVENT_TYPE_UNSPECIFIED || !v1::EventType_IsValid(type)) {
-        Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
-            "event_types[", i, "]: ", type,
-            " is not an event type (TASK_CREATED, CONTACT_LOGGED or TASK_CLOSED)"))));
+      const domain::EventKind* kind = domain::FindEventKind(static_cast<v1::EventType>(type));
+      if (kind == nullptr) {  // EVENT_TYPE_UNSPECIFIED or a number no event has
+        Finish(ToGrpcStatus(absl::InvalidArgumentError(
+            absl::StrCat("event_types[", i, "]: ", type, " is not an event type (",
+                         domain::EventTypeList(), ")"))));
         return;
       }
-      wanted_types_[type] = true;
+      wanted_types_[kind->type] = true;
       any_type_ = false;
     }
     if (!hub_->Register(this)) {

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
+#include "domain/events.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "store/keys.h"
 
@@ -190,18 +191,8 @@ v1::EventRecord ToEventRecord(const DecodedEvent& decoded) {
   record.set_actor(e.actor());
   record.set_request_id(e.request_id());
   record.set_on_behalf_of(e.on_behalf_of());
-  switch (e.payload_case()) {
-    case storage::v1::StoredEvent::kTaskCreated:
-      *record.mutable_task_created() = e.task_created();
-      break;
-    case storage::v1::StoredEvent::kContactLogged:
-      *record.mutable_contact_logged() = e.contact_logged();
-      break;
-    case storage::v1::StoredEvent::kTaskClosed:
-      *record.mutable_task_closed() = e.task_closed();
-      break;
-    case storage::v1::StoredEvent::PAYLOAD_NOT_SET:
-      break;
+  if (const domain::EventKind* kind = domain::FindEventKind(e.payload_case())) {
+    kind->copy_payload(e, record);  // an event without payload is served without one
   }
   record.set_prev_hash(std::string(AsBytes(decoded.prev_hash)));
   record.set_hash(std::string(AsBytes(decoded.hash)));

@@ -319,6 +319,17 @@ TEST_F(SubscribeEventsTest, UnknownEventTypeIsInvalidArgument) {
   EXPECT_EQ(second.WaitFinished().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// The list of types comes from domain/events.h; the message reads as it always has.
+TEST_F(SubscribeEventsTest, UnknownEventTypeMessageListsEveryType) {
+  v1::SubscribeEventsRequest request;
+  request.add_event_types(static_cast<v1::EventType>(42));
+  Subscriber subscriber(events_.get(), request);
+  grpc::Status status = subscriber.WaitFinished();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "event_types[0]: 42 is not an event type (TASK_CREATED, CONTACT_LOGGED or TASK_CLOSED)");
+}
+
 TEST_F(SubscribeEventsTest, MalformedTaskIdIsInvalidArgument) {
   v1::SubscribeEventsRequest request;
   request.set_task_id("no spaces allowed");

@@ -1,0 +1,64 @@
+#include "domain/events.h"
+
+#include <array>
+#include <cstddef>
+
+#include "absl/strings/str_cat.h"
+
+namespace outreach::domain {
+namespace {
+
+using storage::v1::StoredEvent;
+
+// One row per payload case. A new event type: a row here, its case in Apply (task_rules.cc).
+constexpr std::array<EventKind, 3> kEventKinds = {{
+    {StoredEvent::kTaskCreated, v1::EventRecord::kTaskCreated, v1::TASK_CREATED, "TaskCreated",
+     "TASK_CREATED",
+     [](const StoredEvent& from, v1::EventRecord& to) {
+       *to.mutable_task_created() = from.task_created();
+     }},
+    {StoredEvent::kContactLogged, v1::EventRecord::kContactLogged, v1::CONTACT_LOGGED,
+     "ContactLogged", "CONTACT_LOGGED",
+     [](const StoredEvent& from, v1::EventRecord& to) {
+       *to.mutable_contact_logged() = from.contact_logged();
+     }},
+    {StoredEvent::kTaskClosed, v1::EventRecord::kTaskClosed, v1::TASK_CLOSED, "TaskClosed",
+     "TASK_CLOSED",
+     [](const StoredEvent& from, v1::EventRecord& to) {
+       *to.mutable_task_closed() = from.task_closed();
+     }},
+}};
+
+// The first row whose `field` equals `value`; nullptr if none does.
+template <class Field, class Value>
+const EventKind* FindBy(Field EventKind::*field, Value value) {
+  for (const EventKind& kind : kEventKinds) {
+    if (kind.*field == value) return &kind;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+absl::Span<const EventKind> EventKinds() { return kEventKinds; }
+
+const EventKind* FindEventKind(StoredEvent::PayloadCase payload_case) {
+  return FindBy(&EventKind::stored_case, payload_case);
+}
+
+const EventKind* FindEventKind(v1::EventRecord::PayloadCase payload_case) {
+  return FindBy(&EventKind::record_case, payload_case);
+}
+
+const EventKind* FindEventKind(v1::EventType type) { return FindBy(&EventKind::type, type); }
+
+std::string EventTypeList() {
+  std::string out;
+  for (std::size_t i = 0; i < kEventKinds.size(); ++i) {
+    if (i > 0) absl::StrAppend(&out, i + 1 == kEventKinds.size() ? " or " : ", ");
+    absl::StrAppend(&out, kEventKinds[i].type_name);
+  }
+  return out;
+}
+
+}  // namespace outreach::domain
