@@ -112,6 +112,16 @@ absl::StatusOr<int> MaxOpenFiles() {
   return static_cast<int>(limit.rlim_cur / 2);
 }
 
+// `status` with a representation of its own (code, message, payloads), sharing nothing.
+absl::Status DeepCopy(const absl::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  absl::Status copy(status.code(), std::string(status.message()));
+  status.ForEachPayload([&](absl::string_view type_url, const absl::Cord& payload) {
+    copy.SetPayload(type_url, absl::Cord(std::string(payload)));
+  });
+  return copy;
+}
+
 absl::Status ReadOnlyError() {
   return absl::FailedPreconditionError("store is open read-only: writes are refused");
 }
@@ -865,7 +875,10 @@ class EventStore::Impl {
       if (!resume_requests.empty()) {
         const absl::Status resumed = TryResume();
         for (ResumeRequest* request : resume_requests) {
-          request->result = resumed;
+          // A copy of its own, not a share of `resumed`'s: the waiter reads it after Notify,
+          // while this thread drops `resumed`, and a shared status's reference count would be
+          // touched by both threads (TSan cannot see the ordering inside Debian's Abseil).
+          request->result = DeepCopy(resumed);
           request->done.Notify();
         }
       } else if (absl::Now() - last_resume_attempt_ >= options_.resume_poll && NeedsResume()) {
