@@ -13,6 +13,7 @@
 // The command line (flags, help, value checks) is ctl/command_flags.{h,cc}. Exit codes: 0 success
 // (verify: every check holds), 1 failure (the message says what failed), 2 bad usage (the message
 // says what is wrong, and nothing was run).
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -240,4 +241,10 @@ int Run(int argc, char** argv) {
 }  // namespace
 }  // namespace outreach::ctl
 
-int main(int argc, char** argv) { return outreach::ctl::Run(argc, argv); }
+int main(int argc, char** argv) {
+  // What it creates (a restored database, backups, a rebuilt copy's files) holds call notes:
+  // private to this user, as outreachd's own files are, so that outreachd serves a database
+  // restored here without --insecure-db-permissions.
+  umask(077);
+  return outreach::ctl::Run(argc, argv);
+}

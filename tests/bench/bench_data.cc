@@ -493,4 +493,8 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace outreach::bench
 
-int main(int argc, char** argv) { return outreach::bench::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // The stores it builds are served by outreachd, which refuses a directory others can read.
+  umask(077);
+  return outreach::bench::Main(argc, argv);
+}

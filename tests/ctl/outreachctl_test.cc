@@ -1,5 +1,6 @@
 // outreachctl end to end: runs the built binary on real data directories written by the store,
 // offline and beside a live (open for writing) store, and checks exit codes and output.
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -361,6 +362,13 @@ TEST_F(OutreachctlTest, BackupAndRestoreRoundTripToAVerifiedCopy) {
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   EXPECT_EQ(Field(verify.out, "head_hash"), head_hash);
   EXPECT_EQ(Ctl({"export", "--db", copy}).out, Ctl({"export", "--db", db_}).out);
+  // Whatever the caller's umask, the copy and the backups are private, as outreachd's own
+  // files are (outreachd refuses a --db directory others can read).
+  for (const std::string& dir : {copy, backups}) {
+    struct stat info {};
+    ASSERT_EQ(stat(dir.c_str(), &info), 0) << dir;
+    EXPECT_EQ(info.st_mode & 077, 0u) << dir;
+  }
 }
 
 TEST_F(OutreachctlTest, RestoreIntoANonEmptyDirectoryExitsOneAndLeavesItAlone) {
