@@ -1161,16 +1161,47 @@ class EventStore::Impl {
     return absl::OkStatus();
   }
 
+  // What a projection reads while the writer adds a command's rows: the batch's rows so far,
+  // then the database (which only the writer writes).
+  class BatchRowReader final : public RowReader {
+   public:
+    BatchRowReader(const Impl& store, const SortedRows& rows) : store_(store), rows_(rows) {}
+    absl::StatusOr<std::optional<std::string>> Get(keys::Cf family,
+                                                   absl::string_view key) const override {
+      if (auto batched = rows_.Find(family, key)) {
+        if (!batched->has_value()) return std::nullopt;
+        return std::string(**batched);
+      }
+      std::string value;
+      const rocksdb::Status s =
+          store_.db_->Get(rocksdb::ReadOptions(), store_.cf(family), ToSlice(key), &value);
+      if (s.IsNotFound()) return std::nullopt;
+      if (!s.ok()) return FromRocks(s, "reading a projection row");
+      return value;
+    }
+
+   private:
+    const Impl& store_;
+    const SortedRows& rows_;
+  };
+
   // The rows of the command's events, then the rows every projection changes
-  // (store/projection.h).
-  static void PutRows(const std::vector<std::pair<uint64_t, std::string>>& event_rows,
-                      const CommandChange& change, SortedRows& rows) {
+  // (store/projection.h). On an error, `rows` is as it was.
+  absl::Status PutRows(const std::vector<std::pair<uint64_t, std::string>>& event_rows,
+                       CommandChange change, SortedRows& rows) const {
+    const std::size_t size_before = rows.size();
+    const BatchRowReader reader(*this, rows);
+    change.rows = &reader;
     for (const auto& [position, bytes] : event_rows) {
       rows.Put(keys::kEvents, keys::EventKey(position), bytes);
     }
     for (const Projection* projection : RegisteredProjections()) {
-      projection->OnCommand(change, rows);
+      if (absl::Status s = projection->OnCommand(change, rows); !s.ok()) {
+        rows.Truncate(size_before);
+        return s;
+      }
     }
+    return absl::OkStatus();
   }
 
   // Decides one command of a batch against the state the batch has so far and, if it appends,
@@ -1213,17 +1244,16 @@ class EventStore::Impl {
     std::vector<const StoredEvent*> events;
     events.reserve(decided->size());
     for (const domain::NewEvent& stamped : *decided) events.push_back(&stamped.event);
-    PutRows(event_rows,
-            CommandChange{.task_id = task_id,
-                          .before = state->get(),
-                          .after = &next,
-                          .events = events,
-                          .actor = meta != nullptr ? absl::string_view(meta->actor) : "",
-                          .request_id = request_id,
-                          .request_key = request_key,
-                          .fingerprint = fingerprint,
-                          .last_position = position},
-            batch.rows);
+    const CommandChange change{.task_id = task_id,
+                               .before = state->get(),
+                               .after = &next,
+                               .events = events,
+                               .actor = meta != nullptr ? absl::string_view(meta->actor) : "",
+                               .request_id = request_id,
+                               .request_key = request_key,
+                               .fingerprint = fingerprint,
+                               .last_position = position};
+    if (absl::Status s = PutRows(event_rows, change, batch.rows); !s.ok()) return s;
     if (!request_id.empty()) {
       batch.requests[request_key] = BatchState::Request{fingerprint, next_owned};
     }

@@ -21,9 +21,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "outreach/v1/storage.pb.h"
@@ -34,6 +37,17 @@
 namespace outreach::store {
 
 struct FoldedLog;
+
+// The rows as the writer sees them while it adds a command's: the store's, with the rows its
+// batch has so far applied. For projections whose rows are not a function of one task's
+// state (counters by assignee and day): they read a row, then put its new value.
+class RowReader {
+ public:
+  virtual ~RowReader() = default;
+  // nullopt when the row does not exist; DATA_LOSS or the read error when it cannot be read.
+  virtual absl::StatusOr<std::optional<std::string>> Get(keys::Cf family,
+                                                         absl::string_view key) const = 0;
+};
 
 // What the writer knows about one command that appends events to one task's stream. The
 // views and pointers are valid during OnCommand only.
@@ -48,6 +62,7 @@ struct CommandChange {
   absl::string_view request_key;  // keys::RequestKey(actor, request_id); empty without one
   absl::string_view fingerprint;  // the request's fingerprint
   uint64_t last_position = 0;     // the position of the last event
+  const RowReader* rows = nullptr;  // the rows so far (never nullptr in the writer)
 };
 
 // Takes one row (family, key, value); a non-OK status stops the emission and is returned.
@@ -73,8 +88,9 @@ class Projection {
   virtual absl::Span<const keys::Cf> families() const = 0;
 
   // Live: adds to `rows` the rows of its families that `change` puts or deletes. Only rows that
-  // change: each is a memtable insert, the writer's main cost.
-  virtual void OnCommand(const CommandChange& change, SortedRows& rows) const = 0;
+  // change: each is a memtable insert, the writer's main cost. An error fails the command: the
+  // writer drops every row the command added.
+  virtual absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const = 0;
 
   // Rebuild and verification: the projection's own fold state, or nullptr (the default) when
   // its rows are a function of the shared fold alone.

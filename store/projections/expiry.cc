@@ -35,13 +35,14 @@ class ExpiryProjectionImpl final : public Projection {
   absl::string_view name() const override { return "expiry"; }
   absl::Span<const keys::Cf> families() const override { return kFamilies; }
 
-  void OnCommand(const CommandChange& change, SortedRows& rows) const override {
+  absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
     const std::optional<std::string> new_row = keys::ExpiryRowFor(*change.after);
     const std::optional<std::string> old_row =
         change.before != nullptr ? keys::ExpiryRowFor(*change.before) : std::nullopt;
-    if (old_row == new_row) return;
+    if (old_row == new_row) return absl::OkStatus();
     if (old_row.has_value()) rows.Delete(keys::kExpiry, *old_row);
     if (new_row.has_value()) rows.Put(keys::kExpiry, *new_row, "");
+    return absl::OkStatus();
   }
 
   std::unique_ptr<ProjectionFold> StartFold() const override {

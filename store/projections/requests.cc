@@ -56,14 +56,15 @@ class RequestsProjectionImpl final : public Projection {
   absl::string_view name() const override { return "requests"; }
   absl::Span<const keys::Cf> families() const override { return kFamilies; }
 
-  void OnCommand(const CommandChange& change, SortedRows& rows) const override {
-    if (change.request_id.empty()) return;
+  absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
+    if (change.request_id.empty()) return absl::OkStatus();
     storage::v1::RequestRecord record;
     record.set_fingerprint(std::string(change.fingerprint));
     record.set_task_id(std::string(change.task_id));
     record.set_task_version(change.after->version());
     record.set_last_position(change.last_position);
     rows.Put(keys::kRequests, change.request_key, keys::EncodeRequestRecord(record));
+    return absl::OkStatus();
   }
 
   std::unique_ptr<ProjectionFold> StartFold() const override {

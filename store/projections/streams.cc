@@ -18,11 +18,12 @@ class StreamsProjectionImpl final : public Projection {
   absl::string_view name() const override { return "streams"; }
   absl::Span<const keys::Cf> families() const override { return kFamilies; }
 
-  void OnCommand(const CommandChange& change, SortedRows& rows) const override {
+  absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
     for (const storage::v1::StoredEvent* event : change.events) {
       rows.Put(keys::kStreams, keys::StreamKey(change.task_id, event->version()),
                keys::EncodeFixed64BE(event->position()));
     }
+    return absl::OkStatus();
   }
 
   absl::Status Emit(const FoldedLog& folded, const ProjectionFold* /*own*/,

@@ -40,8 +40,9 @@ class TasksProjectionImpl final : public Projection {
   absl::string_view name() const override { return "tasks"; }
   absl::Span<const keys::Cf> families() const override { return kFamilies; }
 
-  void OnCommand(const CommandChange& change, SortedRows& rows) const override {
+  absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
     rows.Put(keys::kTasks, change.task_id, keys::EncodeTask(*change.after));
+    return absl::OkStatus();
   }
 
   absl::Status Emit(const FoldedLog& folded, const ProjectionFold* /*own*/,

@@ -50,11 +50,11 @@ class WorklistProjectionImpl final : public Projection {
   absl::string_view name() const override { return "worklist"; }
   absl::Span<const keys::Cf> families() const override { return kFamilies; }
 
-  void OnCommand(const CommandChange& change, SortedRows& rows) const override {
+  absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
     const WorklistRows new_rows = WorklistRowsOf(*change.after);
     if (change.before == nullptr) {
       for (const auto& [key, value] : new_rows) rows.Put(keys::kWorklist, key, value);
-      return;
+      return absl::OkStatus();
     }
     const WorklistRows old_rows = WorklistRowsOf(*change.before);
     // (Rows by reference, not structured bindings: clang 14, the fuzz build's compiler, cannot
@@ -69,6 +69,7 @@ class WorklistProjectionImpl final : public Projection {
                                     [&](const auto& row) { return row == new_row; });
       if (!same) rows.Put(keys::kWorklist, new_row.first, new_row.second);
     }
+    return absl::OkStatus();
   }
 
   std::unique_ptr<ProjectionFold> StartFold() const override {
