@@ -82,12 +82,12 @@ class RowBuffer {
   std::vector<Row, HugePageAllocator<Row>> rows_;
 };
 
-// The whole log folded in memory: every task's state and stream, and the index and request
-// rows in key order. Task states live in `arena`: hundreds of thousands of small messages are
-// allocated fast and freed at once.
+// The whole log folded in memory: every task's state and stream, and each projection's own fold
+// state (its rows, sorted, once FoldLog returns). Task states live in `arena`: hundreds of
+// thousands of small messages are allocated fast and freed at once.
 // Everything large a fold holds is on huge pages (store/huge_pages.h): the arena's blocks, the
-// task map, the per-event and per-contact vectors and the row buffers. Page faults were a
-// third of a rebuild before.
+// task map, the per-event and per-contact vectors and the projections' row buffers. Page faults
+// were a third of a rebuild before.
 struct FoldedLog {
   // A task's events are a chain through `next`, by their ordinal in the log; its contacts a
   // chain through `contacts`.
