@@ -48,7 +48,9 @@
 #include "store/head_publisher.h"
 #include "store/keys.h"
 #include "store/log_fold.h"
+#include "store/projection.h"
 #include "store/projection_rows.h"
+#include "store/projections/registry.h"
 #include "store/log_reader.h"
 #include "store/log_verifier.h"
 #include "store/rocks.h"
@@ -739,7 +741,7 @@ class EventStore::Impl {
     const ReadView view(*this);
     const rocksdb::ReadOptions& read = view.options();
     std::string out;
-    for (keys::Cf family : keys::kProjectionCfs) {
+    for (keys::Cf family : ProjectionFamilies()) {
       std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(family)));
       for (it->SeekToFirst(); it->Valid(); it->Next()) {
         absl::StrAppend(&out, keys::ColumnFamilyNames()[family], "\t",
@@ -1172,32 +1174,47 @@ class EventStore::Impl {
     return absl::OkStatus();
   }
 
-  // Only the index rows that change from `before` (nullptr: a new task) to `after`: every row is
-  // a memtable insert, the writer's main cost.
-  static void PutIndexRows(const v1::Task* before, const v1::Task& after, SortedRows& rows) {
-    const keys::IndexRows new_rows = keys::IndexRowsFor(after);
-    if (before == nullptr) {
-      for (const auto& [key, value] : new_rows.worklist) rows.Put(keys::kWorklist, key, value);
-      if (new_rows.expiry.has_value()) rows.Put(keys::kExpiry, *new_rows.expiry, "");
-      return;
+  // What a projection reads while the writer adds a command's rows: the batch's rows so far,
+  // then the database (which only the writer writes).
+  class BatchRowReader final : public RowReader {
+   public:
+    BatchRowReader(const Impl& store, const SortedRows& rows) : store_(store), rows_(rows) {}
+    absl::StatusOr<std::optional<std::string>> Get(keys::Cf family,
+                                                   absl::string_view key) const override {
+      if (auto batched = rows_.Find(family, key)) {
+        if (!batched->has_value()) return std::nullopt;
+        return std::string(**batched);
+      }
+      std::string value;
+      const rocksdb::Status s =
+          store_.db_->Get(rocksdb::ReadOptions(), store_.cf(family), ToSlice(key), &value);
+      if (s.IsNotFound()) return std::nullopt;
+      if (!s.ok()) return FromRocks(s, "reading a projection row");
+      return value;
     }
-    const keys::IndexRows old_rows = keys::IndexRowsFor(*before);
-    // (Rows by reference, not structured bindings: clang 14, the fuzz build's compiler, cannot
-    // capture a binding in a lambda.)
-    for (const auto& old_row : old_rows.worklist) {
-      const bool kept = std::any_of(new_rows.worklist.begin(), new_rows.worklist.end(),
-                                    [&](const auto& row) { return row.first == old_row.first; });
-      if (!kept) rows.Delete(keys::kWorklist, old_row.first);
+
+   private:
+    const Impl& store_;
+    const SortedRows& rows_;
+  };
+
+  // The rows of the command's events, then the rows every projection changes
+  // (store/projection.h). On an error, `rows` is as it was.
+  absl::Status PutRows(const std::vector<std::pair<uint64_t, std::string>>& event_rows,
+                       CommandChange change, SortedRows& rows) const {
+    const std::size_t size_before = rows.size();
+    const BatchRowReader reader(*this, rows);
+    change.rows = &reader;
+    for (const auto& [position, bytes] : event_rows) {
+      rows.Put(keys::kEvents, keys::EventKey(position), bytes);
     }
-    for (const auto& new_row : new_rows.worklist) {
-      const bool same = std::any_of(old_rows.worklist.begin(), old_rows.worklist.end(),
-                                    [&](const auto& row) { return row == new_row; });
-      if (!same) rows.Put(keys::kWorklist, new_row.first, new_row.second);
+    for (const Projection* projection : RegisteredProjections()) {
+      if (absl::Status s = projection->OnCommand(change, rows); !s.ok()) {
+        rows.Truncate(size_before);
+        return s;
+      }
     }
-    if (old_rows.expiry != new_rows.expiry) {
-      if (old_rows.expiry.has_value()) rows.Delete(keys::kExpiry, *old_rows.expiry);
-      if (new_rows.expiry.has_value()) rows.Put(keys::kExpiry, *new_rows.expiry, "");
-    }
+    return absl::OkStatus();
   }
 
   // Decides one command of a batch against the state the batch has so far and, if it appends,
@@ -1237,21 +1254,20 @@ class EventStore::Impl {
       return s;
     }
 
-    SortedRows& rows = batch.rows;
-    for (std::size_t i = 0; i < event_rows.size(); ++i) {
-      rows.Put(keys::kEvents, keys::EventKey(event_rows[i].first), event_rows[i].second);
-      rows.Put(keys::kStreams, keys::StreamKey(task_id, result.events[i].version()),
-               keys::EncodeFixed64BE(result.events[i].position()));
-    }
-    PutIndexRows(state->get(), next, rows);
-    rows.Put(keys::kTasks, task_id, keys::EncodeTask(next));
+    std::vector<const StoredEvent*> events;
+    events.reserve(decided->size());
+    for (const domain::NewEvent& stamped : *decided) events.push_back(&stamped.event);
+    const CommandChange change{.task_id = task_id,
+                               .before = state->get(),
+                               .after = &next,
+                               .events = events,
+                               .actor = meta != nullptr ? absl::string_view(meta->actor) : "",
+                               .request_id = request_id,
+                               .request_key = request_key,
+                               .fingerprint = fingerprint,
+                               .last_position = position};
+    if (absl::Status s = PutRows(event_rows, change, batch.rows); !s.ok()) return s;
     if (!request_id.empty()) {
-      storage::v1::RequestRecord record;
-      record.set_fingerprint(fingerprint);
-      record.set_task_id(task_id);
-      record.set_task_version(next.version());
-      record.set_last_position(position);
-      rows.Put(keys::kRequests, request_key, keys::EncodeRequestRecord(record));
       batch.requests[request_key] = BatchState::Request{fingerprint, next_owned};
     }
     batch.position = position;

@@ -163,9 +163,8 @@ bool DecodeWorklistValue(absl::string_view bytes, WorklistValue* value) {
   return true;
 }
 
-void ForEachIndexRow(const v1::Task& task,
-                     absl::FunctionRef<void(absl::string_view, absl::string_view)> worklist,
-                     absl::FunctionRef<void(absl::string_view)> expiry) {
+void ForEachWorklistRow(const v1::Task& task,
+                        absl::FunctionRef<void(absl::string_view, absl::string_view)> worklist) {
   const uint32_t day_key = DayKeyOfDate(task.follow_up_date());
   std::string value;
   value.reserve(2 + task.patient_id().size() + task.assignee().size());
@@ -189,9 +188,20 @@ void ForEachIndexRow(const v1::Task& task,
   add(Scope::kKind, KindScopeValue(task.kind()));  // a few digits: no allocation
   add(Scope::kPatient, task.patient_id());
   if (!task.assignee().empty()) add(Scope::kAssignee, task.assignee());
+}
+
+std::optional<std::string> ExpiryRowFor(const v1::Task& task) {
   if (task.kind() == v1::AUTOMATIC && task.status() != v1::CLOSED && task.has_expires_at()) {
-    expiry(ExpiryKey(domain::FromProto(task.expires_at()), task.task_id()));
+    return ExpiryKey(domain::FromProto(task.expires_at()), task.task_id());
   }
+  return std::nullopt;
+}
+
+void ForEachIndexRow(const v1::Task& task,
+                     absl::FunctionRef<void(absl::string_view, absl::string_view)> worklist,
+                     absl::FunctionRef<void(absl::string_view)> expiry) {
+  ForEachWorklistRow(task, worklist);
+  if (std::optional<std::string> key = ExpiryRowFor(task)) expiry(*key);
 }
 
 IndexRows IndexRowsFor(const v1::Task& task) {

@@ -70,8 +70,8 @@ enum Cf : int {
 };
 // The RocksDB name of each column family, indexed by Cf.
 const std::vector<std::string>& ColumnFamilyNames();
-// The column families that are a pure fold of the log (rebuilt and dumped).
-inline constexpr Cf kProjectionCfs[] = {kStreams, kTasks, kWorklist, kExpiry, kRequests};
+// The column families that are a pure fold of the log (rebuilt, verified and dumped) are those
+// of the registered projections: store/projections/registry.h ProjectionFamilies().
 
 inline constexpr uint32_t kProjectionFormat = 3;
 inline constexpr char kHeadKey[] = "head";
@@ -134,6 +134,11 @@ IndexRows IndexRowsFor(const v1::Task& task);
 void ForEachIndexRow(const v1::Task& task,
                      absl::FunctionRef<void(absl::string_view, absl::string_view)> worklist,
                      absl::FunctionRef<void(absl::string_view)> expiry);
+// The worklist rows alone: `worklist(key, value)` for each (views valid during the call).
+void ForEachWorklistRow(const v1::Task& task,
+                        absl::FunctionRef<void(absl::string_view, absl::string_view)> worklist);
+// The expiry row's key, for open automatic tasks only.
+std::optional<std::string> ExpiryRowFor(const v1::Task& task);
 
 // "tasks": the deterministic serialization of a projection.
 std::string EncodeTask(const v1::Task& task);

@@ -14,12 +14,6 @@
 namespace outreach::store {
 namespace {
 
-void AppendFixed64BE(std::string* out, uint64_t value) {
-  char bytes[8];
-  for (int i = 7; i >= 0; --i, value >>= 8) bytes[i] = static_cast<char>(value & 0xFF);
-  out->append(bytes, 8);
-}
-
 // Appends the contacts of `stream`'s task to its contact chain, each as the "tasks" row
 // encodes it: the tag of Task.contacts, the length, the Contact's bytes. (Contact has no map
 // fields, so its plain serialization is the deterministic one keys::EncodeTask uses.)
@@ -56,41 +50,6 @@ absl::Status AddContactBytes(FoldedLog::Stream& stream, FoldedLog* out) {
   return absl::OkStatus();
 }
 
-// Sets `*row` to keys::EncodeTask of `task` with `contacts` (AddContactBytes's chain) as its
-// contacts: the serialization of `task` (which has none) with the bytes spliced in where
-// field order puts Task.contacts, before the first field numbered above it.
-absl::Status TaskRow(const v1::Task& task, absl::string_view contacts, std::string* row) {
-  using google::protobuf::internal::WireFormatLite;
-  *row = keys::EncodeTask(task);
-  if (contacts.empty()) return absl::OkStatus();
-  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(row->data()),
-                                            static_cast<int>(row->size()));
-  std::size_t split = row->size();
-  while (true) {
-    const int at = in.CurrentPosition();
-    const uint32_t tag = in.ReadTag();
-    if (tag == 0) break;
-    if (WireFormatLite::GetTagFieldNumber(tag) > v1::Task::kContactsFieldNumber) {
-      split = static_cast<std::size_t>(at);
-      break;
-    }
-    if (!WireFormatLite::SkipField(&in, tag)) {
-      return absl::InternalError("rebuild: a task's own serialization does not parse");
-    }
-  }
-  row->insert(split, contacts.data(), contacts.size());
-  return absl::OkStatus();
-}
-
-// What a fold keeps of each request id while it reads the log: the latest event of its request.
-struct FoldedRequest {
-  std::string fingerprint;
-  std::string task_id;
-  int64_t task_version = 0;
-  uint64_t last_position = 0;
-};
-using FoldedRequests = absl::flat_hash_map<std::string, FoldedRequest>;
-
 // Parses the event row at `position` into `event` (reused: its fields keep their allocations),
 // straight from the row: DecodeEvent's copy of the body is for hash checks, which a fold does
 // not do. DecodeEvent says precisely what is wrong with a row that does not parse.
@@ -109,9 +68,9 @@ absl::Status ParseForFold(const LogReader& log, uint64_t position, absl::string_
   return absl::OkStatus();
 }
 
-// Folds one event into its task's stream, its contact chain and the request ids.
-absl::Status FoldEvent(const storage::v1::StoredEvent& event, uint64_t position, FoldedLog* out,
-                       FoldedRequests& requests) {
+// Folds one event into its task's stream and its contact chain.
+absl::Status FoldEvent(const storage::v1::StoredEvent& event, uint64_t position,
+                       FoldedLog* out) {
   FoldedLog::Stream& stream = out->streams[event.task_id()];
   if (stream.task == nullptr) {
     stream.task = google::protobuf::Arena::CreateMessage<v1::Task>(&out->arena);
@@ -136,31 +95,16 @@ absl::Status FoldEvent(const storage::v1::StoredEvent& event, uint64_t position,
     out->next[stream.last] = ordinal;
   }
   stream.last = ordinal;
-  if (!event.request_id().empty()) {
-    auto [record, inserted] =
-        requests.try_emplace(keys::RequestKey(event.actor(), event.request_id()));
-    if (inserted) {
-      record->second.fingerprint = event.request_fingerprint();
-      record->second.task_id = event.task_id();
-    }
-    record->second.task_version = event.version();
-    record->second.last_position = position;
-  }
   ++out->events;
   return absl::OkStatus();
 }
 
-// After the last event: every task in id order, the index rows and the request rows, sorted.
-void FinishFold(FoldedRequests& requests, FoldedLog* out) {
+// After the last event: every task in id order, then each projection's own fold finished.
+absl::Status FinishFold(FoldedLog* out) {
   out->tasks.reserve(out->streams.size());
-  out->worklist.Reserve(out->streams.size() * 4, out->streams.size() * 4 * 64);
   for (const auto& [task_id, stream] : out->streams) {
     out->tasks.push_back(
         FoldedLog::TaskRef{KeyPrefix(task_id, 0), KeyPrefix(task_id, 8), &task_id, &stream});
-    keys::ForEachIndexRow(
-        *stream.task,
-        [&](absl::string_view key, absl::string_view value) { out->worklist.Add(key, value); },
-        [&](absl::string_view key) { out->expiry.Add(key, ""); });
   }
   std::sort(out->tasks.begin(), out->tasks.end(),
             [](const FoldedLog::TaskRef& a, const FoldedLog::TaskRef& b) {
@@ -168,17 +112,22 @@ void FinishFold(FoldedRequests& requests, FoldedLog* out) {
               if (a.prefix1 != b.prefix1) return a.prefix1 < b.prefix1;
               return *a.id < *b.id;
             });
-  out->worklist.Sort();
-  out->expiry.Sort();
-  for (auto& [request_key, request] : requests) {
-    storage::v1::RequestRecord record;
-    record.set_fingerprint(std::move(request.fingerprint));
-    record.set_task_id(std::move(request.task_id));
-    record.set_task_version(request.task_version);
-    record.set_last_position(request.last_position);
-    out->requests.Add(request_key, keys::EncodeRequestRecord(record));
+  for (const std::unique_ptr<ProjectionFold>& own : out->own) {
+    if (own == nullptr) continue;
+    if (absl::Status s = own->Finish(*out); !s.ok()) return s;
   }
-  out->requests.Sort();
+  return absl::OkStatus();
+}
+
+// The projections that fold events of their own, by index into out->projections.
+std::vector<ProjectionFold*> StartFolds(FoldedLog* out) {
+  std::vector<ProjectionFold*> folds;
+  out->own.clear();
+  for (const Projection* projection : out->projections) {
+    out->own.push_back(projection->StartFold());
+    if (out->own.back() != nullptr) folds.push_back(out->own.back().get());
+  }
+  return folds;
 }
 
 }  // namespace
@@ -186,7 +135,7 @@ void FinishFold(FoldedRequests& requests, FoldedLog* out) {
 absl::Status FoldLog(const LogReader& log, const rocksdb::ReadOptions& read,
                      uint64_t expected_events, FoldedLog* out,
                      absl::FunctionRef<void(uint64_t)> on_event) {
-  FoldedRequests requests;
+  const std::vector<ProjectionFold*> folds = StartFolds(out);
   rocksdb::ReadOptions scan = read;
   // One sequential pass over the whole log, read 1 MiB at a time. Not more: each table file
   // gets its own buffer of this size, first touched by the read (at 8 MiB the buffers were
@@ -204,58 +153,21 @@ absl::Status FoldLog(const LogReader& log, const rocksdb::ReadOptions& read,
       return absl::DataLossError("rebuild: malformed event key");
     }
     if (absl::Status s = ParseForFold(log, position, View(it->value()), event); !s.ok()) return s;
-    if (absl::Status s = FoldEvent(event, position, out, requests); !s.ok()) return s;
+    if (absl::Status s = FoldEvent(event, position, out); !s.ok()) return s;
+    for (ProjectionFold* fold : folds) {
+      if (absl::Status s = fold->OnEvent(event, position); !s.ok()) return s;
+    }
     on_event(out->events);
   }
   if (!it->status().ok()) return FromRocks(it->status(), "rebuild: reading the event log");
   it.reset();
-  FinishFold(requests, out);
-  return absl::OkStatus();
+  return FinishFold(out);
 }
 
-absl::Status EmitRows(
-    const FoldedLog& folded,
-    absl::FunctionRef<absl::Status(keys::Cf, absl::string_view, absl::string_view)> emit) {
-  static_assert(keys::kProjectionCfs[0] == keys::kStreams &&
-                keys::kProjectionCfs[1] == keys::kTasks &&
-                keys::kProjectionCfs[2] == keys::kWorklist &&
-                keys::kProjectionCfs[3] == keys::kExpiry &&
-                keys::kProjectionCfs[4] == keys::kRequests);
-  // task_id '\0' version: a task's rows sort together, and before those of any longer id.
-  // Keys and values are built in reused buffers: a fold emits millions of rows.
-  std::string key;
-  std::string value;
-  for (const FoldedLog::TaskRef& task : folded.tasks) {
-    const FoldedLog::Stream& stream = *task.stream;
-    int64_t version = 0;
-    key = keys::StreamPrefix(*task.id);
-    const std::size_t prefix_size = key.size();
-    for (uint32_t e = stream.first; e != FoldedLog::kNoEvent; e = folded.next[e]) {
-      key.resize(prefix_size);
-      AppendFixed64BE(&key, static_cast<uint64_t>(++version));
-      value.clear();
-      AppendFixed64BE(&value, folded.positions[e]);
-      if (absl::Status s = emit(keys::kStreams, key, value); !s.ok()) return s;
-    }
-  }
-  std::string contacts;
-  for (const FoldedLog::TaskRef& task : folded.tasks) {
-    const FoldedLog::Stream& stream = *task.stream;
-    contacts.clear();
-    for (uint32_t c = stream.first_contact; c != FoldedLog::kNoEvent;
-         c = folded.contacts[c].next) {
-      contacts.append(folded.contacts[c].data, folded.contacts[c].size);
-    }
-    if (absl::Status s = TaskRow(*stream.task, contacts, &value); !s.ok()) return s;
-    if (absl::Status s = emit(keys::kTasks, *task.id, value); !s.ok()) return s;
-  }
-  const std::pair<keys::Cf, const RowBuffer*> sorted[] = {{keys::kWorklist, &folded.worklist},
-                                                          {keys::kExpiry, &folded.expiry},
-                                                          {keys::kRequests, &folded.requests}};
-  for (const auto& [family, rows] : sorted) {
-    for (std::size_t i = 0; i < rows->size(); ++i) {
-      if (absl::Status s = emit(family, rows->key(i), rows->value(i)); !s.ok()) return s;
-    }
+absl::Status EmitRows(const FoldedLog& folded, RowSink emit) {
+  for (std::size_t i = 0; i < folded.projections.size(); ++i) {
+    const ProjectionFold* own = i < folded.own.size() ? folded.own[i].get() : nullptr;
+    if (absl::Status s = folded.projections[i]->Emit(folded, own, emit); !s.ok()) return s;
   }
   return absl::OkStatus();
 }

@@ -1,7 +1,9 @@
 // The fold of the whole log into every projection row: the one definition of "projections =
 // fold of the log". The rebuild writes the rows EmitRows hands over (store/event_store.cc
 // RebuildLocked), VerifyProjections compares them with the stored ones, so the two cannot
-// disagree.
+// disagree. The rows themselves are each projection's (store/projection.h): the fold here is
+// the part they share, every task's state and stream, read once; each projection's own fold
+// state (Projection::StartFold) sees the same events in the same pass.
 //
 // A fold of a million events holds several hundred MiB: everything large is on huge pages
 // (store/huge_pages.h) and the rows are kept in flat buffers, sorted once. Not thread-safe (one
@@ -11,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +27,8 @@
 #include "store/huge_pages.h"
 #include "store/keys.h"
 #include "store/log_reader.h"
+#include "store/projection.h"
+#include "store/projections/registry.h"
 #include "store/sorted_rows.h"
 
 namespace outreach::store {
@@ -77,12 +82,12 @@ class RowBuffer {
   std::vector<Row, HugePageAllocator<Row>> rows_;
 };
 
-// The whole log folded in memory: every task's state and stream, and the index and request
-// rows in key order. Task states live in `arena`: hundreds of thousands of small messages are
-// allocated fast and freed at once.
+// The whole log folded in memory: every task's state and stream, and each projection's own fold
+// state (its rows, sorted, once FoldLog returns). Task states live in `arena`: hundreds of
+// thousands of small messages are allocated fast and freed at once.
 // Everything large a fold holds is on huge pages (store/huge_pages.h): the arena's blocks, the
-// task map, the per-event and per-contact vectors and the row buffers. Page faults were a
-// third of a rebuild before.
+// task map, the per-event and per-contact vectors and the projections' row buffers. Page faults
+// were a third of a rebuild before.
 struct FoldedLog {
   // A task's events are a chain through `next`, by their ordinal in the log; its contacts a
   // chain through `contacts`.
@@ -129,22 +134,24 @@ struct FoldedLog {
     const Stream* stream;
   };
   HugeVector<TaskRef> tasks;
-  RowBuffer worklist, expiry, requests;      // sorted
   uint64_t events = 0;
+  // The projections folded (set before FoldLog to fold another set, e.g. in a test), and the
+  // fold state of each (by index; nullptr where its StartFold returned nullptr).
+  ProjectionSet projections = RegisteredProjections();
+  std::vector<std::unique_ptr<ProjectionFold>> own;
 };
 
-// Folds the whole log under `read` into `*out`, calling `on_event` with the number of events
-// folded so far after each one.
+// Folds the whole log under `read` into `*out` for `out->projections`, calling `on_event` with
+// the number of events folded so far after each one.
 // `expected_events` is a size hint (the published head: readers may fold while the writer writes).
 absl::Status FoldLog(const LogReader& log, const rocksdb::ReadOptions& read,
                      uint64_t expected_events, FoldedLog* out,
                      absl::FunctionRef<void(uint64_t)> on_event);
 
-// Hands every projection row of `folded` to `emit`, family by family in kProjectionCfs
-// order, each family's rows in key order. The one definition of "projections = fold of the
-// log": the rebuild writes these rows, VerifyProjections compares them with the stored ones.
-absl::Status EmitRows(
-    const FoldedLog& folded,
-    absl::FunctionRef<absl::Status(keys::Cf, absl::string_view, absl::string_view)> emit);
+// Hands every projection row of `folded` to `emit`, projection by projection in
+// `folded.projections` order (family by family in FamiliesOf(folded.projections) order), each
+// family's rows in key order. The one definition of "projections = fold of the log": the
+// rebuild writes these rows, VerifyProjections compares them with the stored ones.
+absl::Status EmitRows(const FoldedLog& folded, RowSink emit);
 
 }  // namespace outreach::store

@@ -29,12 +29,17 @@ absl::Status CompareStoredProjections(rocksdb::DB* db, const Handles& handles,
     if (!it->status().ok()) return FromRocks(it->status(), "reading the projections");
     return absl::OkStatus();
   };
-  std::size_t next_family = 0;  // index into kProjectionCfs of the next family to start
+  const std::vector<keys::Cf> families = FamiliesOf(folded.projections);
+  std::size_t next_family = 0;  // index into `families` of the next family to start
   // Starts every family up to and including `target` (those skipped have no replayed rows).
   auto start_family = [&](keys::Cf target) -> absl::Status {
     while (it == nullptr || family != target) {
       if (absl::Status s = end_family(); !s.ok()) return s;
-      family = keys::kProjectionCfs[next_family++];
+      if (next_family == families.size()) {
+        return absl::InternalError(absl::StrCat("projections: a row of family ", target,
+                                                " out of its projection's order"));
+      }
+      family = families[next_family++];
       it.reset(db->NewIterator(read, handles[family]));
       it->SeekToFirst();
     }
@@ -63,15 +68,15 @@ absl::Status CompareStoredProjections(rocksdb::DB* db, const Handles& handles,
         return absl::OkStatus();
       });
   if (!compared.ok()) return compared;
-  constexpr keys::Cf kLast = keys::kProjectionCfs[std::size(keys::kProjectionCfs) - 1];
-  if (absl::Status s = start_family(kLast); !s.ok()) return s;
+  if (families.empty()) return absl::OkStatus();
+  if (absl::Status s = start_family(families.back()); !s.ok()) return s;
   return end_family();
 }
 
 absl::Status ClearProjectionFamilies(rocksdb::DB* db, const Handles& handles,
                                      const rocksdb::WriteOptions& write) {
   rocksdb::WriteBatch clear;
-  for (keys::Cf family : keys::kProjectionCfs) {
+  for (keys::Cf family : ProjectionFamilies()) {
     std::unique_ptr<rocksdb::Iterator> it(
         db->NewIterator(rocksdb::ReadOptions(), handles[family]));
     it->SeekToLast();

@@ -14,13 +14,14 @@ namespace outreach::store {
 
 using Handles = std::vector<rocksdb::ColumnFamilyHandle*>;  // indexed by keys::Cf
 
-// Walks each projection family's stored rows (under `read`) beside the folded ones, both in key
-// order. DATA_LOSS naming the first row (family, hex key) stored but not folded, folded but not
-// stored, or different.
+// Walks the stored rows of each family of `folded.projections` (under `read`) beside the folded
+// ones, both in key order. DATA_LOSS naming the first row (family, hex key) stored but not
+// folded, folded but not stored, or different.
 absl::Status CompareStoredProjections(rocksdb::DB* db, const Handles& handles,
                                       const rocksdb::ReadOptions& read, const FoldedLog& folded);
 
-// Empties every projection family with one range deletion each, in one write.
+// Empties every family of the registered projections (ProjectionFamilies()) with one range
+// deletion each, in one write.
 absl::Status ClearProjectionFamilies(rocksdb::DB* db, const Handles& handles,
                                      const rocksdb::WriteOptions& write);
 

@@ -59,6 +59,23 @@ void SortedRows::AppendTo(const std::vector<rocksdb::ColumnFamilyHandle*>& handl
   }
 }
 
+std::optional<std::optional<absl::string_view>> SortedRows::Find(int family,
+                                                                absl::string_view key) const {
+  for (std::size_t i = rows_.size(); i-- > 0;) {
+    const Row& row = rows_[i];
+    if (row.family != family || Key(row) != key) continue;
+    if (row.is_delete) return std::optional<absl::string_view>();
+    return std::optional<absl::string_view>(Value(row));
+  }
+  return std::nullopt;
+}
+
+void SortedRows::Truncate(std::size_t size) {
+  if (size >= rows_.size()) return;
+  bytes_.resize(rows_[size].offset);
+  rows_.resize(size);
+}
+
 void SortedRows::Clear() {
   bytes_.clear();
   rows_.clear();

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,15 @@ class SortedRows {
 
   std::size_t size() const { return rows_.size(); }
   bool empty() const { return rows_.empty(); }
+
+  // The last operation on (family, key) so far: nullopt if none, a null view for a delete,
+  // else the value (valid until the next change). Linear in the rows: for projections that
+  // read their own rows, whose batches hold few.
+  std::optional<std::optional<absl::string_view>> Find(int family, absl::string_view key) const;
+
+  // Forgets the rows added after the first `size` (a command that failed half-way). Not after
+  // AppendTo, which reorders them.
+  void Truncate(std::size_t size);
 
   // Appends the last operation on each distinct (family, key) to `batch`, ordered by family,
   // then key. `handles[family]` is the column family of each family number used.

@@ -1,0 +1,72 @@
+#include "store/projections/expiry.h"
+
+#include <optional>
+#include <string>
+
+#include "store/log_fold.h"
+
+namespace outreach::store {
+namespace {
+
+// The expiry row of every task that has one, sorted once all tasks are folded.
+class ExpiryFold final : public ProjectionFold {
+ public:
+  absl::Status OnEvent(const storage::v1::StoredEvent& /*event*/,
+                       uint64_t /*position*/) override {
+    return absl::OkStatus();
+  }
+  absl::Status Finish(const FoldedLog& folded) override {
+    for (const FoldedLog::TaskRef& task : folded.tasks) {
+      if (std::optional<std::string> key = keys::ExpiryRowFor(*task.stream->task)) {
+        rows_.Add(*key, "");
+      }
+    }
+    rows_.Sort();
+    return absl::OkStatus();
+  }
+  const RowBuffer& rows() const { return rows_; }
+
+ private:
+  RowBuffer rows_;
+};
+
+class ExpiryProjectionImpl final : public Projection {
+ public:
+  absl::string_view name() const override { return "expiry"; }
+  absl::Span<const keys::Cf> families() const override { return kFamilies; }
+
+  absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
+    const std::optional<std::string> new_row = keys::ExpiryRowFor(*change.after);
+    const std::optional<std::string> old_row =
+        change.before != nullptr ? keys::ExpiryRowFor(*change.before) : std::nullopt;
+    if (old_row == new_row) return absl::OkStatus();
+    if (old_row.has_value()) rows.Delete(keys::kExpiry, *old_row);
+    if (new_row.has_value()) rows.Put(keys::kExpiry, *new_row, "");
+    return absl::OkStatus();
+  }
+
+  std::unique_ptr<ProjectionFold> StartFold() const override {
+    return std::make_unique<ExpiryFold>();
+  }
+
+  absl::Status Emit(const FoldedLog& /*folded*/, const ProjectionFold* own,
+                    RowSink emit) const override {
+    const RowBuffer& rows = static_cast<const ExpiryFold*>(own)->rows();
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      if (absl::Status s = emit(keys::kExpiry, rows.key(i), rows.value(i)); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  static constexpr keys::Cf kFamilies[] = {keys::kExpiry};
+};
+
+}  // namespace
+
+const Projection& ExpiryProjection() {
+  static const ExpiryProjectionImpl kProjection;
+  return kProjection;
+}
+
+}  // namespace outreach::store

@@ -1,0 +1,179 @@
+// Projections as plug-ins (store/projection.h): the registry owns each projection family once,
+// in family order; and a projection that is not a function of one task's state (an
+// event-derived counter) fits the same interface: what its live updates write is what its fold
+// emits.
+#include "store/projection.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "store/keys.h"
+#include "store/log_fold.h"
+#include "store/projections/registry.h"
+#include "store/sorted_rows.h"
+
+namespace outreach::store {
+namespace {
+
+// Test-only: the number of events each actor recorded, "actor:" actor -> fixed64_be count. Its
+// live update reads the current count, as a counter by assignee and day would.
+constexpr keys::Cf kCounterFamily = keys::kDefault;  // any family: nothing here is stored
+
+std::string CounterKey(const std::string& actor) { return "actor:" + actor; }
+
+class EventsPerActorFold final : public ProjectionFold {
+ public:
+  absl::Status OnEvent(const storage::v1::StoredEvent& event, uint64_t /*position*/) override {
+    ++counts_[CounterKey(event.actor())];
+    return absl::OkStatus();
+  }
+  absl::Status Finish(const FoldedLog& /*folded*/) override { return absl::OkStatus(); }
+  const std::map<std::string, uint64_t>& counts() const { return counts_; }  // in key order
+
+ private:
+  std::map<std::string, uint64_t> counts_;
+};
+
+class EventsPerActor final : public Projection {
+ public:
+  absl::string_view name() const override { return "events_per_actor"; }
+  absl::Span<const keys::Cf> families() const override { return kFamilies; }
+
+  absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
+    for (const storage::v1::StoredEvent* event : change.events) {
+      const std::string key = CounterKey(event->actor());
+      absl::StatusOr<std::optional<std::string>> current = change.rows->Get(kCounterFamily, key);
+      if (!current.ok()) return current.status();
+      uint64_t count = 0;
+      if (current->has_value() && !keys::DecodeFixed64BE(**current, &count)) {
+        return absl::DataLossError("events_per_actor: malformed count");
+      }
+      rows.Put(kCounterFamily, key, keys::EncodeFixed64BE(count + 1));
+    }
+    return absl::OkStatus();
+  }
+
+  std::unique_ptr<ProjectionFold> StartFold() const override {
+    return std::make_unique<EventsPerActorFold>();
+  }
+
+  absl::Status Emit(const FoldedLog& /*folded*/, const ProjectionFold* own,
+                    RowSink emit) const override {
+    for (const auto& [key, count] : static_cast<const EventsPerActorFold*>(own)->counts()) {
+      if (absl::Status s = emit(kCounterFamily, key, keys::EncodeFixed64BE(count)); !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  static constexpr keys::Cf kFamilies[] = {kCounterFamily};
+};
+
+// The writer's view for these tests: an empty store, plus the batch's rows.
+class BatchOnly final : public RowReader {
+ public:
+  explicit BatchOnly(const SortedRows& rows) : rows_(rows) {}
+  absl::StatusOr<std::optional<std::string>> Get(keys::Cf family,
+                                                 absl::string_view key) const override {
+    std::optional<std::optional<absl::string_view>> row = rows_.Find(family, key);
+    if (!row.has_value() || !row->has_value()) return std::nullopt;
+    return std::string(**row);
+  }
+
+ private:
+  const SortedRows& rows_;
+};
+
+storage::v1::StoredEvent Event(const std::string& task_id, const std::string& actor,
+                               uint64_t position) {
+  storage::v1::StoredEvent event;
+  event.set_task_id(task_id);
+  event.set_actor(actor);
+  event.set_position(position);
+  return event;
+}
+
+TEST(ProjectionRegistryTest, EveryProjectionFamilyIsOwnedOnceInFamilyOrder) {
+  const std::vector<keys::Cf> expected = {keys::kStreams, keys::kTasks, keys::kWorklist,
+                                          keys::kExpiry, keys::kRequests};
+  EXPECT_EQ(FamiliesOf(RegisteredProjections()), expected);
+  EXPECT_EQ(std::vector<keys::Cf>(ProjectionFamilies().begin(), ProjectionFamilies().end()),
+            expected);
+  for (const Projection* projection : RegisteredProjections()) {
+    EXPECT_EQ(projection->families().size(), 1u) << projection->name();
+    EXPECT_EQ(keys::ColumnFamilyNames()[projection->families()[0]], projection->name());
+  }
+}
+
+TEST(EventDerivedProjectionTest, TheFoldEmitsWhatTheLiveUpdatesWrote) {
+  // Three commands, one of two events; alice acts on two tasks.
+  const std::vector<std::vector<storage::v1::StoredEvent>> commands = {
+      {Event("t1", "alice", 1), Event("t1", "alice", 2)},
+      {Event("t2", "bob", 3)},
+      {Event("t2", "alice", 4)}};
+  const EventsPerActor projection;
+
+  SortedRows live;  // one batch for all three commands
+  const BatchOnly reader(live);
+  for (const auto& command : commands) {
+    std::vector<const storage::v1::StoredEvent*> events;
+    for (const auto& event : command) events.push_back(&event);
+    const v1::Task after;
+    CommandChange change{.task_id = command[0].task_id(), .after = &after, .events = events,
+                         .actor = command[0].actor(), .rows = &reader};
+    change.last_position = command.back().position();
+    ASSERT_TRUE(projection.OnCommand(change, live).ok());
+  }
+
+  FoldedLog folded;
+  const Projection* const set[] = {&projection};
+  folded.projections = set;
+  folded.own.push_back(projection.StartFold());
+  for (const auto& command : commands) {
+    for (const auto& event : command) {
+      ASSERT_TRUE(folded.own[0]->OnEvent(event, event.position()).ok());
+    }
+  }
+  ASSERT_TRUE(folded.own[0]->Finish(folded).ok());
+  std::vector<std::pair<std::string, std::string>> emitted;
+  ASSERT_TRUE(EmitRows(folded, [&](keys::Cf family, absl::string_view key,
+                                   absl::string_view value) {
+                EXPECT_EQ(family, kCounterFamily);
+                emitted.emplace_back(std::string(key), std::string(value));
+                return absl::OkStatus();
+              }).ok());
+
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"actor:alice", keys::EncodeFixed64BE(3)}, {"actor:bob", keys::EncodeFixed64BE(1)}};
+  EXPECT_EQ(emitted, expected);
+  for (const auto& [key, value] : emitted) {
+    EXPECT_EQ(live.Find(kCounterFamily, key), std::optional<absl::string_view>(value)) << key;
+  }
+}
+
+TEST(SortedRowsFindTest, FindSeesTheLastOperationAndTruncateForgetsTheRowsAfter) {
+  SortedRows rows;
+  rows.Put(keys::kTasks, "a", "1");
+  const std::size_t mark = rows.size();
+  rows.Put(keys::kTasks, "a", "2");
+  rows.Delete(keys::kTasks, "b");
+  EXPECT_EQ(rows.Find(keys::kTasks, "a"), std::optional<absl::string_view>("2"));
+  ASSERT_TRUE(rows.Find(keys::kTasks, "b").has_value());  // deleted: a row without a value
+  EXPECT_FALSE(rows.Find(keys::kTasks, "b")->has_value());
+  EXPECT_EQ(rows.Find(keys::kWorklist, "a"), std::nullopt);
+  rows.Truncate(mark);
+  EXPECT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows.Find(keys::kTasks, "a"), std::optional<absl::string_view>("1"));
+  EXPECT_EQ(rows.Find(keys::kTasks, "b"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace outreach::store
