@@ -528,46 +528,7 @@ class EventStore::Impl {
                                                           absl::string_view task_id,
                                                           uint64_t limit) const {
     const ReadView view(*this);
-    const rocksdb::ReadOptions& read = view.options();
-    std::vector<v1::EventRecord> out;
-    auto full = [&] { return limit != 0 && out.size() >= limit; };
-    if (task_id.empty()) {
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(keys::kEvents)));
-      for (it->Seek(keys::EventKey(std::max<uint64_t>(from_position, 1)));
-           it->Valid() && !full(); it->Next()) {
-        uint64_t position = 0;
-        if (!keys::ParseEventKey(View(it->key()), &position)) {
-          return absl::DataLossError(absl::StrCat("event log: malformed key ",
-                                                  absl::BytesToHexString(View(it->key()))));
-        }
-        absl::StatusOr<DecodedEvent> event = DecodeEvent(position, View(it->value()), *schemas_);
-        if (!event.ok()) return event.status();
-        out.push_back(ToEventRecord(*event));
-      }
-      if (!it->status().ok()) return FromRocks(it->status(), "reading the event log");
-      return out;
-    }
-    const std::string prefix = keys::StreamPrefix(task_id);
-    std::string upper = prefix;
-    upper.back() = '\1';
-    rocksdb::Slice upper_slice(upper);
-    rocksdb::ReadOptions stream_read = read;
-    stream_read.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(stream_read, cf(keys::kStreams)));
-    for (it->Seek(prefix); it->Valid() && !full(); it->Next()) {
-      uint64_t position = 0;
-      if (!keys::DecodeFixed64BE(View(it->value()), &position)) {
-        return absl::DataLossError(
-            absl::StrCat("streams: malformed row for task \"", task_id, "\""));
-      }
-      // Positions grow with versions: skip the stream's head until from_position.
-      if (position < from_position) continue;
-      absl::StatusOr<DecodedEvent> event = ReadEvent(read, position);
-      if (!event.ok()) return event.status();
-      out.push_back(ToEventRecord(*event));
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "reading a task stream");
-    return out;
+    return log().ReadEvents(view.options(), from_position, task_id, limit);
   }
 
   uint64_t HeadPosition() const { return head_.Head(); }

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "outreach/v1/events.pb.h"
 #include "outreach/v1/storage.pb.h"
 #include "outreach/v1/task.pb.h"
 #include "rocksdb/db.h"
@@ -53,11 +54,24 @@ class LogReader {
       absl::FunctionRef<void(const v1::Task&, const v1::Task&, const DecodedEvent&)> visit,
       v1::Task* task) const;
 
+  // Up to `limit` events (0 = no limit) with position >= from_position, in position order;
+  // only task `task_id`'s events when it is not empty (read through its stream).
+  absl::StatusOr<std::vector<v1::EventRecord>> ReadEvents(const rocksdb::ReadOptions& read,
+                                                          uint64_t from_position,
+                                                          absl::string_view task_id,
+                                                          uint64_t limit) const;
+
   // Whether task `task_id`'s "streams" row for `version` points at a position before `position`.
   bool StreamHasVersionBefore(const rocksdb::ReadOptions& read, const std::string& task_id,
                               int64_t version, uint64_t position) const;
 
  private:
+  // Calls `visit` with the position of each of the task's events, in version order, while it
+  // returns true; stops at its first error (returned) or false.
+  absl::Status ForEachStreamPosition(
+      const rocksdb::ReadOptions& read, absl::string_view task_id,
+      absl::FunctionRef<absl::StatusOr<bool>(uint64_t position)> visit) const;
+
   rocksdb::DB* db_;
   const std::vector<rocksdb::ColumnFamilyHandle*>* handles_;
   const SchemaRegistry* schemas_;
