@@ -316,6 +316,8 @@ absl::Status ValidateShape(const Command& command) {
       command);
 }
 
+std::vector<std::string> StreamsOf(const Command& command) { return {TaskIdOf(command)}; }
+
 absl::StatusOr<std::vector<NewEvent>> Decide(const std::optional<v1::Task>& state,
                                              const Command& command,
                                              const DecideContext& context) {
@@ -324,12 +326,27 @@ absl::StatusOr<std::vector<NewEvent>> Decide(const std::optional<v1::Task>& stat
 
 absl::StatusOr<std::vector<NewEvent>> Decide(const v1::Task* state, const Command& command,
                                              const DecideContext& context) {
+  return Decide(TaskStates{{TaskIdOf(command), state}}, command, context);
+}
+
+absl::StatusOr<std::vector<NewEvent>> Decide(const TaskStates& states, const Command& command,
+                                             const DecideContext& context) {
   if (absl::Status s = ValidateShape(command); !s.ok()) return s;
+  // Every stream StreamsOf names has an entry; a missing one is the caller's bug.
+  auto state_of = [&](const std::string& task_id) -> absl::StatusOr<const v1::Task*> {
+    auto it = states.find(task_id);
+    if (it == states.end()) {
+      return absl::InternalError(absl::StrCat("Decide: no state given for \"", task_id, "\""));
+    }
+    return it->second;
+  };
+  absl::StatusOr<const v1::Task*> state = state_of(TaskIdOf(command));
+  if (!state.ok()) return state.status();
   return std::visit(
       Overloaded{
-          [&](const CreateTaskCommand& c) { return DecideCreate(state, c, context); },
-          [&](const LogContactCommand& c) { return DecideLogContact(state, c, context); },
-          [&](const ExpireTaskCommand& c) { return DecideExpire(state, c, context); }},
+          [&](const CreateTaskCommand& c) { return DecideCreate(*state, c, context); },
+          [&](const LogContactCommand& c) { return DecideLogContact(*state, c, context); },
+          [&](const ExpireTaskCommand& c) { return DecideExpire(*state, c, context); }},
       command);
 }
 

@@ -1,7 +1,11 @@
 // The outreach workflow's rules, as pure functions over events (SPEC §2, §3).
 //
-//   Decide(state, command, context) -> the events to append, or the error that forbids them.
-//   Apply(state, event)             -> the next state.
+//   Decide(states, command, context) -> the events to append, or the error that forbids them.
+//   Apply(state, event)              -> the next state.
+//
+// A command may read and append to several task streams: StreamsOf names the ones it names
+// directly; the store loads their states (TaskStates) and Decide returns events that each name
+// their stream (StoredEvent.task_id), in the order they are to be appended.
 //
 // A task's state is the outreach.v1.Task message: exactly the fold of its events with Apply, so
 // that a projection rebuilt from the log is byte-identical to the live one. Nothing here reads
@@ -14,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -68,6 +73,12 @@ using Command = std::variant<CreateTaskCommand, LogContactCommand, ExpireTaskCom
 
 const std::string& TaskIdOf(const Command& command);
 const CommandMeta* MetaOf(const Command& command);  // nullptr for system commands
+// The task streams the command reads (and may append to), in the order its result lists them.
+std::vector<std::string> StreamsOf(const Command& command);
+
+// The states Decide reads, by task id: each stream StreamsOf names has an entry, nullptr when
+// there is no such task. Borrowed: the caller keeps the states alive during Decide.
+using TaskStates = absl::flat_hash_map<std::string, const v1::Task*>;
 
 // What Decide asks the store to append. The store fills in position, version, event id,
 // recorded_at, prev_hash and hash.
@@ -84,14 +95,18 @@ struct DecideContext {
 // INVALID_ARGUMENT naming the field on failure.
 absl::Status ValidateShape(const Command& command);
 
-// Decides a command against the task's current state (nullopt = no such task).
+// Decides a command against the current states of the streams it names (TaskStates). The
+// events name their stream; a stream that StreamsOf does not name is never in the result.
 // Errors: INVALID_ARGUMENT (bad field, including dates relative to now), NOT_FOUND,
 // ALREADY_EXISTS (create on an existing task), FAILED_PRECONDITION (closed or expired task),
 // ABORTED (expected_version mismatch; the message says the current version).
+absl::StatusOr<std::vector<NewEvent>> Decide(const TaskStates& states, const Command& command,
+                                             const DecideContext& context);
+// The same for a command that names one stream (TaskIdOf), with its state (nullopt or null = no
+// such task).
 absl::StatusOr<std::vector<NewEvent>> Decide(const std::optional<v1::Task>& state,
                                              const Command& command,
                                              const DecideContext& context);
-// The same with the state by pointer (null = no such task): no copy of a stored task.
 absl::StatusOr<std::vector<NewEvent>> Decide(const v1::Task* state, const Command& command,
                                              const DecideContext& context);
 
