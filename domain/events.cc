@@ -10,8 +10,8 @@ namespace {
 
 using storage::v1::StoredEvent;
 
-// One row per payload case. A new event type: a row here, its case in Apply (task_rules.cc).
-constexpr std::array<EventKind, 3> kEventKinds = {{
+// One row per payload case. A new event type: a row here, its case in Apply (task_apply.cc).
+constexpr std::array<EventKind, 4> kEventKinds = {{
     {StoredEvent::kTaskCreated, v1::EventRecord::kTaskCreated, v1::TASK_CREATED, "TaskCreated",
      "TASK_CREATED",
      [](const StoredEvent& from, v1::EventRecord& to) {
@@ -26,6 +26,11 @@ constexpr std::array<EventKind, 3> kEventKinds = {{
      "TASK_CLOSED",
      [](const StoredEvent& from, v1::EventRecord& to) {
        *to.mutable_task_closed() = from.task_closed();
+     }},
+    {StoredEvent::kTaskAssigned, v1::EventRecord::kTaskAssigned, v1::TASK_ASSIGNED,
+     "TaskAssigned", "TASK_ASSIGNED",
+     [](const StoredEvent& from, v1::EventRecord& to) {
+       *to.mutable_task_assigned() = from.task_assigned();
      }},
 }};
 

@@ -38,7 +38,8 @@ const EventKind* FindEventKind(storage::v1::StoredEvent::PayloadCase payload_cas
 const EventKind* FindEventKind(v1::EventRecord::PayloadCase payload_case);
 const EventKind* FindEventKind(v1::EventType type);
 
-// The event types a filter may name, for messages: "TASK_CREATED, CONTACT_LOGGED or TASK_CLOSED".
+// The event types a filter may name, for messages: "TASK_CREATED, CONTACT_LOGGED, TASK_CLOSED
+// or TASK_ASSIGNED".
 std::string EventTypeList();
 
 }  // namespace outreach::domain

@@ -10,6 +10,10 @@
 // A task's state is the outreach.v1.Task message: exactly the fold of its events with Apply, so
 // that a projection rebuilt from the log is byte-identical to the live one. Nothing here reads
 // a clock or does I/O: the time and the time zone come in through DecideContext. Thread-safe.
+//
+// Implemented in task_rules.cc (commands, creating, expiring, cancelling, the dispatch),
+// contact_rules.cc (Log Contact), assignment_rules.cc (AssignTask, ClaimTask), cadence.cc (the
+// cadence's dates) and task_apply.cc (Apply).
 #pragma once
 
 #include <cstdint>
@@ -40,6 +44,51 @@ struct CommandMeta {
   std::string on_behalf_of{};
 };
 
+// ---- Practices, categories, cadence and attempts (issue 13) ----------------------------------
+//
+// - A task belongs to a practice (`practice_id`, the characters of an id; empty = "default") and
+//   has a category (unset = CUSTOM), an optional rule_id and a priority (unset = ROUTINE).
+//   Events written before these existed (schema version 1) read as practice "default",
+//   category CUSTOM, priority ROUTINE, and their contacts as PHONE, OUTBOUND.
+// - Cadence (`cadence_days`): strictly increasing, each 1..365, at most 12. The task keeps its
+//   creation date in the deciding time zone (cadence_start_date). Created without a
+//   follow_up_date, its first follow-up is that date + cadence_days[0]. A Log Contact without a
+//   follow_up_date, as the k-th contact (k = attempt_count after it), gets that date +
+//   cadence_days[k]; when that is not later than the contact's own date (in the same zone), the
+//   day after the contact; and never a day before today. For k past the cadence's end a date is
+//   required again (INVALID_ARGUMENT naming follow_up_date). A given date always wins.
+// - Attempts: every contact counts (attempt_count); DID_NOT_SCHEDULE, SCHEDULED and
+//   REQUESTED_NO_CONTACT also count as reached (reached_count). last_outcome and
+//   last_contacted_at follow the latest contact by contacted_at (a back-dated contact logged
+//   later does not move them back).
+// - max_attempts (0 = no cap, at most 50): a Log Contact that is not a close, whose outcome is not
+//   SCHEDULED and that makes attempt_count reach (or pass) max_attempts, closes the task in the
+//   same command: ContactLogged, then TaskClosed MAX_ATTEMPTS. It needs no follow-up date (one
+//   given is checked and kept on the contact).
+// - REQUESTED_NO_CONTACT is logged only with close_task (INVALID_ARGUMENT naming close_task
+//   otherwise) and closes the task with DO_NOT_CONTACT. (The patient-level do-not-contact, and
+//   closing the patient's other tasks with it, are not here yet: they need commands over several
+//   streams, issue 13 part 2.)
+//
+// ---- Assignment and cancelling ------------------------------------------------------------------
+//
+// - AssignTask: the assignee is a user id, "group:<id>" (a valid id after the prefix), or empty
+//   (unassign); never a "system:" id. Appends TaskAssigned {assignee, previous_assignee}; the
+//   same assignee appends nothing.
+// - ClaimTask: assigns the task to the caller (the person on whose behalf a service acts, else the
+//   actor). Allowed when unassigned or assigned to a group; FAILED_PRECONDITION when another user
+//   has it; already the caller's: nothing appended.
+// - CancelTask: reason CANCELLED or ENTERED_IN_ERROR, notes required (not blank, at most 4000
+//   characters): TaskClosed {reason, notes}.
+// - All three, like Log Contact: NOT_FOUND for no such task; FAILED_PRECONDITION for a closed or
+//   expired task; ABORTED for a stale expected_version (checked in that order).
+
+inline constexpr char kDefaultPracticeId[] = "default";
+inline constexpr char kGroupAssigneePrefix[] = "group:";
+inline constexpr int kMaxCadenceSteps = 12;
+inline constexpr int kMaxCadenceDay = 365;
+inline constexpr int kMaxAttemptsLimit = 50;
+
 struct CreateTaskCommand {
   std::string task_id;  // required here: the edge generates one when the client sent none
   std::string patient_id;
@@ -49,16 +98,45 @@ struct CreateTaskCommand {
   std::string follow_up_date;            // optional, "YYYY-MM-DD"
   std::optional<absl::Time> expires_at;  // required for AUTOMATIC, forbidden for MANUAL
   CommandMeta meta;
+  std::string practice_id;                                 // empty = kDefaultPracticeId
+  v1::TaskCategory category = v1::TASK_CATEGORY_UNSPECIFIED;  // unspecified = CUSTOM
+  std::string rule_id;                                     // optional id
+  v1::TaskPriority priority = v1::TASK_PRIORITY_UNSPECIFIED;  // unspecified = ROUTINE
+  std::vector<int32_t> cadence_days;                       // see above
+  int32_t max_attempts = 0;                                // 0 = no cap
 };
 
 struct LogContactCommand {
   std::string task_id;
   v1::ContactOutcome outcome = v1::CONTACT_OUTCOME_UNSPECIFIED;
   std::string notes;
-  std::string follow_up_date;              // required unless close_task; forbidden with it
+  std::string follow_up_date;              // forbidden with close_task; see the cadence rules
   bool close_task = false;                 // "Log and Close Task"
   std::optional<absl::Time> contacted_at;  // default: now
   int64_t expected_version = 0;            // 0 = don't check
+  CommandMeta meta;
+  v1::ContactChannel channel = v1::CONTACT_CHANNEL_UNSPECIFIED;        // unspecified = PHONE
+  v1::ContactDirection direction = v1::CONTACT_DIRECTION_UNSPECIFIED;  // unspecified = OUTBOUND
+};
+
+struct AssignTaskCommand {
+  std::string task_id;
+  std::string assignee;  // a user id, "group:<id>", or empty (unassign)
+  int64_t expected_version = 0;
+  CommandMeta meta;
+};
+
+struct ClaimTaskCommand {
+  std::string task_id;
+  int64_t expected_version = 0;
+  CommandMeta meta;  // the claimant: meta.on_behalf_of if set, else meta.actor
+};
+
+struct CancelTaskCommand {
+  std::string task_id;
+  v1::CloseReason reason = v1::CLOSE_REASON_UNSPECIFIED;  // CANCELLED or ENTERED_IN_ERROR
+  std::string notes;                                      // required
+  int64_t expected_version = 0;
   CommandMeta meta;
 };
 
@@ -69,7 +147,8 @@ struct ExpireTaskCommand {
 
 // A closed set: the functions below dispatch with std::visit over an overload set (see
 // domain/overloaded.h), so a new alternative does not compile until each has its handler.
-using Command = std::variant<CreateTaskCommand, LogContactCommand, ExpireTaskCommand>;
+using Command = std::variant<CreateTaskCommand, LogContactCommand, ExpireTaskCommand,
+                             AssignTaskCommand, ClaimTaskCommand, CancelTaskCommand>;
 
 const std::string& TaskIdOf(const Command& command);
 const CommandMeta* MetaOf(const Command& command);  // nullptr for system commands
@@ -117,5 +196,14 @@ absl::Status Apply(v1::Task& state, const storage::v1::StoredEvent& event);
 
 // True when the task is automatic, not closed, and `now` has reached its expires_at.
 bool IsExpired(const v1::Task& task, absl::Time now);
+
+// True for the outcomes that reached the patient: DID_NOT_SCHEDULE, SCHEDULED,
+// REQUESTED_NO_CONTACT.
+bool IsReached(v1::ContactOutcome outcome);
+
+// Writes the meaning of every field a schema version 1 event lacks into it: practice "default",
+// category CUSTOM and priority ROUTINE on TaskCreated, PHONE and OUTBOUND on ContactLogged.
+// The store's 1 -> 2 upcaster; Apply reads absent fields the same way.
+void FillVersion1Defaults(storage::v1::StoredEvent& event);
 
 }  // namespace outreach::domain

@@ -36,6 +36,9 @@ constexpr MethodRule kMethodTable[] = {
     {"/outreach.v1.TaskService/GetTask", Access::kRoles, kReaders},  // incl. as_of (auditor)
     {"/outreach.v1.TaskService/ListTasks", Access::kRoles, kWorkers},
     {"/outreach.v1.TaskService/LogContact", Access::kRoles, kWorkers},
+    {"/outreach.v1.TaskService/AssignTask", Access::kRoles, kWorkers},
+    {"/outreach.v1.TaskService/ClaimTask", Access::kRoles, Role::kCoordinator | Role::kAdmin},
+    {"/outreach.v1.TaskService/CancelTask", Access::kRoles, kWorkers},
     // EventLog: auditors' reads
     {"/outreach.v1.EventLog/ReadEvents", Access::kRoles, kAuditors},
     {"/outreach.v1.EventLog/SubscribeEvents", Access::kRoles, kAuditors},

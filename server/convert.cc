@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <cstdlib>
+#include <vector>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -74,6 +75,20 @@ std::string FingerprintOf(absl::string_view method, absl::string_view actor,
   return std::string(store::AsBytes(store::Sha256(input)));
 }
 
+// Every mutating request fingerprints the same way: its bytes without the request_id.
+template <class Request>
+std::string FingerprintWithoutId(absl::string_view method, absl::string_view actor,
+                                 const Request& request, absl::string_view on_behalf_of) {
+  Request copy = request;
+  copy.clear_request_id();
+  return FingerprintOf(method, actor, copy, on_behalf_of);
+}
+
+// The cadence as the client sent it; the domain checks it.
+std::vector<int32_t> CadenceOf(const v1::CreateTaskRequest& request) {
+  return std::vector<int32_t>(request.cadence_days().begin(), request.cadence_days().end());
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ResolveActor(std::optional<absl::string_view> x_actor) {
@@ -118,6 +133,12 @@ absl::StatusOr<domain::CreateTaskCommand> ToCommand(const v1::CreateTaskRequest&
   command.expires_at = *expires_at;
   command.meta.actor = std::move(actor);
   command.meta.request_id = request.request_id();
+  command.practice_id = request.practice_id();
+  command.category = request.category();
+  command.rule_id = request.rule_id();
+  command.priority = request.priority();
+  command.cadence_days = CadenceOf(request);
+  command.max_attempts = request.max_attempts();
   absl::Status shape = domain::ValidateShape(command);
   if (!shape.ok()) return shape;
   return command;
@@ -139,6 +160,47 @@ absl::StatusOr<domain::LogContactCommand> ToCommand(const v1::LogContactRequest&
       OptionalTimestamp("contacted_at", request.has_contacted_at(), request.contacted_at());
   if (!contacted_at.ok()) return contacted_at.status();
   command.contacted_at = *contacted_at;
+  command.expected_version = request.expected_version();
+  command.meta.actor = std::move(actor);
+  command.meta.request_id = request.request_id();
+  command.channel = request.channel();
+  command.direction = request.direction();
+  absl::Status shape = domain::ValidateShape(command);
+  if (!shape.ok()) return shape;
+  return command;
+}
+
+absl::StatusOr<domain::AssignTaskCommand> ToCommand(const v1::AssignTaskRequest& request,
+                                                    std::string actor) {
+  domain::AssignTaskCommand command;
+  command.task_id = request.task_id();
+  command.assignee = request.assignee();
+  command.expected_version = request.expected_version();
+  command.meta.actor = std::move(actor);
+  command.meta.request_id = request.request_id();
+  absl::Status shape = domain::ValidateShape(command);
+  if (!shape.ok()) return shape;
+  return command;
+}
+
+absl::StatusOr<domain::ClaimTaskCommand> ToCommand(const v1::ClaimTaskRequest& request,
+                                                   std::string actor) {
+  domain::ClaimTaskCommand command;
+  command.task_id = request.task_id();
+  command.expected_version = request.expected_version();
+  command.meta.actor = std::move(actor);
+  command.meta.request_id = request.request_id();
+  absl::Status shape = domain::ValidateShape(command);
+  if (!shape.ok()) return shape;
+  return command;
+}
+
+absl::StatusOr<domain::CancelTaskCommand> ToCommand(const v1::CancelTaskRequest& request,
+                                                    std::string actor) {
+  domain::CancelTaskCommand command;
+  command.task_id = request.task_id();
+  command.reason = request.reason();
+  command.notes = request.notes();
   command.expected_version = request.expected_version();
   command.meta.actor = std::move(actor);
   command.meta.request_id = request.request_id();
@@ -190,16 +252,27 @@ absl::StatusOr<store::ListQuery> ToListQuery(const v1::ListTasksRequest& request
 
 std::string Fingerprint(absl::string_view method, absl::string_view actor,
                         const v1::CreateTaskRequest& request, absl::string_view on_behalf_of) {
-  v1::CreateTaskRequest copy = request;
-  copy.clear_request_id();
-  return FingerprintOf(method, actor, copy, on_behalf_of);
+  return FingerprintWithoutId(method, actor, request, on_behalf_of);
 }
 
 std::string Fingerprint(absl::string_view method, absl::string_view actor,
                         const v1::LogContactRequest& request, absl::string_view on_behalf_of) {
-  v1::LogContactRequest copy = request;
-  copy.clear_request_id();
-  return FingerprintOf(method, actor, copy, on_behalf_of);
+  return FingerprintWithoutId(method, actor, request, on_behalf_of);
+}
+
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::AssignTaskRequest& request, absl::string_view on_behalf_of) {
+  return FingerprintWithoutId(method, actor, request, on_behalf_of);
+}
+
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::ClaimTaskRequest& request, absl::string_view on_behalf_of) {
+  return FingerprintWithoutId(method, actor, request, on_behalf_of);
+}
+
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::CancelTaskRequest& request, absl::string_view on_behalf_of) {
+  return FingerprintWithoutId(method, actor, request, on_behalf_of);
 }
 
 v1::AccessRecord ToWireAccessRecord(store::StoredAccessRecord stored) {

@@ -42,6 +42,12 @@ absl::StatusOr<domain::CreateTaskCommand> ToCommand(const v1::CreateTaskRequest&
                                                     std::string actor);
 absl::StatusOr<domain::LogContactCommand> ToCommand(const v1::LogContactRequest& request,
                                                     std::string actor);
+absl::StatusOr<domain::AssignTaskCommand> ToCommand(const v1::AssignTaskRequest& request,
+                                                    std::string actor);
+absl::StatusOr<domain::ClaimTaskCommand> ToCommand(const v1::ClaimTaskRequest& request,
+                                                   std::string actor);
+absl::StatusOr<domain::CancelTaskCommand> ToCommand(const v1::CancelTaskRequest& request,
+                                                    std::string actor);
 
 // A worklist query: page_size 0 means kDefaultPageSize; statuses must be real statuses.
 absl::StatusOr<store::ListQuery> ToListQuery(const v1::ListTasksRequest& request);
@@ -57,6 +63,15 @@ std::string Fingerprint(absl::string_view method, absl::string_view actor,
                         absl::string_view on_behalf_of = "");
 std::string Fingerprint(absl::string_view method, absl::string_view actor,
                         const v1::LogContactRequest& request,
+                        absl::string_view on_behalf_of = "");
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::AssignTaskRequest& request,
+                        absl::string_view on_behalf_of = "");
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::ClaimTaskRequest& request,
+                        absl::string_view on_behalf_of = "");
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::CancelTaskRequest& request,
                         absl::string_view on_behalf_of = "");
 
 // A stored access record as ReadAccessLog sends it, within the access log's limits

@@ -22,6 +22,9 @@ constexpr absl::string_view kCreateTaskMethod = "/outreach.v1.TaskService/Create
 constexpr absl::string_view kLogContactMethod = "/outreach.v1.TaskService/LogContact";
 constexpr absl::string_view kGetTaskMethod = "/outreach.v1.TaskService/GetTask";
 constexpr absl::string_view kListTasksMethod = "/outreach.v1.TaskService/ListTasks";
+constexpr absl::string_view kAssignTaskMethod = "/outreach.v1.TaskService/AssignTask";
+constexpr absl::string_view kClaimTaskMethod = "/outreach.v1.TaskService/ClaimTask";
+constexpr absl::string_view kCancelTaskMethod = "/outreach.v1.TaskService/CancelTask";
 
 }  // namespace
 
@@ -89,19 +92,46 @@ grpc::ServerUnaryReactor* TaskService::ListTasks(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* TaskService::LogContact(grpc::CallbackServerContext* context,
                                                   const v1::LogContactRequest* request,
                                                   v1::Task* response) {
-  absl::StatusOr<Caller> caller = security_->Authorize(*context, kLogContactMethod);
+  return MutateAndRecord(context, kLogContactMethod, *request, response);
+}
+
+grpc::ServerUnaryReactor* TaskService::AssignTask(grpc::CallbackServerContext* context,
+                                                  const v1::AssignTaskRequest* request,
+                                                  v1::Task* response) {
+  return MutateAndRecord(context, kAssignTaskMethod, *request, response);
+}
+
+grpc::ServerUnaryReactor* TaskService::ClaimTask(grpc::CallbackServerContext* context,
+                                                 const v1::ClaimTaskRequest* request,
+                                                 v1::Task* response) {
+  return MutateAndRecord(context, kClaimTaskMethod, *request, response);
+}
+
+grpc::ServerUnaryReactor* TaskService::CancelTask(grpc::CallbackServerContext* context,
+                                                  const v1::CancelTaskRequest* request,
+                                                  v1::Task* response) {
+  return MutateAndRecord(context, kCancelTaskMethod, *request, response);
+}
+
+template <class Request>
+grpc::ServerUnaryReactor* TaskService::MutateAndRecord(grpc::CallbackServerContext* context,
+                                                       absl::string_view method,
+                                                       const Request& request,
+                                                       v1::Task* response) {
+  absl::StatusOr<Caller> caller = security_->Authorize(*context, method);
   if (!caller.ok()) return FinishNow(context, caller.status());
   if (absl::Status s = CheckWritable(); !s.ok()) return FinishNow(context, s);
   std::string fingerprint =
-      Fingerprint(kLogContactMethod, caller->principal, *request, caller->on_behalf_of);
-  absl::StatusOr<domain::LogContactCommand> command = ToCommand(*request, caller->principal);
+      Fingerprint(method, caller->principal, request, caller->on_behalf_of);
+  auto command = ToCommand(request, caller->principal);
   if (!command.ok()) return FinishNow(context, command.status());
+  // (Decide checks the shape again with it set: ClaimTask's claimant may be that person.)
   command->meta.on_behalf_of = caller->on_behalf_of;
   // The response is the whole task, with every earlier contact's notes: a read of patient data,
   // recorded like GetTask before it is sent.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   SubmitAndFinish(reactor, response, *std::move(command), std::move(fingerprint),
-                  RecordedRead{context, *std::move(caller), kLogContactMethod});
+                  RecordedRead{context, *std::move(caller), method});
   return reactor;
 }
 

@@ -68,8 +68,24 @@ class TaskService final : public v1::TaskService::CallbackService {
   grpc::ServerUnaryReactor* LogContact(grpc::CallbackServerContext* context,
                                        const v1::LogContactRequest* request,
                                        v1::Task* response) override;
+  grpc::ServerUnaryReactor* AssignTask(grpc::CallbackServerContext* context,
+                                       const v1::AssignTaskRequest* request,
+                                       v1::Task* response) override;
+  grpc::ServerUnaryReactor* ClaimTask(grpc::CallbackServerContext* context,
+                                      const v1::ClaimTaskRequest* request,
+                                      v1::Task* response) override;
+  grpc::ServerUnaryReactor* CancelTask(grpc::CallbackServerContext* context,
+                                       const v1::CancelTaskRequest* request,
+                                       v1::Task* response) override;
 
  private:
+  // The steps of every mutation that answers with the whole task (LogContact, AssignTask,
+  // ClaimTask, CancelTask): authorize, refuse on a read-only server, fingerprint, translate,
+  // and submit, recording the answer as a read of patient data.
+  template <class Request>
+  grpc::ServerUnaryReactor* MutateAndRecord(grpc::CallbackServerContext* context,
+                                            absl::string_view method, const Request& request,
+                                            v1::Task* response);
   // A write whose response returns patient data the caller did not just send: its access
   // record is appended once the write is durable, and the response sent once the record is.
   struct RecordedRead {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "domain/events.h"
+#include "domain/task_rules.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "store/keys.h"
 
@@ -44,10 +45,20 @@ Hash Digest(std::initializer_list<absl::string_view> pieces) {
 
 }  // namespace
 
+absl::Status UpcastV1ToV2(storage::v1::StoredEvent& event) {
+  domain::FillVersion1Defaults(event);
+  return absl::OkStatus();
+}
+
+absl::Status RegisterProductionUpcasters(SchemaRegistry& registry) {
+  // One line per step, as the schema grows.
+  return registry.Register(1, UpcastV1ToV2);
+}
+
 const SchemaRegistry& SchemaRegistry::Production() {
   static const SchemaRegistry* const kProduction = [] {
     auto* registry = new SchemaRegistry(kEventSchemaVersion);
-    // Production upcasters go here, one per step, as the schema grows: none yet (version 1).
+    if (!RegisterProductionUpcasters(*registry).ok()) std::abort();  // a bug in this file
     return registry;
   }();
   return *kProduction;

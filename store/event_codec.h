@@ -7,7 +7,7 @@
 //            prev_hash:      byte[32]            (the previous event's hash; 32 zero bytes at 1)
 //            hash:           byte[32]
 //            body:           byte[*]             (the rest of the value)
-//   body  := serialized outreach.storage.v1.StoredEvent, schema_version = 1
+//   body  := serialized outreach.storage.v1.StoredEvent, schema_version = 1 or 2 (see below)
 //   hash  := SHA-256(prev_hash || fixed64_be(position) || body)
 //
 // The hash covers the exact stored body bytes, so a reader never re-serializes to check it.
@@ -20,11 +20,21 @@
 // malformed value is DATA_LOSS naming the position.
 //
 // Schema history (StoredEvent.schema_version):
-//   1  the first version (today's). No upcasters exist yet; when version 2 is introduced, its
-//      1 -> 2 upcaster is registered in SchemaRegistry::Production() and kEventSchemaVersion
-//      becomes 2.
-//      Optional fields added since, without a version bump because absent means what an old
-//      event means: on_behalf_of (14; empty = the actor acted for itself).
+//   1  the first version. Optional fields added later without a version bump, because absent
+//      means what an old event means: on_behalf_of (14; empty = the actor acted for itself).
+//   2  issue 13 (practices, categories, cadence, assignment, cancelling): new fields on
+//      TaskCreated (practice_id, category, rule_id, priority, cadence_days, max_attempts,
+//      cadence_start_date), ContactLogged (channel, direction) and TaskClosed (source_ref,
+//      notes); a new payload case, TaskAssigned (15); new enum values (outcomes WRONG_NUMBER,
+//      REQUESTED_NO_CONTACT; close reasons APPOINTMENT_SCHEDULED .. DO_NOT_CONTACT); and a
+//      ContactLogged without close_task and without a follow-up date, followed by a TaskClosed
+//      MAX_ATTEMPTS. A version 1 reader would misread these (drop a task's practice and
+//      cadence, take a TaskAssigned for an event without payload), so they are a new version:
+//      a version 1 build refuses the log by name ("schema_version 2 ... newer than this build
+//      supports") instead. The 1 -> 2 upcaster (UpcastV1ToV2) writes what the absent fields
+//      of a version 1 event mean: practice "default", category CUSTOM, priority ROUTINE;
+//      channel PHONE, direction OUTBOUND (domain::FillVersion1Defaults). Every other version 1
+//      field reads as it always has.
 //
 // Pure functions; thread-safe. A SchemaRegistry is immutable once its owner starts sharing it
 // (Register before handing it to a store); its const methods are thread-safe.
@@ -45,7 +55,7 @@
 namespace outreach::store {
 
 inline constexpr uint8_t kEventFormatVersion = 1;
-inline constexpr uint32_t kEventSchemaVersion = 1;
+inline constexpr uint32_t kEventSchemaVersion = 2;
 inline constexpr std::size_t kHashSize = 32;
 
 using Hash = std::array<char, kHashSize>;
@@ -96,6 +106,14 @@ class SchemaRegistry {
   uint32_t current_version_;
   std::vector<Upcaster> upcasters_;  // [i] upgrades version i + 1 to i + 2
 };
+
+// The production step from schema version 1 to 2 (see the history above). Never fails.
+absl::Status UpcastV1ToV2(storage::v1::StoredEvent& event);
+
+// Registers every production upcaster (1 -> 2, ... up to kEventSchemaVersion) in `registry`,
+// whose current version must be at least kEventSchemaVersion. Production() is built with it;
+// tests build a newer registry on top of it.
+absl::Status RegisterProductionUpcasters(SchemaRegistry& registry);
 
 // One decoded "events" row.
 struct DecodedEvent {

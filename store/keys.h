@@ -24,6 +24,8 @@
 //   "events":   see store/event_codec.h
 //   "streams":  task_id '\0' version: fixed64_be -> position: fixed64_be
 //   "tasks":    task_id -> deterministic serialization of the outreach.v1.Task projection
+//               (format 4: the Task has issue 13's fields, practice "default" and category
+//               CUSTOM for tasks of schema version 1 events, so older rows are rebuilt)
 //   "worklist": scope_tag: u8 | scope_value | '\0' | status: u8 | day_key: fixed32_be | task_id
 //                 -> kind: u8 | patient_id | '\0' | assignee
 //               scope_tag := 'k' (kind; decimal enum number) | 'p' (patient_id)
@@ -73,7 +75,7 @@ const std::vector<std::string>& ColumnFamilyNames();
 // The column families that are a pure fold of the log (rebuilt, verified and dumped) are those
 // of the registered projections: store/projections/registry.h ProjectionFamilies().
 
-inline constexpr uint32_t kProjectionFormat = 3;
+inline constexpr uint32_t kProjectionFormat = 4;
 inline constexpr char kHeadKey[] = "head";
 inline constexpr char kCheckpointKey[] = "checkpoint";
 inline constexpr char kProjectionFormatKey[] = "projection_format";

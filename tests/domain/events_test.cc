@@ -101,7 +101,7 @@ TEST(EventKindsTest, NoPayloadAndUnspecifiedTypeHaveNoRow) {
 }
 
 TEST(EventKindsTest, EventTypeListNamesEveryTypeInOrder) {
-  EXPECT_EQ(EventTypeList(), "TASK_CREATED, CONTACT_LOGGED or TASK_CLOSED");
+  EXPECT_EQ(EventTypeList(), "TASK_CREATED, CONTACT_LOGGED, TASK_CLOSED or TASK_ASSIGNED");
 }
 
 // Apply names events from the table; its messages for a corrupt log read as they always have.

@@ -210,6 +210,9 @@ storage::v1::StoredEvent ToStored(const v1::EventRecord& record) {
     case v1::EventRecord::kTaskClosed:
       *event.mutable_task_closed() = record.task_closed();
       break;
+    case v1::EventRecord::kTaskAssigned:
+      *event.mutable_task_assigned() = record.task_assigned();
+      break;
     case v1::EventRecord::PAYLOAD_NOT_SET:
       break;
   }

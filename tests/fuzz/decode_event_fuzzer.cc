@@ -63,7 +63,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       record.schema_version() != decoded->stored_schema_version ||
       record.has_task_created() != decoded->event.has_task_created() ||
       record.has_contact_logged() != decoded->event.has_contact_logged() ||
-      record.has_task_closed() != decoded->event.has_task_closed()) {
+      record.has_task_closed() != decoded->event.has_task_closed() ||
+      record.has_task_assigned() != decoded->event.has_task_assigned()) {
     fuzz::Fail("ToEventRecord lost a field:\n" + record.DebugString());
   }
 

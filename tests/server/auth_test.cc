@@ -212,6 +212,12 @@ const std::map<std::string, std::vector<Role>>& ExpectedMatrix() {
        {Role::kCoordinator, Role::kService, Role::kAdmin}},
       {absl::StrCat(kTaskService, "LogContact"),
        {Role::kCoordinator, Role::kService, Role::kAdmin}},
+      // Issue 13: assignment and cancelling.
+      {absl::StrCat(kTaskService, "AssignTask"),
+       {Role::kCoordinator, Role::kService, Role::kAdmin}},
+      {absl::StrCat(kTaskService, "ClaimTask"), {Role::kCoordinator, Role::kAdmin}},
+      {absl::StrCat(kTaskService, "CancelTask"),
+       {Role::kCoordinator, Role::kService, Role::kAdmin}},
       {absl::StrCat(kEventLog, "ReadEvents"), {Role::kAuditor, Role::kAdmin}},
       {absl::StrCat(kEventLog, "SubscribeEvents"), {Role::kAuditor, Role::kAdmin}},
       {absl::StrCat(kEventLog, "VerifyLog"), {Role::kAuditor, Role::kAdmin}},
@@ -292,7 +298,7 @@ TEST_F(AuthenticatorTest, EveryRpcByEveryRoleIsAllowedExactlyAsTheTableSays) {
       ++checked;
     }
   }
-  EXPECT_EQ(checked, 9 * 4);
+  EXPECT_EQ(checked, 12 * 4);
 }
 
 TEST_F(AuthenticatorTest, TheCallerIsThePrincipal) {

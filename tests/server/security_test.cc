@@ -207,9 +207,47 @@ class SecurityTest : public ServerFixture {
     return reader->Finish();
   }
 
-  // Calls `method` (a full name from the role table) with a valid request as `call`.
-  grpc::Status CallRpc(const std::string& method, const CallOptions& call) {
+  // The task a call of `method` works on: "seed", or for the RPCs that close or take a task
+  // (CancelTask, ClaimTask), a fresh one, created before the call is judged.
+  std::string TargetOf(const std::string& method) {
+    if (!absl::EndsWith(method, "/CancelTask") && !absl::EndsWith(method, "/ClaimTask")) {
+      return "seed";
+    }
+    const std::string task_id = absl::StrCat("target-", ++created_);
+    EXPECT_TRUE(Create(As(Role::kAdmin), task_id).ok());
+    return task_id;
+  }
+
+  // Calls the issue 13 TaskService RPCs (AssignTask, ClaimTask, CancelTask) on `task_id`.
+  grpc::Status CallWorkflowRpc(const std::string& name, const CallOptions& call,
+                               const std::string& task_id) {
+    v1::Task task;
+    if (name == "AssignTask") {
+      v1::AssignTaskRequest request;
+      request.set_task_id(task_id);
+      request.set_assignee(absl::StrCat("nurse-", ++created_));
+      return tasks_->AssignTask(Context(call).get(), request, &task);
+    }
+    if (name == "ClaimTask") {
+      v1::ClaimTaskRequest request;
+      request.set_task_id(task_id);
+      return tasks_->ClaimTask(Context(call).get(), request, &task);
+    }
+    v1::CancelTaskRequest request;
+    request.set_task_id(task_id);
+    request.set_reason(v1::CANCELLED);
+    request.set_notes("Duplicate of another recall.");
+    return tasks_->CancelTask(Context(call).get(), request, &task);
+  }
+
+  // Calls `method` (a full name from the role table) with a valid request as `call`, on
+  // `task_id` (TargetOf) where it takes one.
+  grpc::Status CallRpc(const std::string& method, const CallOptions& call,
+                       const std::string& task_id = "seed") {
     const std::string name = method.substr(method.rfind('/') + 1);
+    if (name == "AssignTask" || name == "ClaimTask" || name == "CancelTask") {
+      return CallWorkflowRpc(name, call, task_id);
+    }
     if (absl::StartsWith(method, "/outreach.v1.TaskService/")) {
       if (name == "CreateTask") return Create(call, absl::StrCat("matrix-", ++created_));
       if (name == "GetTask") return Get(call, "seed");
@@ -263,9 +301,11 @@ TEST_F(SecurityTest, EveryRpcByEveryCallerGetsExactlyWhatTheRoleTableSays) {
     const std::string method(rule.method);
     if (!absl::StartsWith(method, "/outreach.")) continue;
     for (const Credential& credential : EveryCredential()) {
+      const std::string task_id = TargetOf(method);
       const uint64_t head = store_->HeadPosition();
       const uint64_t access_head = AccessHead();
-      const grpc::Status status = CallRpc(method, CallOptions{credential.token, "", ""});
+      const grpc::Status status =
+          CallRpc(method, CallOptions{credential.token, "", ""}, task_id);
       grpc::StatusCode want = grpc::StatusCode::UNAUTHENTICATED;
       if (credential.role.has_value()) {
         want = Allowed(method, Roles(*credential.role)) ? grpc::StatusCode::OK
@@ -282,8 +322,8 @@ TEST_F(SecurityTest, EveryRpcByEveryCallerGetsExactlyWhatTheRoleTableSays) {
       ++checked;
     }
   }
-  // 9 outreach RPCs x 6 callers.
-  EXPECT_EQ(checked, 9 * 6);
+  // 12 outreach RPCs x 6 callers.
+  EXPECT_EQ(checked, 12 * 6);
 }
 
 TEST_F(SecurityTest, RepeatedCredentialsOrOnBehalfOfAreRefused) {

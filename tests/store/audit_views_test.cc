@@ -467,8 +467,9 @@ TEST_F(ReadOnlyTest, OpeningAMissingDatabaseWithoutCreateIsNotFoundAndCreatesNot
 
 // ---- Schema versions ----
 
-// A v2 shape for the test: actors are namespaced ("user:coordinator-1"). Version 1 events carry
-// bare ids; the 1 -> 2 upcaster adds the namespace.
+// A schema version one past the build's, for the test: actors are namespaced
+// ("user:coordinator-1"). Events of the build's version carry bare ids; the last step adds the
+// namespace, after the production steps.
 absl::Status NamespaceTheActor(storage::v1::StoredEvent& event) {
   if (event.actor().find(':') == std::string::npos) {
     event.set_actor(absl::StrCat("user:", event.actor()));
@@ -476,26 +477,29 @@ absl::Status NamespaceTheActor(storage::v1::StoredEvent& event) {
   return absl::OkStatus();
 }
 
-std::unique_ptr<SchemaRegistry> V2Registry() {
-  auto registry = std::make_unique<SchemaRegistry>(2);
-  EXPECT_TRUE(registry->Register(1, NamespaceTheActor).ok());
+constexpr uint32_t kNextVersion = kEventSchemaVersion + 1;
+
+std::unique_ptr<SchemaRegistry> NextRegistry() {
+  auto registry = std::make_unique<SchemaRegistry>(kNextVersion);
+  EXPECT_TRUE(RegisterProductionUpcasters(*registry).ok());
+  EXPECT_TRUE(registry->Register(kEventSchemaVersion, NamespaceTheActor).ok());
   return registry;
 }
 
 using SchemaTest = StoreFixture;
 
-TEST_F(SchemaTest, V1EventsAreUpcastForReadsProjectionsAndRebuilds) {
-  Must(Create("t1"));  // stored at schema version 1
+TEST_F(SchemaTest, OlderEventsAreUpcastForReadsProjectionsAndRebuilds) {
+  Must(Create("t1"));  // stored at the build's schema version
   Must(Contact("t1", v1::LEFT_MESSAGE, "2025-03-12"));
   EXPECT_EQ(store_->GetTask("t1")->created_by(), "coordinator-1");
 
-  const std::unique_ptr<SchemaRegistry> v2 = V2Registry();
-  ASSERT_TRUE(Reopen(v2.get()).ok());  // the projections were folded at v1: rebuilt at open
+  const std::unique_ptr<SchemaRegistry> next = NextRegistry();
+  ASSERT_TRUE(Reopen(next.get()).ok());  // the projections were folded at the older version
   // Reads.
   std::vector<v1::EventRecord> events = Events();
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].actor(), "user:coordinator-1");
-  EXPECT_EQ(events[0].schema_version(), 1u);  // as stored
+  EXPECT_EQ(events[0].schema_version(), kEventSchemaVersion);  // as stored
   // Projections.
   absl::StatusOr<v1::Task> task = store_->GetTask("t1");
   ASSERT_TRUE(task.ok());
@@ -508,12 +512,12 @@ TEST_F(SchemaTest, V1EventsAreUpcastForReadsProjectionsAndRebuilds) {
   ASSERT_TRUE(store_->RebuildProjections().ok());
   EXPECT_EQ(*store_->DumpProjections(), *live);
   EXPECT_TRUE(store_->VerifyProjections().ok());
-  // The hashes cover the stored v1 bytes, which never change.
+  // The hashes cover the stored bytes, which never change.
   EXPECT_TRUE(store_->VerifyLog().ok);
-  // New events are written at version 2, and not upcast again.
+  // New events are written at the next version, and not upcast again.
   CommandResult r = Must(Create("t2", "user:nurse-2"));
   ASSERT_EQ(r.events.size(), 1u);
-  EXPECT_EQ(r.events[0].schema_version(), 2u);
+  EXPECT_EQ(r.events[0].schema_version(), kNextVersion);
   EXPECT_EQ(Events(3)[0].actor(), "user:nurse-2");
 }
 
@@ -523,24 +527,129 @@ TEST_F(SchemaTest, ProductionRegistryIsCompleteAtTheBuildsSchemaVersion) {
   EXPECT_TRUE(production.CheckComplete().ok());
 }
 
+// An event as a build before issue 13 wrote it: schema version 1, none of its fields.
+storage::v1::StoredEvent Version1Event(uint64_t position, const std::string& task_id,
+                                       int64_t version, absl::Time at) {
+  storage::v1::StoredEvent e;
+  e.set_schema_version(1);
+  e.set_position(position);
+  e.set_task_id(task_id);
+  e.set_version(version);
+  e.set_event_id(absl::StrCat("event-", position));
+  *e.mutable_recorded_at() = domain::ToProto(at);
+  *e.mutable_occurred_at() = domain::ToProto(at);
+  e.set_actor("coordinator-1");
+  return e;
+}
+
+// Writes a log of schema version 1 events (old-1 created and contacted, old-2 created and
+// closed) as the previous build left it: its projection format 3 and no projection schema row.
+void WriteVersion1Log(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
+  std::vector<storage::v1::StoredEvent> events;
+  events.push_back(Version1Event(1, "old-1", 1, kStart));
+  events.back().mutable_task_created()->set_patient_id("p1");
+  events.back().mutable_task_created()->set_kind(v1::MANUAL);
+  events.back().mutable_task_created()->set_title("Recall");
+  events.push_back(Version1Event(2, "old-1", 2, kStart + absl::Minutes(1)));
+  events.back().mutable_contact_logged()->set_outcome(v1::DID_NOT_SCHEDULE);
+  events.back().mutable_contact_logged()->set_follow_up_date("2025-03-20");
+  events.push_back(Version1Event(3, "old-2", 1, kStart + absl::Minutes(2)));
+  events.back().mutable_task_created()->set_patient_id("p2");
+  events.back().mutable_task_created()->set_kind(v1::MANUAL);
+  events.push_back(Version1Event(4, "old-2", 2, kStart + absl::Minutes(3)));
+  events.back().mutable_task_closed()->set_reason(v1::EXPIRED);
+  Hash prev = ZeroHash();
+  for (const storage::v1::StoredEvent& e : events) {
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cfs[keys::kEvents], keys::EventKey(e.position()),
+                        EncodeEvent(e, prev, &prev))
+                    .ok());
+  }
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cfs[keys::kDefault], keys::kHeadKey,
+                      keys::EncodeHead(events.size(), AsBytes(prev)))
+                  .ok());
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cfs[keys::kDefault], keys::kProjectionFormatKey,
+                      keys::EncodeFixed32BE(3))
+                  .ok());
+  ASSERT_TRUE(
+      db->Delete(rocksdb::WriteOptions(), cfs[keys::kDefault], keys::kProjectionSchemaKey).ok());
+}
+
+// Issue 13: old events keep working, and read as practice "default", category CUSTOM.
+TEST_F(SchemaTest, Version1LogReadsAsPracticeDefaultCategoryCustomAndKeepsWorking) {
+  ASSERT_NO_FATAL_FAILURE(EditRawDb(WriteVersion1Log));
+  ASSERT_TRUE(Reopen().ok());  // verifies the old log, rebuilds the projections
+  absl::StatusOr<v1::Task> task = store_->GetTask("old-1");
+  ASSERT_TRUE(task.ok()) << task.status();
+  EXPECT_EQ(task->practice_id(), "default");
+  EXPECT_EQ(task->category(), v1::CUSTOM);
+  EXPECT_EQ(task->priority(), v1::ROUTINE);
+  EXPECT_EQ(task->cadence_days_size(), 0);
+  EXPECT_EQ(task->max_attempts(), 0);
+  ASSERT_EQ(task->contacts_size(), 1);
+  EXPECT_EQ(task->contacts(0).channel(), v1::PHONE);
+  EXPECT_EQ(task->contacts(0).direction(), v1::OUTBOUND);
+  EXPECT_EQ(task->attempt_count(), 1);
+  EXPECT_EQ(task->reached_count(), 1);
+  EXPECT_EQ(task->last_outcome(), v1::DID_NOT_SCHEDULE);
+  EXPECT_EQ(task->status(), v1::IN_PROGRESS);
+  EXPECT_EQ(store_->GetTask("old-2")->close_reason(), v1::EXPIRED);
+  EXPECT_EQ(store_->GetTask("old-2")->practice_id(), "default");
+  // Served as stored (version 1), with what the absent fields mean.
+  std::vector<v1::EventRecord> events = Events();
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[0].schema_version(), 1u);
+  EXPECT_EQ(events[0].task_created().practice_id(), "default");
+  EXPECT_EQ(events[0].task_created().category(), v1::CUSTOM);
+  EXPECT_EQ(events[1].contact_logged().channel(), v1::PHONE);
+  // The stored bytes are untouched; the rebuild is the live state.
+  EXPECT_TRUE(store_->VerifyLog().ok);
+  EXPECT_TRUE(store_->VerifyProjections().ok());
+  absl::StatusOr<std::string> live = store_->DumpProjections();
+  ASSERT_TRUE(store_->RebuildProjections().ok());
+  EXPECT_EQ(*store_->DumpProjections(), *live);
+  // New commands on an old task; new events are version 2.
+  CommandResult contact = Must(Contact("old-1", v1::NO_ANSWER, "2025-03-21"));
+  EXPECT_EQ(contact.task.attempt_count(), 2);
+  EXPECT_EQ(contact.events[0].schema_version(), kEventSchemaVersion);
+  CommandResult assigned =
+      Must(domain::AssignTaskCommand{.task_id = "old-1", .assignee = "group:front-desk",
+                                     .meta = {"coordinator-1", ""}});
+  EXPECT_EQ(assigned.task.assignee(), "group:front-desk");
+  ASSERT_TRUE(Reopen().ok());
+  EXPECT_EQ(store_->GetTask("old-1")->version(), 4);
+}
+
 // ---- Schema versions: error paths ----
 
 TEST_F(SchemaTest, EventNewerThanTheBuildIsDataLossAtOpenNamingItsPosition) {
   Must(Create("t1"));
   Must(Create("t2"));
-  const std::unique_ptr<SchemaRegistry> v2 = V2Registry();
-  ASSERT_TRUE(Reopen(v2.get()).ok());
-  Must(Create("t3", "user:a"));  // position 3, schema version 2
+  const std::unique_ptr<SchemaRegistry> next = NextRegistry();
+  ASSERT_TRUE(Reopen(next.get()).ok());
+  Must(Create("t3", "user:a"));  // position 3, the next schema version
   Must(Create("t4", "user:a"));
-  ASSERT_TRUE(Reopen(v2.get()).ok());  // the verified checkpoint now covers position 4
+  ASSERT_TRUE(Reopen(next.get()).ok());  // the verified checkpoint now covers position 4
 
-  // Back to a build that knows only version 1: never skipped, even before the checkpoint.
+  // Back to this build: never skipped, even before the checkpoint.
   absl::Status s = Reopen();
   ASSERT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("position 3"));
-  EXPECT_THAT(std::string(s.message()), HasSubstr("schema_version 2"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr(absl::StrCat("schema_version ", kNextVersion)));
   absl::StatusOr<std::unique_ptr<EventStore>> reader = EventStore::OpenReadOnly(dir_, {});
   EXPECT_EQ(reader.status().code(), absl::StatusCode::kDataLoss);
+}
+
+// What a build before issue 13 (schema version 1) does with this build's log: it refuses it by
+// name at open, and never misreads a TaskAssigned or a task's practice.
+TEST_F(SchemaTest, ABuildOfVersion1RefusesThisBuildsEventsByName) {
+  Must(Create("t1"));
+  Must(domain::AssignTaskCommand{.task_id = "t1", .assignee = "nurse-2",
+                                 .meta = {"coordinator-1", ""}});
+  SchemaRegistry version1(1);
+  absl::Status s = Reopen(&version1);
+  ASSERT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("position 1"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("schema_version 2"));
 }
 
 TEST_F(SchemaTest, IncompleteRegistryIsRefusedAtOpen) {
@@ -561,11 +670,13 @@ TEST_F(SchemaTest, RegisteringAStepOutsideTheRangeOrTwiceIsRefused) {
 
 TEST_F(SchemaTest, FailingUpcasterIsDataLossNamingThePosition) {
   Must(Create("t1"));
-  SchemaRegistry broken(2);
+  SchemaRegistry broken(kNextVersion);
+  ASSERT_TRUE(RegisterProductionUpcasters(broken).ok());
   ASSERT_TRUE(broken
-                  .Register(1, [](storage::v1::StoredEvent&) {
-                    return absl::InvalidArgumentError("cannot upgrade");
-                  })
+                  .Register(kEventSchemaVersion,
+                            [](storage::v1::StoredEvent&) {
+                              return absl::InvalidArgumentError("cannot upgrade");
+                            })
                   .ok());
   absl::Status s = Reopen(&broken);
   ASSERT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
