@@ -344,6 +344,13 @@ TEST_F(ReadOnlyInvestigationTest, EveryMutationIsFailedPrecondition) {
   grpc::Status log = Log(LogContactRequest("task-1"), &task);
   EXPECT_EQ(log.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(log.error_message(), kReadOnlyInvestigation);
+  // Issue 13's mutations too.
+  for (const grpc::Status& status : {Assign(AssignRequest("task-1", "nurse-1"), &task),
+                                     Claim(ClaimRequest("task-1"), &task, "nurse-1"),
+                                     Cancel(CancelRequest("task-1"), &task)}) {
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(status.error_message(), kReadOnlyInvestigation);
+  }
   // Even a malformed one: the server's state, not the request, is why.
   EXPECT_EQ(Create(v1::CreateTaskRequest(), &task).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);

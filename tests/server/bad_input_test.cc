@@ -110,7 +110,39 @@ INSTANTIATE_TEST_SUITE_P(
                   },
                   "expires_at"},
         BadCreate{"RequestIdWithSpace",
-                  [](auto& r, absl::Time) { r.set_request_id("req 1"); }, "request_id"}),
+                  [](auto& r, absl::Time) { r.set_request_id("req 1"); }, "request_id"},
+        // Issue 13's fields.
+        BadCreate{"PracticeIdWithSpace",
+                  [](auto& r, absl::Time) { r.set_practice_id("north clinic"); }, "practice_id"},
+        BadCreate{"PracticeIdTooLong",
+                  [](auto& r, absl::Time) { r.set_practice_id(kTooLongId); }, "practice_id"},
+        BadCreate{"RuleIdWithSlash", [](auto& r, absl::Time) { r.set_rule_id("recall/6mo"); },
+                  "rule_id"},
+        BadCreate{"CategoryUnknownNumber",
+                  [](auto& r, absl::Time) { r.set_category(static_cast<v1::TaskCategory>(40)); },
+                  "category"},
+        BadCreate{"PriorityUnknownNumber",
+                  [](auto& r, absl::Time) { r.set_priority(static_cast<v1::TaskPriority>(3)); },
+                  "priority"},
+        BadCreate{"CadenceNotIncreasing",
+                  [](auto& r, absl::Time) {
+                    r.add_cadence_days(7);
+                    r.add_cadence_days(1);
+                  },
+                  "cadence_days"},
+        BadCreate{"CadenceDayZero", [](auto& r, absl::Time) { r.add_cadence_days(0); },
+                  "cadence_days"},
+        BadCreate{"CadenceDay366", [](auto& r, absl::Time) { r.add_cadence_days(366); },
+                  "cadence_days"},
+        BadCreate{"CadenceOfThirteenSteps",
+                  [](auto& r, absl::Time) {
+                    for (int day = 1; day <= 13; ++day) r.add_cadence_days(day);
+                  },
+                  "cadence_days"},
+        BadCreate{"MaxAttemptsNegative", [](auto& r, absl::Time) { r.set_max_attempts(-1); },
+                  "max_attempts"},
+        BadCreate{"MaxAttempts51", [](auto& r, absl::Time) { r.set_max_attempts(51); },
+                  "max_attempts"}),
     [](const ::testing::TestParamInfo<BadCreate>& info) { return info.param.name; });
 
 // --- LogContact --------------------------------------------------------------------------------
@@ -192,7 +224,17 @@ INSTANTIATE_TEST_SUITE_P(
         BadLog{"ExpectedVersionStale", [](auto& r, absl::Time) { r.set_expected_version(5); },
                "expected_version", grpc::StatusCode::ABORTED},
         BadLog{"RequestIdTooLong", [](auto& r, absl::Time) { r.set_request_id(kTooLongId); },
-               "request_id"}),
+               "request_id"},
+        // Issue 13's fields and outcomes.
+        BadLog{"ChannelUnknownNumber",
+               [](auto& r, absl::Time) { r.set_channel(static_cast<v1::ContactChannel>(6)); },
+               "channel"},
+        BadLog{"DirectionUnknownNumber",
+               [](auto& r, absl::Time) { r.set_direction(static_cast<v1::ContactDirection>(3)); },
+               "direction"},
+        BadLog{"RequestedNoContactWithoutClose",
+               [](auto& r, absl::Time) { r.set_outcome(v1::REQUESTED_NO_CONTACT); },
+               "close_task"}),
     [](const ::testing::TestParamInfo<BadLog>& info) { return info.param.name; });
 
 // --- The caller's identity ----------------------------------------------------------------------

@@ -107,6 +107,28 @@ class ServerFixture : public ::testing::Test {
   grpc::Status List(const v1::ListTasksRequest& request, v1::ListTasksResponse* response) {
     return tasks_->ListTasks(Context().get(), request, response);
   }
+  grpc::Status Assign(const v1::AssignTaskRequest& request, v1::Task* task,
+                      const std::string& actor = "") {
+    return tasks_->AssignTask(Context(actor).get(), request, task);
+  }
+  grpc::Status Claim(const v1::ClaimTaskRequest& request, v1::Task* task,
+                     const std::string& actor = "") {
+    return tasks_->ClaimTask(Context(actor).get(), request, task);
+  }
+  grpc::Status Cancel(const v1::CancelTaskRequest& request, v1::Task* task,
+                      const std::string& actor = "") {
+    return tasks_->CancelTask(Context(actor).get(), request, task);
+  }
+
+  // Stops the server and the store, and starts both again on the same directory.
+  void Restart() {
+    tasks_.reset();
+    events_.reset();
+    channel_.reset();
+    server_.reset();
+    ASSERT_NO_FATAL_FAILURE(OpenStore(TestStoreOptions()));
+    ASSERT_NO_FATAL_FAILURE(StartServer(ServerOptions()));
+  }
 
   // A valid MANUAL task request.
   static v1::CreateTaskRequest ManualRequest(const std::string& task_id) {
@@ -131,6 +153,27 @@ class ServerFixture : public ::testing::Test {
     request.set_outcome(v1::NO_ANSWER);
     request.set_notes("No answer; will try again.");
     request.set_follow_up_date(kNextWeek);
+    return request;
+  }
+
+  static v1::AssignTaskRequest AssignRequest(const std::string& task_id,
+                                             const std::string& assignee) {
+    v1::AssignTaskRequest request;
+    request.set_task_id(task_id);
+    request.set_assignee(assignee);
+    return request;
+  }
+  static v1::ClaimTaskRequest ClaimRequest(const std::string& task_id) {
+    v1::ClaimTaskRequest request;
+    request.set_task_id(task_id);
+    return request;
+  }
+  // A valid CancelTask request: CANCELLED, with notes.
+  static v1::CancelTaskRequest CancelRequest(const std::string& task_id) {
+    v1::CancelTaskRequest request;
+    request.set_task_id(task_id);
+    request.set_reason(v1::CANCELLED);
+    request.set_notes("The patient moved away.");
     return request;
   }
 
