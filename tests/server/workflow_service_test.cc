@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "domain/validation.h"
 #include "store/access_log.h"
+#include "store/event_json.h"
 #include "tests/testing/server_fixture.h"
 
 namespace outreach::server::testing {
@@ -175,6 +176,26 @@ TEST_F(WorkflowServiceTest, AssignTaskToTheSameAssigneeAppendsNothingAndReturnsT
   ASSERT_TRUE(Assign(AssignRequest("task-1", "nurse-1"), &again).ok());
   EXPECT_EQ(again.SerializeAsString(), task.SerializeAsString());
   EXPECT_EQ(Head(), head);
+}
+
+TEST_F(WorkflowServiceTest, TaskAssignedIsServedAsJsonAndFilteredByItsType) {
+  CreateManual("task-1");
+  v1::Task task;
+  ASSERT_TRUE(Log(LogContactRequest("task-1"), &task).ok());
+  ASSERT_TRUE(Assign(AssignRequest("task-1", "nurse-1"), &task).ok());
+  v1::SubscribeEventsRequest request;
+  request.add_event_types(v1::TASK_ASSIGNED);
+  auto context = Context();
+  auto reader = events_->SubscribeEvents(context.get(), request);
+  v1::EventRecord record;
+  ASSERT_TRUE(reader->Read(&record));
+  context->TryCancel();
+  reader->Finish();
+  EXPECT_EQ(record.position(), 3u);
+  ASSERT_TRUE(record.has_task_assigned());
+  absl::StatusOr<std::string> json = store::EventToJson(record);
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_THAT(*json, HasSubstr("\"taskAssigned\":{\"assignee\":\"nurse-1\"}"));
 }
 
 // --- ClaimTask ------------------------------------------------------------------------------------
