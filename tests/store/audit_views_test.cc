@@ -8,6 +8,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
+#include "store/expiry_scheduler.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
@@ -393,7 +394,7 @@ TEST_F(ReadOnlyTest, ReadOnlyOpenServesReadsAndRefusesWrites) {
   absl::StatusOr<CommandResult> write = reader.Execute(Create("t2"), "");
   ASSERT_EQ(write.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(write.status().message()), HasSubstr("read-only"));
-  EXPECT_EQ(reader.ExpireDue(kStart + absl::Hours(99)).status().code(),
+  EXPECT_EQ(ExpireDue(reader, kStart + absl::Hours(99)).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(reader.RebuildProjections().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(reader.BackupTo(MakeTempDir()).code(), absl::StatusCode::kFailedPrecondition);

@@ -46,7 +46,15 @@ class EventsPerActor final : public Projection {
   absl::Span<const keys::Cf> families() const override { return kFamilies; }
 
   absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
-    for (const storage::v1::StoredEvent* event : change.events) {
+    for (const StreamChange& stream : change.streams) {
+      if (absl::Status s = Count(stream, change, rows); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Count(const StreamChange& stream, const CommandChange& change,
+                     SortedRows& rows) const {
+    for (const storage::v1::StoredEvent* event : stream.events) {
       const std::string key = CounterKey(event->actor());
       absl::StatusOr<std::optional<std::string>> current = change.rows->Get(kCounterFamily, key);
       if (!current.ok()) return current.status();
@@ -127,8 +135,9 @@ TEST(EventDerivedProjectionTest, TheFoldEmitsWhatTheLiveUpdatesWrote) {
     std::vector<const storage::v1::StoredEvent*> events;
     for (const auto& event : command) events.push_back(&event);
     const v1::Task after;
-    CommandChange change{.task_id = command[0].task_id(), .after = &after, .events = events,
-                         .actor = command[0].actor(), .rows = &reader};
+    const StreamChange streams[] = {
+        StreamChange{.task_id = command[0].task_id(), .after = &after, .events = events}};
+    CommandChange change{.streams = streams, .actor = command[0].actor(), .rows = &reader};
     change.last_position = command.back().position();
     ASSERT_TRUE(projection.OnCommand(change, live).ok());
   }
