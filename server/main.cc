@@ -352,7 +352,7 @@ absl::StatusOr<std::unique_ptr<outreach::store::ExpiryScheduler>> GoLive(
                   server->address(), config.time_zone.name());
     return nullptr;
   }
-  absl::StatusOr<int> expired = store->ExpireDue(clock->Now());
+  absl::StatusOr<int> expired = ExpireDue(*store, clock->Now());
   if (!expired.ok()) return expired.status();
   server->SetServing(true);
   auto scheduler = std::make_unique<outreach::store::ExpiryScheduler>(store, clock);

@@ -187,7 +187,7 @@ void TaskService::SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* r
                      reactor->Finish(ToGrpcStatus(result.status()));
                      return;
                    }
-                   *response = std::move(result->task);
+                   *response = result->task();
                    if (!read.has_value()) {
                      reactor->Finish(grpc::Status::OK);
                      return;

@@ -55,6 +55,7 @@
 #include "outreach/v1/task.pb.h"
 #include "store/access_log.h"
 #include "store/clock.h"
+#include "store/command_processor.h"
 #include "store/event_codec.h"
 
 namespace rocksdb {
@@ -62,6 +63,9 @@ class Env;
 }  // namespace rocksdb
 
 namespace outreach::store {
+
+// What a write to a read-only store is refused with (FAILED_PRECONDITION).
+inline constexpr char kReadOnlyMessage[] = "store is open read-only: writes are refused";
 
 struct StoreOptions {
   absl::TimeZone time_zone = absl::UTCTimeZone();  // "today" for follow-up dates
@@ -110,11 +114,6 @@ struct ReadOnlyOptions {
   const SchemaRegistry* schemas = nullptr;  // nullptr = SchemaRegistry::Production()
 };
 
-struct CommandResult {
-  v1::Task task;                          // the task right after the command
-  std::vector<v1::EventRecord> events;    // what was appended (empty when replayed or a no-op)
-  bool replayed = false;                  // a retried request_id: the first result, nothing appended
-};
 
 struct ListQuery {
   std::vector<v1::TaskStatus> statuses;  // empty = OPEN and IN_PROGRESS
@@ -200,6 +199,18 @@ class EventStore {
   // idempotency (used only when the command carries a request_id): a repeated request_id with the
   // same fingerprint returns the first result, with another fingerprint ALREADY_EXISTS.
   void Submit(domain::Command command, std::string fingerprint, Done done);
+  // Queues several commands at once, so that the writer can decide and write them together
+  // (each still fails alone).
+  struct Submission {
+    domain::Command command;
+    std::string fingerprint;
+    Done done;
+  };
+  void SubmitGroup(std::vector<Submission> commands);
+  // True when opened with OpenReadOnly: every write is FAILED_PRECONDITION.
+  bool read_only() const;
+  // The most commands the writer decides and writes in one batch.
+  std::size_t max_commands_per_batch() const;
   // Submit and wait.
   absl::StatusOr<CommandResult> Execute(domain::Command command, std::string fingerprint);
 
@@ -259,9 +270,11 @@ class EventStore {
 
   // The earliest expires_at among open automatic tasks, if any (from the expiry index).
   std::optional<absl::Time> NextExpiry() const;
-  // Closes (reason EXPIRED, actor system:expiry, occurred_at = expires_at) every open automatic
-  // task whose expires_at <= now, as read from the expiry index. Returns how many it closed.
-  absl::StatusOr<int> ExpireDue(absl::Time now);
+  // The ids of up to `max` tasks due at `now` in the expiry index, after `*start` (empty = from
+  // the first), which moves past the last one returned. What to do with them is the expiry
+  // policy's (store/expiry_scheduler.h ExpireDue).
+  absl::StatusOr<std::vector<std::string>> DueTasks(absl::Time now, std::string* start,
+                                                    std::size_t max) const;
 
   // Why writes are refused, or OK: the latched failure (UNAVAILABLE, in words: "disk full" while
   // it may clear by itself, otherwise a failed write or sync), or "disk almost full" below the

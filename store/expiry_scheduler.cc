@@ -4,8 +4,50 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "absl/synchronization/blocking_counter.h"
 
 namespace outreach::store {
+
+absl::StatusOr<int> ExpireDue(EventStore& store, absl::Time now) {
+  if (store.read_only()) return absl::FailedPreconditionError(kReadOnlyMessage);
+  int closed = 0;
+  std::string start;
+  while (true) {
+    absl::StatusOr<std::vector<std::string>> due =
+        store.DueTasks(now, &start, store.max_commands_per_batch());
+    if (!due.ok()) return due.status();
+    if (due->empty()) return closed;
+    // One group: every command is queued at once, so the writer can commit them together.
+    absl::Mutex mu;
+    absl::Status failure;
+    absl::BlockingCounter remaining(static_cast<int>(due->size()));
+    std::vector<EventStore::Submission> commands;
+    for (std::string& task_id : *due) {
+      commands.push_back(EventStore::Submission{
+          domain::ExpireTaskCommand{std::move(task_id)}, std::string(),
+          [&](absl::StatusOr<CommandResult> result) {
+            {
+              absl::MutexLock lock(&mu);
+              if (result.ok()) {
+                if (!result->events.empty()) ++closed;
+              } else if (result.status().code() != absl::StatusCode::kFailedPrecondition &&
+                         result.status().code() != absl::StatusCode::kNotFound &&
+                         failure.ok()) {
+                // FAILED_PRECONDITION: not due by the writer's clock yet; the next call will.
+                failure = result.status();
+              }
+            }
+            remaining.DecrementCount();
+          }});
+    }
+    store.SubmitGroup(std::move(commands));
+    remaining.Wait();
+    absl::MutexLock lock(&mu);
+    if (!failure.ok()) return failure;
+  }
+}
 namespace {
 
 // How long to wait before retrying when a pass closed nothing although rows were due (a refused
@@ -33,7 +75,7 @@ void ExpiryScheduler::Run() {
     const absl::Time now = clock_->Now();
     if (std::optional<absl::Time> next = store_->NextExpiry(); next.has_value()) {
       if (*next <= now) {
-        absl::StatusOr<int> closed = store_->ExpireDue(now);
+        absl::StatusOr<int> closed = ExpireDue(*store_, now);
         if (!closed.ok()) {
           std::fprintf(stderr, "expiry: %s\n", std::string(closed.status().ToString()).c_str());
         }

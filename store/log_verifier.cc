@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "store/rocks.h"
 
@@ -126,6 +127,38 @@ VerifyReport VerifyLogRange(const LogReader& log, const rocksdb::ReadOptions& re
   if (to != 0 && report.head_position >= to) return report;
   if (std::optional<Problem> p = CheckHeadRow(log, read, report)) {
     return fail(p->position, std::move(p->what));
+  }
+  return report;
+}
+
+absl::StatusOr<VerifyReport> VerifyLogAgainst(const LogReader& log,
+                                              const rocksdb::ReadOptions& read,
+                                              const VerifyOptions& options) {
+  Hash expected{};
+  const bool check_hash = !options.expected_head_hash.empty();
+  if (check_hash && !HashFromBytes(options.expected_head_hash, &expected)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected_head_hash: must be ", kHashSize, " bytes, got ",
+                     options.expected_head_hash.size()));
+  }
+  VerifyReport report = VerifyLogRange(log, read, 0, ZeroHash(), /*projections_current=*/false,
+                                       options.to_position, nullptr);
+  if (!report.ok) return report;
+  if (options.to_position > report.head_position) {
+    report.ok = false;
+    report.first_bad_position = report.head_position + 1;
+    report.problem = absl::StrCat("to_position ", options.to_position,
+                                  " is beyond the head position ", report.head_position);
+    return report;
+  }
+  if (check_hash && report.head_hash != AsBytes(expected)) {
+    report.ok = false;
+    report.first_bad_position = report.head_position;
+    report.problem = absl::StrCat(
+        "hash at position ", report.head_position, " is ",
+        absl::BytesToHexString(report.head_hash), ", expected ",
+        absl::BytesToHexString(AsBytes(expected)),
+        ": the log through this position is not the one the expected hash was taken from");
   }
   return report;
 }

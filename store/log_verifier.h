@@ -23,4 +23,11 @@ VerifyReport VerifyLogRange(const LogReader& log, const rocksdb::ReadOptions& re
                             const Hash& from_hash, bool projections_current, uint64_t to,
                             uint32_t* max_schema);
 
+// The whole log under `read`, through options.to_position (0 = the head), and, with
+// options.expected_head_hash, against that hash (EventStore::VerifyLog(VerifyOptions)).
+// INVALID_ARGUMENT for an expected hash of the wrong size.
+absl::StatusOr<VerifyReport> VerifyLogAgainst(const LogReader& log,
+                                              const rocksdb::ReadOptions& read,
+                                              const VerifyOptions& options);
+
 }  // namespace outreach::store

@@ -49,19 +49,24 @@ class RowReader {
                                                          absl::string_view key) const = 0;
 };
 
-// What the writer knows about one command that appends events to one task's stream. The
-// views and pointers are valid during OnCommand only.
-struct CommandChange {
+// One task stream a command appends to. The pointers are valid during OnCommand only.
+struct StreamChange {
   absl::string_view task_id;
   const v1::Task* before = nullptr;  // the task's state before; nullptr: the command creates it
   const v1::Task* after = nullptr;   // its state after the command's events (never nullptr)
-  // The appended events, stamped (position, stream version, id, time), in log order.
+  // Its appended events, stamped (position, stream version, id, time), in log order.
   absl::Span<const storage::v1::StoredEvent* const> events;
+};
+
+// What the writer knows about one command that appends events, to one or several task
+// streams. The views and pointers are valid during OnCommand only.
+struct CommandChange {
+  absl::Span<const StreamChange> streams;  // in the order of each stream's first event
   absl::string_view actor;
   absl::string_view request_id;   // empty: the command has none
   absl::string_view request_key;  // keys::RequestKey(actor, request_id); empty without one
   absl::string_view fingerprint;  // the request's fingerprint
-  uint64_t last_position = 0;     // the position of the last event
+  uint64_t last_position = 0;     // the position of the command's last event
   const RowReader* rows = nullptr;  // the rows so far (never nullptr in the writer)
 };
 
@@ -99,6 +104,19 @@ class Projection {
   // key order. `own` is what StartFold returned, finished (nullptr if it returned nullptr).
   virtual absl::Status Emit(const FoldedLog& folded, const ProjectionFold* own,
                             RowSink emit) const = 0;
+};
+
+// A projection whose live rows follow each changed stream on its own (task rows, worklist,
+// expiry, streams): OnCommand calls OnStream once per stream the command appended to.
+class PerStreamProjection : public Projection {
+ public:
+  absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const final {
+    for (const StreamChange& stream : change.streams) {
+      if (absl::Status s = OnStream(stream, rows); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  virtual absl::Status OnStream(const StreamChange& change, SortedRows& rows) const = 0;
 };
 
 }  // namespace outreach::store

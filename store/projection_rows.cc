@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "rocksdb/env.h"
 #include "rocksdb/sst_file_writer.h"
+#include "rocksdb/write_batch.h"
 #include "store/rocks.h"
 
 namespace outreach::store {
@@ -148,6 +149,56 @@ absl::Status IngestFoldedRows(rocksdb::DB* db, const Handles& handles, const std
   // Moved files are gone already; after a failure or a copy, the sources are not needed.
   for (const std::string& file : files) db->GetEnv()->DeleteFile(file).PermitUncheckedError();
   return written;
+}
+
+absl::Status RebuildProjectionsFromLog(Database& database, const LogReader& log, uint64_t head,
+                                       absl::FunctionRef<void(uint64_t, uint64_t)> progress,
+                                       uint64_t every) {
+  {
+    rocksdb::WriteBatch batch;
+    batch.Delete(database.cf(keys::kDefault), keys::kProjectionFormatKey);
+    if (absl::Status s = database.WriteSynced(&batch, "rebuild"); !s.ok()) return s;
+  }
+  FoldedLog folded;
+  if (absl::Status s = FoldLog(log, rocksdb::ReadOptions(), head, &folded,
+                               [&](uint64_t events) {
+                                 if (every > 0 && events % every == 0) progress(events, head);
+                               });
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          ClearProjectionFamilies(database.db(), database.handles(), database.SyncedWrites());
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = IngestFoldedRows(database.db(), database.handles(), database.dir(), folded);
+      !s.ok()) {
+    return s;
+  }
+  rocksdb::WriteBatch batch;
+  batch.Put(database.cf(keys::kDefault), keys::kProjectionFormatKey,
+            keys::EncodeFixed32BE(keys::kProjectionFormat));
+  batch.Put(database.cf(keys::kDefault), keys::kProjectionSchemaKey,
+            keys::EncodeFixed32BE(log.schemas().current_version()));
+  absl::Status s = database.WriteSynced(&batch, "rebuild: recording the projection format");
+  if (s.ok()) progress(head, head);
+  return s;
+}
+
+absl::StatusOr<std::string> DumpProjectionRows(const Database& database,
+                                               const rocksdb::ReadOptions& read) {
+  std::string out;
+  for (keys::Cf family : ProjectionFamilies()) {
+    std::unique_ptr<rocksdb::Iterator> it(database.db()->NewIterator(read, database.cf(family)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      absl::StrAppend(&out, keys::ColumnFamilyNames()[family], "\t",
+                      absl::BytesToHexString(View(it->key())), "\t",
+                      absl::BytesToHexString(View(it->value())), "\n");
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "dumping projections");
+  }
+  return out;
 }
 
 }  // namespace outreach::store

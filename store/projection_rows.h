@@ -6,8 +6,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "rocksdb/db.h"
+#include "store/database.h"
 #include "store/log_fold.h"
 
 namespace outreach::store {
@@ -30,5 +33,20 @@ absl::Status ClearProjectionFamilies(rocksdb::DB* db, const Handles& handles,
 // WAL, no per-row tombstone. The files are gone afterwards, whatever happened.
 absl::Status IngestFoldedRows(rocksdb::DB* db, const Handles& handles, const std::string& dir,
                               const FoldedLog& folded);
+
+// Rebuilds every projection from the log through `head` (the writer is stopped or paused). The
+// log is folded in memory, every projection family is emptied with one range deletion, and the
+// folded rows, already in key order, are written straight into SST files and ingested
+// (IngestFoldedRows). The format row is deleted first and written last, synced: a rebuild
+// interrupted anywhere is redone at the next Open. `progress(events_folded, head)` is called
+// every `every` events (never when 0) and once at the end.
+absl::Status RebuildProjectionsFromLog(Database& database, const LogReader& log, uint64_t head,
+                                       absl::FunctionRef<void(uint64_t, uint64_t)> progress,
+                                       uint64_t every);
+
+// Every row of every projection family under `read`, one per line: family, hex key, hex value
+// (EventStore::DumpProjections; the tests compare a live store's with a rebuilt one's).
+absl::StatusOr<std::string> DumpProjectionRows(const Database& database,
+                                               const rocksdb::ReadOptions& read);
 
 }  // namespace outreach::store

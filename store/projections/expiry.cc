@@ -1,9 +1,13 @@
 #include "store/projections/expiry.h"
 
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "store/log_fold.h"
+#include "store/rocks.h"
 
 namespace outreach::store {
 namespace {
@@ -30,12 +34,12 @@ class ExpiryFold final : public ProjectionFold {
   RowBuffer rows_;
 };
 
-class ExpiryProjectionImpl final : public Projection {
+class ExpiryProjectionImpl final : public PerStreamProjection {
  public:
   absl::string_view name() const override { return "expiry"; }
   absl::Span<const keys::Cf> families() const override { return kFamilies; }
 
-  absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
+  absl::Status OnStream(const StreamChange& change, SortedRows& rows) const override {
     const std::optional<std::string> new_row = keys::ExpiryRowFor(*change.after);
     const std::optional<std::string> old_row =
         change.before != nullptr ? keys::ExpiryRowFor(*change.before) : std::nullopt;
@@ -67,6 +71,41 @@ class ExpiryProjectionImpl final : public Projection {
 const Projection& ExpiryProjection() {
   static const ExpiryProjectionImpl kProjection;
   return kProjection;
+}
+
+std::optional<absl::Time> NextExpiry(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* expiry) {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), expiry));
+  it->SeekToFirst();
+  absl::Time expires_at;
+  std::string task_id;
+  if (!it->Valid() || !keys::ParseExpiryKey(View(it->key()), &expires_at, &task_id)) {
+    return std::nullopt;
+  }
+  return expires_at;
+}
+
+absl::StatusOr<std::vector<std::string>> DueTasks(rocksdb::DB* db,
+                                                  rocksdb::ColumnFamilyHandle* expiry,
+                                                  absl::Time now, std::string* start,
+                                                  std::size_t max) {
+  const std::string upper = keys::ExpiryTimeKey(absl::ToUnixMicros(now) + 1);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions read;
+  read.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(read, expiry));
+  std::vector<std::string> out;
+  for (it->Seek(*start); it->Valid() && out.size() < max; it->Next()) {
+    absl::Time expires_at;
+    std::string task_id;
+    if (!keys::ParseExpiryKey(View(it->key()), &expires_at, &task_id)) {
+      return absl::DataLossError(absl::StrCat(
+          "expiry index: malformed row ", absl::BytesToHexString(View(it->key()))));
+    }
+    *start = it->key().ToString() + '\0';
+    out.push_back(std::move(task_id));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading the expiry index");
+  return out;
 }
 
 }  // namespace outreach::store

@@ -1,7 +1,9 @@
 #include "store/projections/requests.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "store/log_fold.h"
@@ -12,10 +14,31 @@ namespace {
 // What a fold keeps of each request id while it reads the log: the latest event of its request.
 struct FoldedRequest {
   std::string fingerprint;
-  std::string task_id;
-  int64_t task_version = 0;
+  // Each stream the request changed, with its latest version, in the order of its first event.
+  std::vector<std::pair<std::string, int64_t>> streams;
   uint64_t last_position = 0;
 };
+
+// The record of a request: its first stream in task_id / task_version (the format of requests
+// that changed one stream), the others in more_streams.
+std::string RequestRow(std::string fingerprint,
+                       const std::vector<std::pair<std::string, int64_t>>& streams,
+                       uint64_t last_position) {
+  storage::v1::RequestRecord record;
+  record.set_fingerprint(std::move(fingerprint));
+  for (std::size_t i = 0; i < streams.size(); ++i) {
+    if (i == 0) {
+      record.set_task_id(streams[i].first);
+      record.set_task_version(streams[i].second);
+    } else {
+      storage::v1::StreamVersion* more = record.add_more_streams();
+      more->set_task_id(streams[i].first);
+      more->set_version(streams[i].second);
+    }
+  }
+  record.set_last_position(last_position);
+  return keys::EncodeRequestRecord(record);
+}
 
 class RequestsFold final : public ProjectionFold {
  public:
@@ -23,22 +46,22 @@ class RequestsFold final : public ProjectionFold {
     if (event.request_id().empty()) return absl::OkStatus();
     auto [record, inserted] =
         requests_.try_emplace(keys::RequestKey(event.actor(), event.request_id()));
-    if (inserted) {
-      record->second.fingerprint = event.request_fingerprint();
-      record->second.task_id = event.task_id();
+    FoldedRequest& request = record->second;
+    if (inserted) request.fingerprint = event.request_fingerprint();
+    auto stream = std::find_if(request.streams.begin(), request.streams.end(),
+                               [&](const auto& s) { return s.first == event.task_id(); });
+    if (stream == request.streams.end()) {
+      request.streams.emplace_back(event.task_id(), event.version());
+    } else {
+      stream->second = event.version();
     }
-    record->second.task_version = event.version();
-    record->second.last_position = position;
+    request.last_position = position;
     return absl::OkStatus();
   }
   absl::Status Finish(const FoldedLog& /*folded*/) override {
     for (auto& [request_key, request] : requests_) {
-      storage::v1::RequestRecord record;
-      record.set_fingerprint(std::move(request.fingerprint));
-      record.set_task_id(std::move(request.task_id));
-      record.set_task_version(request.task_version);
-      record.set_last_position(request.last_position);
-      rows_.Add(request_key, keys::EncodeRequestRecord(record));
+      rows_.Add(request_key,
+                RequestRow(std::move(request.fingerprint), request.streams, request.last_position));
     }
     requests_.clear();
     rows_.Sort();
@@ -58,12 +81,13 @@ class RequestsProjectionImpl final : public Projection {
 
   absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
     if (change.request_id.empty()) return absl::OkStatus();
-    storage::v1::RequestRecord record;
-    record.set_fingerprint(std::string(change.fingerprint));
-    record.set_task_id(std::string(change.task_id));
-    record.set_task_version(change.after->version());
-    record.set_last_position(change.last_position);
-    rows.Put(keys::kRequests, change.request_key, keys::EncodeRequestRecord(record));
+    std::vector<std::pair<std::string, int64_t>> streams;
+    streams.reserve(change.streams.size());
+    for (const StreamChange& stream : change.streams) {
+      streams.emplace_back(std::string(stream.task_id), stream.after->version());
+    }
+    rows.Put(keys::kRequests, change.request_key,
+             RequestRow(std::string(change.fingerprint), streams, change.last_position));
     return absl::OkStatus();
   }
 

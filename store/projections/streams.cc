@@ -13,12 +13,12 @@ void AppendStreamNumber(std::string* out, uint64_t value) {  // fixed64_be
   out->append(bytes, 8);
 }
 
-class StreamsProjectionImpl final : public Projection {
+class StreamsProjectionImpl final : public PerStreamProjection {
  public:
   absl::string_view name() const override { return "streams"; }
   absl::Span<const keys::Cf> families() const override { return kFamilies; }
 
-  absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
+  absl::Status OnStream(const StreamChange& change, SortedRows& rows) const override {
     for (const storage::v1::StoredEvent* event : change.events) {
       rows.Put(keys::kStreams, keys::StreamKey(change.task_id, event->version()),
                keys::EncodeFixed64BE(event->position()));

@@ -35,12 +35,12 @@ absl::Status TaskRow(const v1::Task& task, absl::string_view contacts, std::stri
   return absl::OkStatus();
 }
 
-class TasksProjectionImpl final : public Projection {
+class TasksProjectionImpl final : public PerStreamProjection {
  public:
   absl::string_view name() const override { return "tasks"; }
   absl::Span<const keys::Cf> families() const override { return kFamilies; }
 
-  absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
+  absl::Status OnStream(const StreamChange& change, SortedRows& rows) const override {
     rows.Put(keys::kTasks, change.task_id, keys::EncodeTask(*change.after));
     return absl::OkStatus();
   }

@@ -45,12 +45,12 @@ class WorklistFold final : public ProjectionFold {
   RowBuffer rows_;
 };
 
-class WorklistProjectionImpl final : public Projection {
+class WorklistProjectionImpl final : public PerStreamProjection {
  public:
   absl::string_view name() const override { return "worklist"; }
   absl::Span<const keys::Cf> families() const override { return kFamilies; }
 
-  absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
+  absl::Status OnStream(const StreamChange& change, SortedRows& rows) const override {
     const WorklistRows new_rows = WorklistRowsOf(*change.after);
     if (change.before == nullptr) {
       for (const auto& [key, value] : new_rows) rows.Put(keys::kWorklist, key, value);

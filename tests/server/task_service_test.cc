@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "domain/validation.h"
+#include "store/expiry_scheduler.h"
 #include "tests/testing/server_fixture.h"
 
 namespace outreach::server::testing {
@@ -289,7 +290,7 @@ TEST_F(TaskServiceTest, ExpiredAutomaticTaskIsClosedBySystemExpiry) {
   ASSERT_TRUE(Create(AutomaticRequest("auto-1", absl::Minutes(30)), &task).ok());
   const absl::Time expires_at = domain::FromProto(task.expires_at());
   clock_.Advance(absl::Hours(1));
-  absl::StatusOr<int> closed = store_->ExpireDue(clock_.Now());
+  absl::StatusOr<int> closed = ExpireDue(*store_, clock_.Now());
   ASSERT_TRUE(closed.ok()) << closed.status();
   EXPECT_EQ(*closed, 1);
   ASSERT_TRUE(Get("auto-1", &task).ok());

@@ -8,6 +8,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
+#include "store/expiry_scheduler.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
@@ -393,7 +394,7 @@ TEST_F(ReadOnlyTest, ReadOnlyOpenServesReadsAndRefusesWrites) {
   absl::StatusOr<CommandResult> write = reader.Execute(Create("t2"), "");
   ASSERT_EQ(write.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(write.status().message()), HasSubstr("read-only"));
-  EXPECT_EQ(reader.ExpireDue(kStart + absl::Hours(99)).status().code(),
+  EXPECT_EQ(ExpireDue(reader, kStart + absl::Hours(99)).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(reader.RebuildProjections().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(reader.BackupTo(MakeTempDir()).code(), absl::StatusCode::kFailedPrecondition);
@@ -609,12 +610,12 @@ TEST_F(SchemaTest, Version1LogReadsAsPracticeDefaultCategoryCustomAndKeepsWorkin
   EXPECT_EQ(*store_->DumpProjections(), *live);
   // New commands on an old task; new events are version 2.
   CommandResult contact = Must(Contact("old-1", v1::NO_ANSWER, "2025-03-21"));
-  EXPECT_EQ(contact.task.attempt_count(), 2);
+  EXPECT_EQ(contact.task().attempt_count(), 2);
   EXPECT_EQ(contact.events[0].schema_version(), kEventSchemaVersion);
   CommandResult assigned =
       Must(domain::AssignTaskCommand{.task_id = "old-1", .assignee = "group:front-desk",
                                      .meta = {"coordinator-1", ""}});
-  EXPECT_EQ(assigned.task.assignee(), "group:front-desk");
+  EXPECT_EQ(assigned.task().assignee(), "group:front-desk");
   ASSERT_TRUE(Reopen().ok());
   EXPECT_EQ(store_->GetTask("old-1")->version(), 4);
 }

@@ -179,12 +179,12 @@ TEST_F(EventStoreTest, CreateAppendsTaskCreatedAtPositionOne) {
                   "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"));
   EXPECT_EQ(domain::FromProto(r->events[0].recorded_at()), kStart);
   EXPECT_FALSE(r->replayed);
-  EXPECT_EQ(r->task.status(), v1::OPEN);
+  EXPECT_EQ(r->task().status(), v1::OPEN);
   EXPECT_EQ(store_->HeadPosition(), 1u);
 
   absl::StatusOr<v1::Task> task = store_->GetTask("t1");
   ASSERT_TRUE(task.ok()) << task.status();
-  EXPECT_EQ(task->SerializeAsString(), r->task.SerializeAsString());
+  EXPECT_EQ(task->SerializeAsString(), r->task().SerializeAsString());
   const std::vector<v1::EventRecord> events = AllEvents();
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].SerializeAsString(), r->events[0].SerializeAsString());
@@ -220,8 +220,8 @@ TEST_F(EventStoreTest, LogAndCloseIsTwoAdjacentEventsFromOneCommand) {
   EXPECT_EQ(r->events[0].position() + 1, r->events[1].position());
   EXPECT_EQ(r->events[1].prev_hash(), r->events[0].hash());
   EXPECT_EQ(r->events[1].task_closed().outcome(), v1::SCHEDULED);
-  EXPECT_EQ(r->task.status(), v1::CLOSED);
-  EXPECT_EQ(r->task.version(), 3);
+  EXPECT_EQ(r->task().status(), v1::CLOSED);
+  EXPECT_EQ(r->task().version(), 3);
 }
 
 TEST_F(EventStoreTest, ReadEventsOfOneTaskFromAPositionWithALimit) {
@@ -301,7 +301,7 @@ TEST_F(EventStoreTest, RetriedRequestIdReturnsTheFirstResultAndAppendsNothing) {
   ASSERT_TRUE(retry.ok()) << retry.status();
   EXPECT_TRUE(retry->replayed);
   EXPECT_TRUE(retry->events.empty());
-  EXPECT_EQ(retry->task.SerializeAsString(), first->task.SerializeAsString());
+  EXPECT_EQ(retry->task().SerializeAsString(), first->task().SerializeAsString());
   EXPECT_EQ(store_->HeadPosition(), head);
 
   ASSERT_TRUE(Reopen().ok());
@@ -309,7 +309,7 @@ TEST_F(EventStoreTest, RetriedRequestIdReturnsTheFirstResultAndAppendsNothing) {
       Log("t1", {.request_id = "req-log"}, "fp-log");
   ASSERT_TRUE(after_restart.ok()) << after_restart.status();
   EXPECT_TRUE(after_restart->replayed);
-  EXPECT_EQ(after_restart->task.SerializeAsString(), first->task.SerializeAsString());
+  EXPECT_EQ(after_restart->task().SerializeAsString(), first->task().SerializeAsString());
   EXPECT_EQ(store_->HeadPosition(), head);
 }
 
@@ -333,7 +333,7 @@ TEST_F(EventStoreTest, RepeatedRequestIdWithinOneBatchReplaysTheFirst) {
   ASSERT_TRUE(results[1].ok()) << results[1].status();
   EXPECT_FALSE(results[0]->replayed);
   EXPECT_TRUE(results[1]->replayed);
-  EXPECT_EQ(results[1]->task.SerializeAsString(), results[0]->task.SerializeAsString());
+  EXPECT_EQ(results[1]->task().SerializeAsString(), results[0]->task().SerializeAsString());
   EXPECT_EQ(store_->HeadPosition(), 3u);
 }
 
@@ -448,13 +448,13 @@ TEST_F(EventStoreTest, ExpireDueClosesOnlyTasksWhoseExpiryHasPassed) {
   ASSERT_TRUE(Create("manual").ok());
   EXPECT_EQ(store_->NextExpiry(), soon);
 
-  absl::StatusOr<int> none = store_->ExpireDue(clock_.Now());
+  absl::StatusOr<int> none = ExpireDue(*store_, clock_.Now());
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_EQ(*none, 0);
 
   clock_.Set(soon + absl::Minutes(30));
   const uint64_t head = store_->HeadPosition();
-  absl::StatusOr<int> closed = store_->ExpireDue(clock_.Now());
+  absl::StatusOr<int> closed = ExpireDue(*store_, clock_.Now());
   ASSERT_TRUE(closed.ok()) << closed.status();
   EXPECT_EQ(*closed, 1);
   EXPECT_EQ(store_->HeadPosition(), head + 1);
@@ -474,7 +474,7 @@ TEST_F(EventStoreTest, ExpireDueClosesOnlyTasksWhoseExpiryHasPassed) {
   EXPECT_EQ(store_->GetTask("later")->status(), v1::OPEN);
   EXPECT_EQ(store_->NextExpiry(), later);
 
-  absl::StatusOr<int> again = store_->ExpireDue(clock_.Now());
+  absl::StatusOr<int> again = ExpireDue(*store_, clock_.Now());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, 0);
 }
@@ -484,7 +484,7 @@ TEST_F(EventStoreTest, ClosingAnAutomaticTaskRemovesItFromTheExpiryIndex) {
   ASSERT_TRUE(Log("t1", {.close_task = true}).ok());
   EXPECT_EQ(store_->NextExpiry(), std::nullopt);
   clock_.Advance(absl::Hours(2));
-  absl::StatusOr<int> closed = store_->ExpireDue(clock_.Now());
+  absl::StatusOr<int> closed = ExpireDue(*store_, clock_.Now());
   ASSERT_TRUE(closed.ok());
   EXPECT_EQ(*closed, 0);
 }
@@ -608,7 +608,7 @@ TEST_F(EventStoreTest, RebuildEqualsLiveProjectionsByteForByteAfterARandomMix) {
                               absl::StrCat("fp-", step));
       }
     } else {
-      ASSERT_TRUE(store_->ExpireDue(clock_.Now()).ok());
+      ASSERT_TRUE(ExpireDue(*store_, clock_.Now()).ok());
     }
   }
   // Whatever the mix left open: at least one open automatic task (an expiry row) and one

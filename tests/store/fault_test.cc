@@ -394,7 +394,7 @@ class FaultTest : public ::testing::Test {
         ++*landed_count;
         EXPECT_TRUE(result->replayed);
         EXPECT_TRUE(result->events.empty());
-        EXPECT_EQ(result->task.version(), landed->second.back().version());
+        EXPECT_EQ(result->task().version(), landed->second.back().version());
         result->events = landed->second;
       } else {
         EXPECT_FALSE(result->replayed);
@@ -558,13 +558,13 @@ TEST_F(FaultTest, UnacknowledgedCommandsRetriedAfterAPowerCutApplyAtMostOnce) {
   ASSERT_TRUE(r2.ok()) << r2.status();
   EXPECT_TRUE(r2->replayed);
   EXPECT_TRUE(r2->events.empty());
-  EXPECT_EQ(r2->task.version(), 2);
+  EXPECT_EQ(r2->task().version(), 2);
   absl::StatusOr<CommandResult> r3 = Send(close);
   ASSERT_TRUE(r3.ok()) << r3.status();
   EXPECT_FALSE(r3->replayed);
   ASSERT_EQ(r3->events.size(), 2u);
   EXPECT_EQ(r3->events[0].position(), 3u);
-  EXPECT_EQ(r3->task.status(), v1::CLOSED);
+  EXPECT_EQ(r3->task().status(), v1::CLOSED);
   absl::StatusOr<CommandResult> r4 = Send(create_other);
   ASSERT_TRUE(r4.ok()) << r4.status();
   EXPECT_FALSE(r4->replayed);
@@ -648,7 +648,7 @@ TEST_F(FaultTest, SyncFailureFailsTheNextCommandThenRefusesWritesWhileReadsServe
   retried = Send(refused_contact);
   ASSERT_TRUE(retried.ok()) << retried.status();
   EXPECT_FALSE(retried->replayed);
-  EXPECT_EQ(retried->task.status(), v1::CLOSED);
+  EXPECT_EQ(retried->task().status(), v1::CLOSED);
   ExpectConsistent();
 }
 
@@ -687,7 +687,7 @@ TEST_F(FaultTest, AfterASyncFailureARestartShowsTheFailedCommandWhollyOrNotAtAll
   absl::StatusOr<CommandResult> retried = Send(failing);
   ASSERT_TRUE(retried.ok()) << retried.status();
   EXPECT_EQ(retried->replayed, head == 3);
-  EXPECT_EQ(retried->task.status(), v1::CLOSED);
+  EXPECT_EQ(retried->task().status(), v1::CLOSED);
   retried = Send(refused);
   ASSERT_TRUE(retried.ok()) << retried.status();
   EXPECT_FALSE(retried->replayed);

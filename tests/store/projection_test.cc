@@ -16,6 +16,7 @@
 #include "store/keys.h"
 #include "store/log_fold.h"
 #include "store/projections/registry.h"
+#include "store/projections/requests.h"
 #include "store/sorted_rows.h"
 
 namespace outreach::store {
@@ -46,7 +47,15 @@ class EventsPerActor final : public Projection {
   absl::Span<const keys::Cf> families() const override { return kFamilies; }
 
   absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
-    for (const storage::v1::StoredEvent* event : change.events) {
+    for (const StreamChange& stream : change.streams) {
+      if (absl::Status s = Count(stream, change, rows); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Count(const StreamChange& stream, const CommandChange& change,
+                     SortedRows& rows) const {
+    for (const storage::v1::StoredEvent* event : stream.events) {
       const std::string key = CounterKey(event->actor());
       absl::StatusOr<std::optional<std::string>> current = change.rows->Get(kCounterFamily, key);
       if (!current.ok()) return current.status();
@@ -127,8 +136,9 @@ TEST(EventDerivedProjectionTest, TheFoldEmitsWhatTheLiveUpdatesWrote) {
     std::vector<const storage::v1::StoredEvent*> events;
     for (const auto& event : command) events.push_back(&event);
     const v1::Task after;
-    CommandChange change{.task_id = command[0].task_id(), .after = &after, .events = events,
-                         .actor = command[0].actor(), .rows = &reader};
+    const StreamChange streams[] = {
+        StreamChange{.task_id = command[0].task_id(), .after = &after, .events = events}};
+    CommandChange change{.streams = streams, .actor = command[0].actor(), .rows = &reader};
     change.last_position = command.back().position();
     ASSERT_TRUE(projection.OnCommand(change, live).ok());
   }
@@ -157,6 +167,65 @@ TEST(EventDerivedProjectionTest, TheFoldEmitsWhatTheLiveUpdatesWrote) {
   for (const auto& [key, value] : emitted) {
     EXPECT_EQ(live.Find(kCounterFamily, key), std::optional<absl::string_view>(value)) << key;
   }
+}
+
+// A request that appended to two streams (a command that touches several tasks): the live
+// record lists both, in the order of their first event, and the fold of the same events writes
+// the same record.
+TEST(RequestsProjectionTest, ARequestOverSeveralStreamsRecordsEachLiveAndInTheFold) {
+  std::vector<storage::v1::StoredEvent> events = {Event("t2", "alice", 7), Event("t1", "alice", 8),
+                                                  Event("t2", "alice", 9)};
+  const int64_t versions[] = {3, 5, 4};
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    events[i].set_request_id("req-1");
+    events[i].set_version(versions[i]);
+  }
+  events[0].set_request_fingerprint("fp");
+  v1::Task t2_after;
+  t2_after.set_version(4);
+  v1::Task t1_after;
+  t1_after.set_version(5);
+  const storage::v1::StoredEvent* t2_events[] = {&events[0], &events[2]};
+  const storage::v1::StoredEvent* t1_events[] = {&events[1]};
+  const StreamChange streams[] = {
+      StreamChange{.task_id = "t2", .after = &t2_after, .events = t2_events},
+      StreamChange{.task_id = "t1", .after = &t1_after, .events = t1_events}};
+  const std::string request_key = keys::RequestKey("alice", "req-1");
+  SortedRows live;
+  const BatchOnly reader(live);
+  const CommandChange change{.streams = streams,
+                             .actor = "alice",
+                             .request_id = "req-1",
+                             .request_key = request_key,
+                             .fingerprint = "fp",
+                             .last_position = 9,
+                             .rows = &reader};
+  ASSERT_TRUE(RequestsProjection().OnCommand(change, live).ok());
+
+  std::unique_ptr<ProjectionFold> fold = RequestsProjection().StartFold();
+  for (const auto& event : events) ASSERT_TRUE(fold->OnEvent(event, event.position()).ok());
+  FoldedLog folded;
+  ASSERT_TRUE(fold->Finish(folded).ok());
+  std::vector<std::string> emitted;
+  ASSERT_TRUE(RequestsProjection()
+                  .Emit(folded, fold.get(),
+                        [&](keys::Cf, absl::string_view key, absl::string_view value) {
+                          EXPECT_EQ(key, request_key);
+                          emitted.emplace_back(value);
+                          return absl::OkStatus();
+                        })
+                  .ok());
+  ASSERT_EQ(emitted.size(), 1u);
+  EXPECT_EQ(live.Find(keys::kRequests, request_key), std::optional<absl::string_view>(emitted[0]));
+
+  storage::v1::RequestRecord record;
+  ASSERT_TRUE(record.ParseFromString(emitted[0]));
+  EXPECT_EQ(record.task_id(), "t2");
+  EXPECT_EQ(record.task_version(), 4);
+  ASSERT_EQ(record.more_streams_size(), 1);
+  EXPECT_EQ(record.more_streams(0).task_id(), "t1");
+  EXPECT_EQ(record.more_streams(0).version(), 5);
+  EXPECT_EQ(record.last_position(), 9u);
 }
 
 TEST(SortedRowsFindTest, FindSeesTheLastOperationAndTruncateForgetsTheRowsAfter) {

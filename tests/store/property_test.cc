@@ -14,6 +14,7 @@
 
 #include "absl/strings/numbers.h"
 #include "domain/validation.h"
+#include "store/expiry_scheduler.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "tests/testing/store_fixture.h"
@@ -105,7 +106,7 @@ class PropertyTest : public StoreFixture {
       } else if (action < 9) {
         ContactOne(rng, task_id, today);
       } else if (action == 9) {
-        ASSERT_TRUE(store_->ExpireDue(clock_.Now()).ok());
+        ASSERT_TRUE(ExpireDue(*store_, clock_.Now()).ok());
       } else if (action == 10) {
         const std::string assignees[] = {"", "nurse-0", "nurse-1", "group:front-desk"};
         (void)Run(Assign(task_id, assignees[pick(4)]));

@@ -1,0 +1,297 @@
+#include "store/command_processor.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "store/keys.h"
+#include "store/projection.h"
+#include "store/projections/registry.h"
+#include "store/rocks.h"
+
+namespace outreach::store {
+
+std::shared_ptr<const v1::Task> TaskStateCache::Find(const std::string& task_id) {
+  auto it = entries_.find(task_id);
+  if (it == entries_.end()) return nullptr;
+  order_.splice(order_.begin(), order_, it->second.at);
+  return it->second.task;
+}
+
+void TaskStateCache::Put(const std::string& task_id, std::shared_ptr<const v1::Task> task) {
+  if (capacity_ == 0) return;
+  auto [it, inserted] = entries_.try_emplace(task_id);
+  if (inserted) {
+    order_.push_front(task_id);
+    it->second.at = order_.begin();
+  } else {
+    order_.splice(order_.begin(), order_, it->second.at);
+  }
+  it->second.task = std::move(task);
+  if (entries_.size() > capacity_) {
+    entries_.erase(order_.back());
+    order_.pop_back();
+  }
+}
+
+void TaskStateCache::Clear() {
+  entries_.clear();
+  order_.clear();
+}
+
+// One command from its decision to its rows.
+struct CommandProcessor::Decided {
+  std::vector<std::string> named;                  // domain::StreamsOf
+  absl::flat_hash_map<std::string, State> before;  // each named stream's state
+  std::vector<domain::NewEvent> events;
+  LogHead cursor;                   // the batch's cursor after the events
+  std::vector<std::string> order;  // the streams appended to, in order of their first event
+  absl::flat_hash_map<std::string, std::shared_ptr<v1::Task>> after;
+  std::vector<std::pair<uint64_t, std::string>> event_rows;  // position, "events" value
+  CommandResult result;
+};
+
+CommandProcessor::CommandProcessor(const Database& database, const SchemaRegistry* schemas,
+                                   Appender& appender, ProcessorOptions options)
+    : database_(database),
+      log_(database.db(), &database.handles(), schemas),
+      appender_(appender),
+      options_(options),
+      cache_(options.cached_tasks) {}
+
+void CommandProcessor::Begin(SortedRows& rows) {
+  rows.Clear();
+  batch_.emplace();
+  batch_->cursor = appender_.head();
+  batch_->rows = &rows;
+}
+
+void CommandProcessor::Committed() {
+  for (auto& [task_id, state] : batch_->tasks) {
+    if (state != nullptr) cache_.Put(task_id, std::move(state));
+  }
+  batch_.reset();
+}
+
+std::optional<absl::StatusOr<CommandResult>> CommandProcessor::Replayed(
+    const std::string& request_key, const std::string& request_id,
+    const std::string& fingerprint) const {
+  auto reused = [&] {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "request_id: \"", request_id, "\" was already used for a different request"));
+  };
+  CommandResult replay;
+  replay.replayed = true;
+  if (auto pending = batch_->requests.find(request_key); pending != batch_->requests.end()) {
+    if (pending->second.fingerprint != fingerprint) return reused();
+    for (const State& task : pending->second.tasks) replay.tasks.push_back(*task);
+    return replay;
+  }
+  std::string raw;
+  rocksdb::Status s = database_.db()->Get(rocksdb::ReadOptions(), database_.cf(keys::kRequests),
+                                          request_key, &raw);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, "reading the idempotency key");
+  storage::v1::RequestRecord record;
+  if (!record.ParseFromString(raw)) {
+    return absl::DataLossError(
+        absl::StrCat("requests: row for \"", request_id, "\" is malformed"));
+  }
+  if (record.fingerprint() != fingerprint) return reused();
+  std::vector<std::pair<std::string, int64_t>> streams = {{record.task_id(), record.task_version()}};
+  for (const storage::v1::StreamVersion& more : record.more_streams()) {
+    streams.emplace_back(more.task_id(), more.version());
+  }
+  for (const auto& [task_id, version] : streams) {
+    absl::StatusOr<v1::Task> task = FoldStream(task_id, version);
+    if (!task.ok()) return task.status();
+    replay.tasks.push_back(*std::move(task));
+  }
+  return replay;
+}
+
+absl::StatusOr<CommandProcessor::State> CommandProcessor::StateBefore(const std::string& task_id) {
+  if (auto it = batch_->tasks.find(task_id); it != batch_->tasks.end()) return it->second;
+  if (State cached = cache_.Find(task_id)) return cached;
+  std::string raw;
+  rocksdb::Status s = database_.db()->Get(rocksdb::ReadOptions(), database_.cf(keys::kTasks),
+                                          ToSlice(task_id), &raw);
+  if (s.IsNotFound()) return State();
+  if (!s.ok()) return FromRocks(s, "reading a task");
+  auto task = std::make_shared<v1::Task>();
+  if (!task->ParseFromString(raw)) {
+    return absl::DataLossError(absl::StrCat("tasks: row for \"", task_id, "\" is not a Task"));
+  }
+  return State(std::move(task));
+}
+
+// The task's state right after its version `version`, folded from its stream.
+absl::StatusOr<v1::Task> CommandProcessor::FoldStream(const std::string& task_id,
+                                                      int64_t version) const {
+  const Database::ReadView view(database_);
+  v1::Task task;
+  absl::StatusOr<int64_t> folded = log_.FoldTask(
+      view.options(), task_id, version, [](const DecodedEvent&) { return true; },
+      [](const v1::Task&, const v1::Task&, const DecodedEvent&) {}, &task);
+  if (!folded.ok()) return folded.status();
+  if (*folded != version) {
+    return absl::DataLossError(absl::StrCat("streams: task \"", task_id, "\" version ", version,
+                                            " is missing or malformed"));
+  }
+  return task;
+}
+
+// Stamps the decided events (the Appender), applies each to its stream's next state, and
+// encodes them; `decided.result` gets them as EventRecords. Changes nothing shared.
+absl::Status CommandProcessor::Stamp(Decided& decided, absl::Time now,
+                                     const std::string& fingerprint, bool has_request) {
+  decided.cursor = batch_->cursor;
+  for (std::size_t i = 0; i < decided.events.size(); ++i) {
+    storage::v1::StoredEvent& event = decided.events[i].event;
+    auto before = decided.before.find(event.task_id());
+    if (before == decided.before.end()) {
+      return absl::InternalError(absl::StrCat("the rules appended to task \"", event.task_id(),
+                                              "\", which the command does not name"));
+    }
+    auto [after, first] = decided.after.try_emplace(event.task_id());
+    if (first) {
+      after->second = before->second != nullptr ? std::make_shared<v1::Task>(*before->second)
+                                                : std::make_shared<v1::Task>();
+      decided.order.push_back(event.task_id());
+    }
+    v1::Task& next = *after->second;
+    v1::EventRecord& record = decided.result.events.emplace_back();
+    std::string row = appender_.Stamp(event, next.version() + 1, now,
+                                      i == 0 && has_request ? &fingerprint : nullptr,
+                                      &decided.cursor, &record);
+    if (absl::Status s = domain::Apply(next, event); !s.ok()) {
+      return absl::InternalError(
+          absl::StrCat("the rules rejected their own event: ", s.message()));
+    }
+    decided.event_rows.emplace_back(decided.cursor.position, std::move(row));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// What a projection reads while the writer adds a command's rows: the batch's rows so far,
+// then the database (which only the writer writes).
+class BatchRowReader final : public RowReader {
+ public:
+  BatchRowReader(const Database& database, const SortedRows& rows)
+      : database_(database), rows_(rows) {}
+  absl::StatusOr<std::optional<std::string>> Get(keys::Cf family,
+                                                 absl::string_view key) const override {
+    if (auto batched = rows_.Find(family, key)) {
+      if (!batched->has_value()) return std::nullopt;
+      return std::string(**batched);
+    }
+    std::string value;
+    const rocksdb::Status s =
+        database_.db()->Get(rocksdb::ReadOptions(), database_.cf(family), ToSlice(key), &value);
+    if (s.IsNotFound()) return std::nullopt;
+    if (!s.ok()) return FromRocks(s, "reading a projection row");
+    return value;
+  }
+
+ private:
+  const Database& database_;
+  const SortedRows& rows_;
+};
+
+}  // namespace
+
+// The rows of the command's events, then the rows every projection changes
+// (store/projection.h). On an error, the batch's rows are as they were.
+absl::Status CommandProcessor::PutRows(const Decided& decided, const domain::CommandMeta* meta,
+                                       const std::string& request_key,
+                                       const std::string& fingerprint) {
+  SortedRows& rows = *batch_->rows;
+  const std::size_t size_before = rows.size();
+  for (const auto& [position, bytes] : decided.event_rows) {
+    rows.Put(keys::kEvents, keys::EventKey(position), bytes);
+  }
+  std::vector<std::vector<const storage::v1::StoredEvent*>> events(decided.order.size());
+  std::vector<StreamChange> streams;
+  streams.reserve(decided.order.size());
+  for (std::size_t i = 0; i < decided.order.size(); ++i) {
+    const std::string& task_id = decided.order[i];
+    for (const domain::NewEvent& stamped : decided.events) {
+      if (stamped.event.task_id() == task_id) events[i].push_back(&stamped.event);
+    }
+    streams.push_back(StreamChange{.task_id = task_id,
+                                   .before = decided.before.at(task_id).get(),
+                                   .after = decided.after.at(task_id).get(),
+                                   .events = events[i]});
+  }
+  const BatchRowReader reader(database_, rows);
+  const CommandChange change{
+      .streams = streams,
+      .actor = meta != nullptr ? absl::string_view(meta->actor) : "",
+      .request_id = meta != nullptr ? absl::string_view(meta->request_id) : "",
+      .request_key = request_key,
+      .fingerprint = fingerprint,
+      .last_position = decided.cursor.position,
+      .rows = &reader};
+  for (const Projection* projection : RegisteredProjections()) {
+    if (absl::Status s = projection->OnCommand(change, rows); !s.ok()) {
+      rows.Truncate(size_before);
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CommandResult> CommandProcessor::Process(const domain::Command& command,
+                                                        const std::string& fingerprint) {
+  const domain::CommandMeta* meta = domain::MetaOf(command);
+  const std::string request_id = meta != nullptr ? meta->request_id : std::string();
+  // Request ids are the actor's own (keys.h "requests").
+  const std::string request_key =
+      request_id.empty() ? std::string() : keys::RequestKey(meta->actor, request_id);
+  if (!request_id.empty()) {
+    if (auto replayed = Replayed(request_key, request_id, fingerprint)) {
+      return *std::move(replayed);
+    }
+  }
+  Decided decided;
+  decided.named = domain::StreamsOf(command);
+  domain::TaskStates states;
+  for (const std::string& task_id : decided.named) {
+    absl::StatusOr<State> state = StateBefore(task_id);
+    if (!state.ok()) return state.status();
+    states[task_id] = state->get();
+    decided.before[task_id] = *std::move(state);
+  }
+  const absl::Time now = std::max(options_.clock->Now(), batch_->cursor.last_recorded_at);
+  absl::StatusOr<std::vector<domain::NewEvent>> events =
+      domain::Decide(states, command, domain::DecideContext{now, options_.time_zone});
+  if (!events.ok()) return events.status();
+  if (events->empty()) {
+    for (const std::string& task_id : decided.named) {
+      const State& state = decided.before[task_id];
+      decided.result.tasks.push_back(state != nullptr ? *state : v1::Task());
+    }
+    return std::move(decided.result);
+  }
+  decided.events = *std::move(events);
+  // Everything is computed before the first row goes into the shared batch.
+  if (absl::Status s = Stamp(decided, now, fingerprint, !request_id.empty()); !s.ok()) return s;
+  if (absl::Status s = PutRows(decided, meta, request_key, fingerprint); !s.ok()) return s;
+  std::vector<State> result_tasks;
+  for (const std::string& task_id : decided.order) {
+    State next = std::move(decided.after[task_id]);
+    decided.result.tasks.push_back(*next);
+    result_tasks.push_back(next);
+    batch_->tasks[task_id] = std::move(next);
+  }
+  if (!request_id.empty()) {
+    batch_->requests[request_key] = Batch::Request{fingerprint, std::move(result_tasks)};
+  }
+  batch_->cursor = decided.cursor;
+  batch_->appended = true;
+  return std::move(decided.result);
+}
+
+}  // namespace outreach::store

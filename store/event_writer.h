@@ -1,0 +1,140 @@
+// EventWriter: the append path of an EventStore. One writer thread takes the queued commands in
+// batches (group commit), decides them (store/command_processor.h), writes each batch's rows in
+// ONE synced WriteBatch and publishes the new head (store/head_publisher.h); a completion thread
+// runs the callbacks, in submission order, while the writer goes on with the next batch.
+//
+// Failures: a failed write latches a refusal (UNAVAILABLE, store/write_refusal.h) for every later
+// batch. A lack of space may clear: every resume_poll the writer checks the disk and, once there
+// is room, resumes RocksDB, checks that the stored head is the one it wrote last, and accepts
+// writes again (the access log resumes with it). Below the free-space reserve (store/
+// disk_space.h) batches are refused without latching anything.
+//
+// Thread-safe, except that the owner calls Start once and Stop once.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "domain/task_rules.h"
+#include "rocksdb/write_batch.h"
+#include "store/access_log.h"
+#include "store/appender.h"
+#include "store/command_processor.h"
+#include "store/database.h"
+#include "store/disk_space.h"
+#include "store/head_publisher.h"
+#include "store/recovery.h"
+#include "store/sorted_rows.h"
+
+namespace outreach::store {
+
+struct WriterOptions {
+  ProcessorOptions processor;
+  std::size_t max_commands_per_batch = 1024;
+  uint64_t checkpoint_every = 65536;
+  absl::Duration resume_poll = absl::Seconds(1);
+  std::function<void(std::size_t commands)> before_batch;  // test hook (StoreOptions)
+};
+
+class EventWriter {
+ public:
+  using Done = absl::AnyInvocable<void(absl::StatusOr<CommandResult>) &&>;
+  struct Queued {
+    domain::Command command;
+    std::string fingerprint;
+    Done done;
+  };
+
+  // `access_log` may be nullptr; everything passed must outlive the writer.
+  EventWriter(Database& database, const SchemaRegistry* schemas, HeadPublisher& head,
+              DiskSpace& space, AccessLog* access_log, WriterOptions options);
+  EventWriter(const EventWriter&) = delete;
+  EventWriter& operator=(const EventWriter&) = delete;
+  ~EventWriter();  // Stop()
+
+  // Starts the threads at the head recovery found.
+  void Start(const Recovered& recovered);
+  // Writes everything queued, runs every callback, and stops both threads. Idempotent.
+  void Stop();
+
+  // Queues the commands (one group); after Stop began each `done` gets UNAVAILABLE at once.
+  void Submit(std::vector<Queued> commands);
+  std::size_t max_commands_per_batch() const;
+
+  // Why writes are refused (a latched failure, or below the reserve), or OK.
+  absl::Status WriteHealth() const;
+  // Whether a close may write once more (its memtable flush).
+  bool MayWriteOnClose() const;
+  // Asks the writer to resume after a lack of space now (see EventStore::ResumeWrites).
+  absl::Status ResumeWrites();
+  // Holds the writer off (after the writes queued before it), rebuilds every projection from
+  // the log, and lets it go. A rebuild that failed latches its error for every later write.
+  absl::Status Rebuild(absl::FunctionRef<void(uint64_t, uint64_t)> progress, uint64_t every);
+
+ private:
+  struct ResumeRequest {
+    absl::Notification done;
+    absl::Status result;
+  };
+  struct Completion {
+    std::vector<Done> dones;
+    std::vector<absl::StatusOr<CommandResult>> results;
+  };
+
+  bool Quiescent() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool WriterHasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool CompleterHasWork() const ABSL_SHARED_LOCKS_REQUIRED(completion_mu_);
+  void WriterLoop();
+  void CompleterLoop();
+  void ProcessBatch(std::vector<Queued>& batch);
+  void DecideAndWrite(std::vector<Queued>& batch,
+                      std::vector<absl::StatusOr<CommandResult>>& results);
+  absl::Status Refusal();
+  bool NeedsResume() const;
+  absl::Status TryResume();
+  absl::Status ResumeDatabase();
+  absl::Status CheckHeadUnchanged() const;
+
+  Database& database_;
+  const SchemaRegistry* const schemas_;
+  HeadPublisher& head_;
+  DiskSpace& space_;
+  AccessLog* const access_log_;
+  const WriterOptions options_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<ResumeRequest*> resume_requests_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;    // the writer is processing a batch
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;  // a rebuild holds the writer off
+  absl::Status write_error_ ABSL_GUARDED_BY(mu_);
+
+  // Owned by the writer thread (or by Rebuild while the writer is held off).
+  Appender appender_;
+  CommandProcessor processor_;
+  absl::Time last_resume_attempt_ = absl::InfinitePast();
+  uint64_t unchecked_bytes_ = 0;  // written since the last free-space check
+  SortedRows rows_;                // a batch's rows, in key order at the write
+  rocksdb::WriteBatch batch_;      // one for the writer's life: its buffer keeps its size
+
+  std::thread writer_;
+  // Batches processed by the writer whose callbacks have not run yet.
+  absl::Mutex completion_mu_;
+  std::deque<Completion> completions_ ABSL_GUARDED_BY(completion_mu_);
+  bool completions_closed_ ABSL_GUARDED_BY(completion_mu_) = false;  // no more will come
+  std::thread completer_;
+};
+
+}  // namespace outreach::store
