@@ -132,7 +132,7 @@ CancelTaskCommand Cancel(v1::CloseReason reason, const std::string& notes = "dup
   return c;
 }
 
-// ---- Then ----------------------------------------------------------------------------------------
+// ---- Then ---------------------------------------------------------------------------------------
 
 using Check = std::function<void(const v1::Task& after, const std::vector<NewEvent>& events)>;
 
@@ -150,6 +150,12 @@ Then Invalid(const std::string& field) {
   return Then{absl::StatusCode::kInvalidArgument, field, {}, nullptr};
 }
 Then Fails(absl::StatusCode code) { return Then{code, "", {}, nullptr}; }
+// The task's follow-up date after the command.
+Check FollowUpIs(std::string date) {
+  return [date](const v1::Task& t, const std::vector<NewEvent>&) {
+    EXPECT_EQ(t.follow_up_date(), date);
+  };
+}
 
 constexpr StoredEvent::PayloadCase kCreatedCase = StoredEvent::kTaskCreated;
 constexpr StoredEvent::PayloadCase kContact = StoredEvent::kContactLogged;
@@ -210,7 +216,7 @@ const StoredEvent& EventAt(const std::vector<NewEvent>& events, std::size_t i) {
   return events.at(i).event;
 }
 
-// ---- The rules -----------------------------------------------------------------------------------
+// ---- The rules ----------------------------------------------------------------------------------
 
 std::vector<Rule> CreateRules() {
   return {
@@ -249,11 +255,17 @@ std::vector<Rule> CreateRules() {
        With(NewTask(), [](CreateTaskCommand& c) { c.rule_id = std::string(65, 'r'); }),
        Invalid("rule_id")},
       {"UnknownCategoryIsInvalid", {},
-       With(NewTask(), [](CreateTaskCommand& c) { c.category = static_cast<v1::TaskCategory>(42); }),
+       With(NewTask(),
+            [](CreateTaskCommand& c) { c.category = static_cast<v1::TaskCategory>(42); }),
        Invalid("category")},
       {"UnknownPriorityIsInvalid", {},
        With(NewTask(), [](CreateTaskCommand& c) { c.priority = static_cast<v1::TaskPriority>(9); }),
        Invalid("priority")},
+  };
+}
+
+std::vector<Rule> CreateCadenceRules() {
+  return {
       {"CadenceMustBeStrictlyIncreasing", {},
        With(NewTask(), [](CreateTaskCommand& c) { c.cadence_days = {1, 7, 7}; }),
        Invalid("cadence_days")},
@@ -265,7 +277,9 @@ std::vector<Rule> CreateRules() {
        Invalid("cadence_days")},
       {"CadenceHasAtMostTwelveSteps", {},
        With(NewTask(),
-            [](CreateTaskCommand& c) { c.cadence_days = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}; }),
+            [](CreateTaskCommand& c) {
+              c.cadence_days = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
+            }),
        Invalid("cadence_days")},
       {"CadenceOfTwelveStepsUpTo365IsAccepted", {},
        With(NewTask(),
@@ -386,12 +400,10 @@ std::vector<Rule> CadenceRules() {
                })},
       {"CadenceSetsTheFollowUpOfTheKthContact",
        {CreatedWithCadence({1, 7, 21, 60}), Contacted(v1::NO_ANSWER)}, Log(v1::LEFT_MESSAGE),
-       Appends({kContact},
-               [](const v1::Task& t, const auto&) { EXPECT_EQ(t.follow_up_date(), "2026-03-29"); })},
+       Appends({kContact}, FollowUpIs("2026-03-29"))},
       {"CadenceStepNotAfterTheContactGivesTheDayAfterIt", {CreatedWithCadence({1, 2})},
        Log(v1::NO_ANSWER),
-       Appends({kContact},
-               [](const v1::Task& t, const auto&) { EXPECT_EQ(t.follow_up_date(), "2026-03-11"); })},
+       Appends({kContact}, FollowUpIs("2026-03-11"))},
       {"CadenceFollowUpIsNeverBeforeToday",
        {Created(
            [](v1::TaskCreated& p) {
@@ -402,15 +414,13 @@ std::vector<Rule> CadenceRules() {
            kNow - absl::Hours(24 * 9))},
        With(Log(v1::NO_ANSWER),
             [](LogContactCommand& c) { c.contacted_at = kNow - absl::Hours(24 * 5); }),
-       Appends({kContact},
-               [](const v1::Task& t, const auto&) { EXPECT_EQ(t.follow_up_date(), "2026-03-10"); })},
+       Appends({kContact}, FollowUpIs("2026-03-10"))},
       {"PastTheCadenceEndAFollowUpDateIsRequired",
        {CreatedWithCadence({1}), Contacted(v1::NO_ANSWER)}, Log(v1::NO_ANSWER),
        Invalid("follow_up_date")},
       {"AGivenFollowUpDateWinsOverTheCadence", {CreatedWithCadence({1, 7})},
        Log(v1::NO_ANSWER, "2026-04-01"),
-       Appends({kContact},
-               [](const v1::Task& t, const auto&) { EXPECT_EQ(t.follow_up_date(), "2026-04-01"); })},
+       Appends({kContact}, FollowUpIs("2026-04-01"))},
       {"WithoutCadenceAFollowUpDateIsRequired", {Created()}, Log(v1::NO_ANSWER),
        Invalid("follow_up_date")},
       {"AGivenFollowUpDateIsCheckedWithACadence", {CreatedWithCadence({1, 7})},
@@ -566,7 +576,8 @@ std::vector<Rule> CancelRules() {
        Appends({kClose}, [](const v1::Task& t, const auto&) {
          EXPECT_EQ(t.close_reason(), v1::ENTERED_IN_ERROR);
        })},
-      {"CancelWithAnotherReasonIsInvalid", {Created()}, Cancel(v1::MAX_ATTEMPTS), Invalid("reason")},
+      {"CancelWithAnotherReasonIsInvalid", {Created()}, Cancel(v1::MAX_ATTEMPTS),
+       Invalid("reason")},
       {"CancelWithoutAReasonIsInvalid", {Created()}, Cancel(v1::CLOSE_REASON_UNSPECIFIED),
        Invalid("reason")},
       {"CancelWithoutNotesIsInvalid", {Created()}, Cancel(v1::CANCELLED, ""), Invalid("notes")},
@@ -586,8 +597,8 @@ std::vector<Rule> CancelRules() {
 
 std::vector<Rule> EveryRule() {
   std::vector<Rule> all;
-  for (auto rules : {CreateRules(), AttemptRules(), CadenceRules(), MaxAttemptRules(),
-                     AssignmentRules(), CancelRules()}) {
+  for (auto rules : {CreateRules(), CreateCadenceRules(), AttemptRules(), CadenceRules(),
+                     MaxAttemptRules(), AssignmentRules(), CancelRules()}) {
     all.insert(all.end(), rules.begin(), rules.end());
   }
   return all;

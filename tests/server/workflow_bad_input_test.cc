@@ -75,7 +75,8 @@ BadCall BadAssign(std::string name, std::function<void(v1::AssignTaskRequest&)> 
                   std::string field, grpc::StatusCode code = grpc::StatusCode::INVALID_ARGUMENT) {
   return BadCall{"AssignTask" + name,
                  [spoil](BadWorkflowCallTest& t, v1::Task* task) {
-                   v1::AssignTaskRequest r = BadWorkflowCallTest::AssignRequest("task-1", "nurse-2");
+                   v1::AssignTaskRequest r =
+                       BadWorkflowCallTest::AssignRequest("task-1", "nurse-2");
                    spoil(r);
                    return t.Assign(r, task);
                  },

@@ -138,7 +138,7 @@ TEST_F(WorkflowServiceTest, RequestedNoContactClosesWithDoNotContactAndCountsAsR
   EXPECT_EQ(task.contacts(0).direction(), v1::INBOUND);
 }
 
-// --- AssignTask -----------------------------------------------------------------------------------
+// --- AssignTask ----------------------------------------------------------------------------------
 
 TEST_F(WorkflowServiceTest, AssignTaskHandsTheTaskOverAndTheWorklistFollows) {
   CreateManual("task-1");
@@ -198,7 +198,7 @@ TEST_F(WorkflowServiceTest, TaskAssignedIsServedAsJsonAndFilteredByItsType) {
   EXPECT_THAT(*json, HasSubstr("\"taskAssigned\":{\"assignee\":\"nurse-1\"}"));
 }
 
-// --- ClaimTask ------------------------------------------------------------------------------------
+// --- ClaimTask -----------------------------------------------------------------------------------
 
 TEST_F(WorkflowServiceTest, ClaimTaskTakesAGroupsTaskAndRefusesAnotherUsers) {
   v1::CreateTaskRequest create = ManualRequest("task-1");
@@ -217,7 +217,7 @@ TEST_F(WorkflowServiceTest, ClaimTaskTakesAGroupsTaskAndRefusesAnotherUsers) {
   EXPECT_EQ(Head(), head);
 }
 
-// --- CancelTask -----------------------------------------------------------------------------------
+// --- CancelTask ----------------------------------------------------------------------------------
 
 TEST_F(WorkflowServiceTest, CancelTaskClosesWithTheReasonAndNotes) {
   CreateManual("task-1");
@@ -287,8 +287,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Replay{"AssignTask",
                [](WorkflowServiceTest& t, const std::string& id, int variant, v1::Task* task) {
-                 v1::AssignTaskRequest r =
-                     WorkflowServiceTest::AssignRequest("task-1", variant == 0 ? "nurse-1" : "nurse-2");
+                 v1::AssignTaskRequest r = WorkflowServiceTest::AssignRequest(
+                     "task-1", variant == 0 ? "nurse-1" : "nurse-2");
                  r.set_request_id(id);
                  return t.Assign(r, task, "lead");
                }},
