@@ -106,6 +106,34 @@ absl::StatusOr<DecodedRecord> DecodeRecord(uint64_t sequence, absl::string_view 
   return decoded;
 }
 
+// The "r" row of `entry` as record `sequence` at `micros` (moving the entry's strings), chained
+// from `*hash`, which becomes the record's own hash.
+std::string EncodeAccessRow(uint64_t sequence, int64_t micros, AccessEntry& entry, Hash* hash) {
+  storage::v1::AccessRecord record;
+  record.set_schema_version(kAccessSchemaVersion);
+  record.set_sequence(sequence);
+  // Floor division: a Timestamp's nanos are never negative.
+  const int64_t seconds = micros / 1000000 - (micros % 1000000 < 0 ? 1 : 0);
+  record.mutable_time()->set_seconds(seconds);
+  record.mutable_time()->set_nanos(static_cast<int32_t>((micros - seconds * 1000000) * 1000));
+  record.set_principal(std::move(entry.principal));
+  record.set_on_behalf_of(std::move(entry.on_behalf_of));
+  record.set_rpc(std::move(entry.rpc));
+  for (std::string& id : entry.task_ids) record.add_task_ids(std::move(id));
+  record.set_filter(std::move(entry.filter));
+  record.set_count(entry.count);
+  record.set_peer(std::move(entry.peer));
+  if (CapAccessRecord(&record)) record.set_truncated(true);
+  const std::string body = record.SerializeAsString();
+  const Hash prev = *hash;
+  *hash = ChainHash(prev, sequence, body);
+  std::string value;
+  value.reserve(kEnvelopeSize + body.size());
+  value.push_back(static_cast<char>(kAccessFormatVersion));
+  absl::StrAppend(&value, AsBytes(prev), AsBytes(*hash), body);
+  return value;
+}
+
 }  // namespace
 
 bool TruncateUtf8(std::string* text, std::size_t limit) {
@@ -148,8 +176,22 @@ absl::StatusOr<std::unique_ptr<AccessLog>> AccessLog::Open(rocksdb::DB* db,
                                                            bool read_only) {
   std::unique_ptr<AccessLog> log(new AccessLog(db, family, clock, options, read_only));
   if (absl::Status s = log->Load(); !s.ok()) return s;
-  if (!read_only) log->writer_ = std::thread([raw = log.get()] { raw->WriterLoop(); });
+  if (!read_only) log->StartWriter();
   return log;
+}
+
+void AccessLog::StartWriter() {
+  GroupCommitOptions writer;
+  writer.max_batch = options_.max_records_per_batch;
+  writer.clock = clock_;
+  writer.refusal = absl::FailedPreconditionError("access log closed");
+  if (options_.retention > absl::ZeroDuration()) {
+    writer.tick = [this] { RetainOnSchedule(); };
+    writer.tick_every = options_.retention_check_every;
+  }
+  writer_ = std::make_unique<Writer>(
+      [this](std::vector<AccessEntry>& entries) { return WriteBatchOf(entries); },
+      std::move(writer));
 }
 
 absl::Status AccessLog::Load() {
@@ -178,21 +220,8 @@ absl::Status AccessLog::Load() {
 }
 
 AccessLog::~AccessLog() {
-  {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-  }
-  if (writer_.joinable()) writer_.join();
-  // Whatever was queued after the writer's last batch is refused, outside the lock (a `done`
-  // may call Append, which is refused the same way).
-  std::deque<Queued> left;
-  {
-    absl::MutexLock lock(&mu_);
-    left.swap(queue_);
-  }
-  for (Queued& queued : left) {
-    std::move(queued.done)(absl::FailedPreconditionError("access log closed"));
-  }
+  // Every queued record is written and answered while the state the writer uses is still here.
+  if (writer_ != nullptr) writer_->Stop();
 }
 
 void AccessLog::Append(AccessEntry entry, Done done) {
@@ -200,14 +229,7 @@ void AccessLog::Append(AccessEntry entry, Done done) {
     std::move(done)(absl::FailedPreconditionError("access log is open read-only"));
     return;
   }
-  {
-    absl::MutexLock lock(&mu_);
-    if (!stopping_) {
-      queue_.push_back(Queued{std::move(entry), std::move(done)});
-      return;
-    }
-  }
-  std::move(done)(absl::FailedPreconditionError("access log closed"));
+  writer_->Submit(std::move(entry), std::move(done));
 }
 
 absl::StatusOr<uint64_t> AccessLog::AppendAndWait(AccessEntry entry) {
@@ -224,98 +246,42 @@ absl::StatusOr<uint64_t> AccessLog::AppendAndWait(AccessEntry entry) {
   return result;
 }
 
-void AccessLog::WriterLoop() {
-  const bool retain = options_.retention > absl::ZeroDuration();
-  absl::Time next_retention = absl::InfinitePast();
-  for (;;) {
-    if (retain && clock_->Now() >= next_retention) {
-      absl::MutexLock lock(&write_mu_);
-      // A failed delete leaves the records in place (and the log still verifies): retried at
-      // the next check.
-      DeleteOlderThanLocked(clock_->Now() - options_.retention).IgnoreError();
-      next_retention = clock_->Now() + options_.retention_check_every;
-    }
-    std::vector<Queued> batch;
-    {
-      absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty();
-      };
-      if (retain) {
-        mu_.AwaitWithTimeout(absl::Condition(&ready), options_.retention_check_every);
-      } else {
-        mu_.Await(absl::Condition(&ready));
-      }
-      if (queue_.empty()) {
-        if (stopping_) return;
-        continue;
-      }
-      while (!queue_.empty() && batch.size() < options_.max_records_per_batch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
-    WriteBatchOf(std::move(batch));
-  }
+void AccessLog::RetainOnSchedule() {
+  absl::MutexLock lock(&write_mu_);
+  // A failed delete leaves the records in place (and the log still verifies): retried at the
+  // next check.
+  DeleteOlderThanLocked(clock_->Now() - options_.retention).IgnoreError();
 }
 
-void AccessLog::WriteBatchOf(std::vector<Queued> batch) {
+std::vector<absl::StatusOr<uint64_t>> AccessLog::WriteBatchOf(std::vector<AccessEntry>& entries) {
   std::vector<absl::StatusOr<uint64_t>> results;
-  {
-    absl::MutexLock lock(&write_mu_);
-    if (!write_error_.ok()) {
-      results.assign(batch.size(), write_error_);
-    } else {
-      rocksdb::WriteBatch write;
-      uint64_t sequence = head_sequence_;
-      Hash hash = head_hash_;
-      int64_t micros = std::max(last_micros_, absl::ToUnixMicros(clock_->Now()));
-      for (Queued& queued : batch) {
-        ++sequence;
-        storage::v1::AccessRecord record;
-        record.set_schema_version(kAccessSchemaVersion);
-        record.set_sequence(sequence);
-        // Floor division: a Timestamp's nanos are never negative.
-        const int64_t seconds = micros / 1000000 - (micros % 1000000 < 0 ? 1 : 0);
-        record.mutable_time()->set_seconds(seconds);
-        record.mutable_time()->set_nanos(static_cast<int32_t>((micros - seconds * 1000000) * 1000));
-        AccessEntry& entry = queued.entry;
-        record.set_principal(std::move(entry.principal));
-        record.set_on_behalf_of(std::move(entry.on_behalf_of));
-        record.set_rpc(std::move(entry.rpc));
-        for (std::string& id : entry.task_ids) record.add_task_ids(std::move(id));
-        record.set_filter(std::move(entry.filter));
-        record.set_count(entry.count);
-        record.set_peer(std::move(entry.peer));
-        if (CapAccessRecord(&record)) record.set_truncated(true);
-        const std::string body = record.SerializeAsString();
-        const Hash prev = hash;
-        hash = ChainHash(prev, sequence, body);
-        std::string value;
-        value.reserve(kEnvelopeSize + body.size());
-        value.push_back(static_cast<char>(kAccessFormatVersion));
-        absl::StrAppend(&value, AsBytes(prev), AsBytes(hash), body);
-        write.Put(family_, RecordKey(sequence), value);
-        write.Put(family_, TimeKey(micros, sequence), "");
-      }
-      rocksdb::WriteOptions options;
-      options.sync = options_.sync;
-      absl::Status s = FromRocks(db_->Write(options, &write), "appending access records");
-      if (s.ok()) {
-        const uint64_t first = head_sequence_ + 1;
-        head_sequence_ = sequence;
-        head_hash_ = hash;
-        last_micros_ = micros;
-        for (uint64_t i = 0; i < batch.size(); ++i) results.emplace_back(first + i);
-      } else {
-        write_error_ = WritesRefusedAfter(Refuser::kAccessLog, s);
-        results.assign(batch.size(), write_error_);
-      }
+  results.reserve(entries.size());
+  absl::MutexLock lock(&write_mu_);
+  if (write_error_.ok()) {
+    rocksdb::WriteBatch write;
+    uint64_t sequence = head_sequence_;
+    Hash hash = head_hash_;
+    const int64_t micros = std::max(last_micros_, absl::ToUnixMicros(clock_->Now()));
+    for (AccessEntry& entry : entries) {
+      ++sequence;
+      write.Put(family_, RecordKey(sequence), EncodeAccessRow(sequence, micros, entry, &hash));
+      write.Put(family_, TimeKey(micros, sequence), "");
     }
+    rocksdb::WriteOptions options;
+    options.sync = options_.sync;
+    absl::Status s = FromRocks(db_->Write(options, &write), "appending access records");
+    if (s.ok()) {
+      for (uint64_t i = 1; i <= entries.size(); ++i) results.emplace_back(head_sequence_ + i);
+      head_sequence_ = sequence;
+      head_hash_ = hash;
+      last_micros_ = micros;
+      return results;
+    }
+    write_error_ = WritesRefusedAfter(Refuser::kAccessLog, s);
   }
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    std::move(batch[i].done)(std::move(results[i]));
-  }
+  // A copy of its own for each: the completion thread drops it (store/group_commit.h).
+  for (std::size_t i = 0; i < entries.size(); ++i) results.emplace_back(UnsharedCopy(write_error_));
+  return results;
 }
 
 absl::Status AccessLog::WriteHealth() const {

@@ -6,9 +6,11 @@
 // Ownership and threads:
 //  - The EventStore owns the AccessLog and the database under it (EventStore::access_log()); the
 //    AccessLog never outlives the store's DB handle.
-//  - One writer thread appends (group commit): Append() queues a record; the writer drains every
-//    queued record and writes them in ONE WriteBatch with sync=true (AccessLogOptions::sync), then
-//    runs each `done` on the writer thread. `done` must be cheap and must not wait on the log.
+//  - One writer thread appends (group commit, store/group_commit.h): Append() queues a record;
+//    the writer takes every queued record (up to max_records_per_batch) and writes them in ONE
+//    WriteBatch with sync=true (AccessLogOptions::sync). Each `done` then runs on the log's
+//    completion thread, in append order, while the writer goes on to the next batch. `done`
+//    must be cheap and must not wait on the log (AppendAndWait from a `done` never returns).
 //    Durability choice: an access record is durable before its `done` runs, so a server that
 //    sends patient data only from `done` never discloses anything that a crash could leave
 //    unaudited; concurrent reads share one fsync, so the cost per read stays small.
@@ -22,7 +24,7 @@
 //    delete, and in the same batch moves the anchor (the first kept sequence and the hash its
 //    record chains from), so that Verify still checks the chain of what is kept. With
 //    AccessLogOptions::retention > 0 the writer thread runs it at open and then every
-//    retention_check_every.
+//    retention_check_every (by the log's clock), between batches.
 //
 // On-disk format, column family "access_log" (format version 1):
 //
@@ -42,10 +44,8 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -57,6 +57,7 @@
 #include "outreach/v1/storage.pb.h"
 #include "store/clock.h"
 #include "store/event_codec.h"
+#include "store/group_commit.h"
 
 namespace rocksdb {
 class DB;
@@ -142,11 +143,12 @@ class AccessLog {
 
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
-  // Writes every queued record, then stops the writer.
+  // Writes every queued record and runs every `done`, then stops the writer.
   ~AccessLog();
 
   // Queues `entry`; `done` gets its sequence once it is durable, or why it is not
-  // (UNAVAILABLE after a failed write, FAILED_PRECONDITION on a read-only log).
+  // (UNAVAILABLE after a failed write, FAILED_PRECONDITION on a read-only log or once the log is
+  // closing; then `done` runs at once, on the caller's thread).
   void Append(AccessEntry entry, Done done);
   // Append and wait (tests and tools; never from a gRPC thread).
   absl::StatusOr<uint64_t> AppendAndWait(AccessEntry entry);
@@ -174,17 +176,16 @@ class AccessLog {
   Hash HeadHash() const;
 
  private:
-  struct Queued {
-    AccessEntry entry;
-    Done done;
-  };
+  using Writer = GroupCommit<AccessEntry, absl::StatusOr<uint64_t>>;
 
   AccessLog(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family, Clock* clock,
             AccessLogOptions options, bool read_only);
   absl::Status Load();
-  void WriterLoop();
-  // Writes `batch` (already taken off the queue) and runs each `done`.
-  void WriteBatchOf(std::vector<Queued> batch);
+  void StartWriter();
+  // The writer's batch: writes `entries` as one synced WriteBatch; one result per entry.
+  std::vector<absl::StatusOr<uint64_t>> WriteBatchOf(std::vector<AccessEntry>& entries);
+  // The writer's tick: deletes what retention no longer keeps.
+  void RetainOnSchedule();
   absl::StatusOr<uint64_t> DeleteOlderThanLocked(absl::Time cutoff)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
@@ -194,10 +195,6 @@ class AccessLog {
   const AccessLogOptions options_;
   const bool read_only_;
 
-  mutable absl::Mutex mu_;
-  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-
   // Held while a batch or a retention delete is written: the head and anchor change only here.
   mutable absl::Mutex write_mu_;
   uint64_t head_sequence_ ABSL_GUARDED_BY(write_mu_) = 0;
@@ -205,7 +202,9 @@ class AccessLog {
   int64_t last_micros_ ABSL_GUARDED_BY(write_mu_) = 0;
   absl::Status write_error_ ABSL_GUARDED_BY(write_mu_);
 
-  std::thread writer_;
+  // The queue, the writer and the completion thread; null on a read-only log. Set once in
+  // Open, before the log is shared; stopped first in the destructor (its threads use the above).
+  std::unique_ptr<Writer> writer_;
 };
 
 }  // namespace outreach::store
