@@ -11,19 +11,6 @@
 #include "store/write_refusal.h"
 
 namespace outreach::store {
-namespace {
-
-// `status` with a representation of its own (code, message, payloads), sharing nothing.
-absl::Status DeepCopy(const absl::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  absl::Status copy(status.code(), std::string(status.message()));
-  status.ForEachPayload([&](absl::string_view type_url, const absl::Cord& payload) {
-    copy.SetPayload(type_url, absl::Cord(std::string(payload)));
-  });
-  return copy;
-}
-
-}  // namespace
 
 EventWriter::EventWriter(Database& database, const SchemaRegistry* schemas, HeadPublisher& head,
                          DiskSpace& space, AccessLog* access_log, WriterOptions options)
@@ -41,39 +28,29 @@ EventWriter::~EventWriter() { Stop(); }
 void EventWriter::Start(const Recovered& recovered) {
   appender_.Reset(recovered.head, recovered.checkpoint_position,
                   recovered.checkpoint_max_schema);
-  completer_ = std::thread([this] { CompleterLoop(); });
-  writer_ = std::thread([this] { WriterLoop(); });
+  GroupCommitOptions options;
+  options.max_batch = options_.max_commands_per_batch;
+  // Every resume_poll, also while idle: resume after a lack of space once there is room.
+  options.tick = [this] { ResumeIfNeeded(); };
+  options.tick_every = options_.resume_poll;
+  options.refusal = absl::UnavailableError("store is shutting down");
+  options.before_batch = options_.before_batch;
+  group_ = std::make_unique<GroupCommit<Command, Result>>(
+      [this](std::vector<Command>& batch) { return ProcessBatch(batch); }, std::move(options));
 }
 
 void EventWriter::Stop() {
-  {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-  }
-  if (writer_.joinable()) writer_.join();
-  {
-    // The writer is gone: once the completer has run every callback queued, it returns.
-    absl::MutexLock lock(&completion_mu_);
-    completions_closed_ = true;
-  }
-  if (completer_.joinable()) completer_.join();
+  if (group_ != nullptr) group_->Stop();
 }
 
 void EventWriter::Submit(std::vector<Queued> commands) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!stopping_) {
-      for (Queued& q : commands) queue_.push_back(std::move(q));
-      return;
-    }
-  }
+  std::vector<std::pair<Command, GroupCommit<Command, Result>::Done>> items;
+  items.reserve(commands.size());
   for (Queued& q : commands) {
-    std::move(q.done)(absl::UnavailableError("store is shutting down"));
+    items.emplace_back(Command{std::move(q.command), std::move(q.fingerprint)},
+                       std::move(q.done));
   }
-}
-
-std::size_t EventWriter::max_commands_per_batch() const {
-  return std::max<std::size_t>(options_.max_commands_per_batch, 1);
+  group_->Submit(std::move(items));
 }
 
 absl::Status EventWriter::WriteHealth() const {
@@ -94,109 +71,53 @@ bool EventWriter::MayWriteOnClose() const {
 }
 
 absl::Status EventWriter::ResumeWrites() {
-  ResumeRequest request;
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return absl::UnavailableError("store is shutting down");
-    resume_requests_.push_back(&request);
-  }
-  request.done.WaitForNotification();
-  return request.result;
+  absl::Status result;
+  // A copy of its own, not a share of TryResume's: the caller reads it on its thread while the
+  // writer drops the original (TSan cannot see the ordering inside Debian's Abseil).
+  absl::Status ran = group_->RunOnWriter([&] { result = UnsharedCopy(TryResume()); });
+  if (!ran.ok()) return ran;
+  return result;
 }
 
 absl::Status EventWriter::Rebuild(absl::FunctionRef<void(uint64_t, uint64_t)> progress,
                                   uint64_t every) {
-  {
-    absl::MutexLock lock(&mu_);
-    // Writes queued before the rebuild land first; later ones wait for it.
-    mu_.Await(absl::Condition(this, &EventWriter::Quiescent));
-    paused_ = true;
-  }
+  // Writes queued before the rebuild land first; later ones wait for it.
+  group_->Pause();
   const LogReader log(database_.db(), &database_.handles(), schemas_);
   absl::Status s = RebuildProjectionsFromLog(database_, log, appender_.head().position, progress,
                                              every);
   processor_.ClearCache();
-  absl::MutexLock lock(&mu_);
-  paused_ = false;
-  // A rebuild that stopped part-way has left projections the writer must not decide on: a
-  // cleared task row would let a second TaskCreated into that task's stream. Refuse writes
-  // until the next Open, which redoes the rebuild (its format row is already deleted).
-  if (!s.ok() && write_error_.ok()) {
-    write_error_ = absl::Status(s.code(), absl::StrCat("rebuilding projections: ", s.message()));
+  {
+    absl::MutexLock lock(&mu_);
+    // A rebuild that stopped part-way has left projections the writer must not decide on: a
+    // cleared task row would let a second TaskCreated into that task's stream. Refuse writes
+    // until the next Open, which redoes the rebuild (its format row is already deleted).
+    if (!s.ok() && write_error_.ok()) {
+      write_error_ =
+          absl::Status(s.code(), absl::StrCat("rebuilding projections: ", s.message()));
+    }
   }
+  group_->Unpause();
   return s;
 }
 
-bool EventWriter::Quiescent() const { return queue_.empty() && !busy_ && !paused_; }
-
-bool EventWriter::WriterHasWork() const {
-  return stopping_ || !resume_requests_.empty() || (!paused_ && !queue_.empty());
-}
-
-// Each round: answer ResumeWrites() calls, try to resume after a lack of space (at most every
-// resume_poll, also while idle), then write the next batch.
-void EventWriter::WriterLoop() {
-  while (true) {
-    std::vector<Queued> batch;
-    std::vector<ResumeRequest*> resume_requests;
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(this, &EventWriter::WriterHasWork),
-                           options_.resume_poll);
-      resume_requests.swap(resume_requests_);
-      if (stopping_ && queue_.empty() && resume_requests.empty()) return;
-      if (paused_ && resume_requests.empty()) continue;  // a rebuild holds the writer off
-      const std::size_t n = paused_ ? 0 : std::min(queue_.size(), max_commands_per_batch());
-      batch.reserve(n);
-      for (std::size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-      busy_ = true;
-    }
-    if (!resume_requests.empty()) {
-      const absl::Status resumed = TryResume();
-      for (ResumeRequest* request : resume_requests) {
-        // A copy of its own, not a share of `resumed`'s: the waiter reads it after Notify,
-        // while this thread drops `resumed`, and a shared status's reference count would be
-        // touched by both threads (TSan cannot see the ordering inside Debian's Abseil).
-        request->result = DeepCopy(resumed);
-        request->done.Notify();
-      }
-    } else if (absl::Now() - last_resume_attempt_ >= options_.resume_poll && NeedsResume()) {
-      TryResume().IgnoreError();  // still refused: the next round tries again
-    }
-    if (!batch.empty() && options_.before_batch) options_.before_batch(batch.size());
-    if (!batch.empty()) ProcessBatch(batch);
-    absl::MutexLock lock(&mu_);
-    busy_ = false;
-  }
-}
-
-void EventWriter::ProcessBatch(std::vector<Queued>& batch) {
-  std::vector<absl::StatusOr<CommandResult>> results;
+std::vector<EventWriter::Result> EventWriter::ProcessBatch(std::vector<Command>& batch) {
+  std::vector<Result> results;
   results.reserve(batch.size());
   if (absl::Status refused = Refusal(); !refused.ok()) {
-    results.assign(batch.size(), refused);
+    // Each its own copy: the completion thread drops them.
+    for (std::size_t i = 0; i < batch.size(); ++i) results.emplace_back(UnsharedCopy(refused));
   } else {
     DecideAndWrite(batch, results);
   }
-  // The callbacks (a gRPC reply each, in the server) run on the completion thread, so that
-  // the writer goes on to the next batch at once.
-  Completion completion;
-  completion.dones.reserve(batch.size());
-  for (Queued& q : batch) completion.dones.push_back(std::move(q.done));
-  completion.results = std::move(results);
-  absl::MutexLock lock(&completion_mu_);
-  completions_.push_back(std::move(completion));
+  return results;
 }
 
 // Decides every command of `batch` in order and writes what they appended in one synced
 // WriteBatch; fills `results`, one per command.
-void EventWriter::DecideAndWrite(std::vector<Queued>& batch,
-                                 std::vector<absl::StatusOr<CommandResult>>& results) {
+void EventWriter::DecideAndWrite(std::vector<Command>& batch, std::vector<Result>& results) {
   processor_.Begin(rows_);
-  for (Queued& q : batch) results.push_back(processor_.Process(q.command, q.fingerprint));
+  for (Command& c : batch) results.push_back(processor_.Process(c.command, c.fingerprint));
   if (!processor_.appended()) {
     processor_.Abandoned();
     return;
@@ -216,7 +137,7 @@ void EventWriter::DecideAndWrite(std::vector<Queued>& batch,
       absl::MutexLock lock(&mu_);
       write_error_ = refused;
     }
-    for (auto& result : results) result = refused;
+    for (auto& result : results) result = UnsharedCopy(refused);
     return;
   }
   processor_.Committed();
@@ -224,25 +145,8 @@ void EventWriter::DecideAndWrite(std::vector<Queued>& batch,
   head_.Publish(cursor.position);
 }
 
-bool EventWriter::CompleterHasWork() const {
-  return completions_closed_ || !completions_.empty();
-}
-
-void EventWriter::CompleterLoop() {
-  while (true) {
-    std::deque<Completion> work;
-    {
-      absl::MutexLock lock(&completion_mu_);
-      completion_mu_.Await(absl::Condition(this, &EventWriter::CompleterHasWork));
-      if (completions_.empty()) return;  // closed, and every callback has run
-      work.swap(completions_);
-    }
-    for (Completion& completion : work) {
-      for (std::size_t i = 0; i < completion.dones.size(); ++i) {
-        std::move(completion.dones[i])(std::move(completion.results[i]));
-      }
-    }
-  }
+void EventWriter::ResumeIfNeeded() {
+  if (NeedsResume()) TryResume().IgnoreError();  // still refused: the next tick tries again
 }
 
 // Why the next batch is refused without being decided, or OK: a latched failure, or the
@@ -276,7 +180,6 @@ bool EventWriter::NeedsResume() const {
 // the one this writer wrote last, and the access log's likewise. Returns why writes stay
 // refused, or OK.
 absl::Status EventWriter::TryResume() {
-  last_resume_attempt_ = absl::Now();
   absl::Status latched;
   {
     absl::MutexLock lock(&mu_);

@@ -1,7 +1,8 @@
-// EventWriter: the append path of an EventStore. One writer thread takes the queued commands in
-// batches (group commit), decides them (store/command_processor.h), writes each batch's rows in
-// ONE synced WriteBatch and publishes the new head (store/head_publisher.h); a completion thread
-// runs the callbacks, in submission order, while the writer goes on with the next batch.
+// EventWriter: the append path of an EventStore. Its GroupCommit (store/group_commit.h) hands
+// the queued commands to the writer thread in batches; the writer decides them (store/
+// command_processor.h), writes each batch's rows in ONE synced WriteBatch and publishes the new
+// head (store/head_publisher.h); the completion thread runs the callbacks, in submission order,
+// while the writer goes on with the next batch.
 //
 // Failures: a failed write latches a refusal (UNAVAILABLE, store/write_refusal.h) for every later
 // batch. A lack of space may clear: every resume_poll the writer checks the disk and, once there
@@ -13,9 +14,9 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
-#include <thread>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -24,7 +25,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "domain/task_rules.h"
 #include "rocksdb/write_batch.h"
@@ -33,6 +33,7 @@
 #include "store/command_processor.h"
 #include "store/database.h"
 #include "store/disk_space.h"
+#include "store/group_commit.h"
 #include "store/head_publisher.h"
 #include "store/recovery.h"
 #include "store/sorted_rows.h"
@@ -70,7 +71,6 @@ class EventWriter {
 
   // Queues the commands (one group); after Stop began each `done` gets UNAVAILABLE at once.
   void Submit(std::vector<Queued> commands);
-  std::size_t max_commands_per_batch() const;
 
   // Why writes are refused (a latched failure, or below the reserve), or OK.
   absl::Status WriteHealth() const;
@@ -83,24 +83,17 @@ class EventWriter {
   absl::Status Rebuild(absl::FunctionRef<void(uint64_t, uint64_t)> progress, uint64_t every);
 
  private:
-  struct ResumeRequest {
-    absl::Notification done;
-    absl::Status result;
+  struct Command {
+    domain::Command command;
+    std::string fingerprint;
   };
-  struct Completion {
-    std::vector<Done> dones;
-    std::vector<absl::StatusOr<CommandResult>> results;
-  };
+  using Result = absl::StatusOr<CommandResult>;
 
-  bool Quiescent() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  bool WriterHasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  bool CompleterHasWork() const ABSL_SHARED_LOCKS_REQUIRED(completion_mu_);
-  void WriterLoop();
-  void CompleterLoop();
-  void ProcessBatch(std::vector<Queued>& batch);
-  void DecideAndWrite(std::vector<Queued>& batch,
-                      std::vector<absl::StatusOr<CommandResult>>& results);
+  // The writer thread's work (GroupCommit's process and tick).
+  std::vector<Result> ProcessBatch(std::vector<Command>& batch);
+  void DecideAndWrite(std::vector<Command>& batch, std::vector<Result>& results);
   absl::Status Refusal();
+  void ResumeIfNeeded();
   bool NeedsResume() const;
   absl::Status TryResume();
   absl::Status ResumeDatabase();
@@ -114,27 +107,16 @@ class EventWriter {
   const WriterOptions options_;
 
   mutable absl::Mutex mu_;
-  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
-  std::vector<ResumeRequest*> resume_requests_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  bool busy_ ABSL_GUARDED_BY(mu_) = false;    // the writer is processing a batch
-  bool paused_ ABSL_GUARDED_BY(mu_) = false;  // a rebuild holds the writer off
   absl::Status write_error_ ABSL_GUARDED_BY(mu_);
 
-  // Owned by the writer thread (or by Rebuild while the writer is held off).
+  // Owned by the writer thread (or by Rebuild while the writer is paused).
   Appender appender_;
   CommandProcessor processor_;
-  absl::Time last_resume_attempt_ = absl::InfinitePast();
   uint64_t unchecked_bytes_ = 0;  // written since the last free-space check
   SortedRows rows_;                // a batch's rows, in key order at the write
   rocksdb::WriteBatch batch_;      // one for the writer's life: its buffer keeps its size
 
-  std::thread writer_;
-  // Batches processed by the writer whose callbacks have not run yet.
-  absl::Mutex completion_mu_;
-  std::deque<Completion> completions_ ABSL_GUARDED_BY(completion_mu_);
-  bool completions_closed_ ABSL_GUARDED_BY(completion_mu_) = false;  // no more will come
-  std::thread completer_;
+  std::unique_ptr<GroupCommit<Command, Result>> group_;  // from Start
 };
 
 }  // namespace outreach::store

@@ -1,8 +1,8 @@
 // GroupCommit<Item, Result>: a queue with one writer thread that takes the queued items in
 // batches (group commit: leveldb's DBImpl::Write, where one synced write serves every writer that
 // queued meanwhile) and one completion thread that answers them. The access log
-// (store/access_log.h) writes its records through one; the event store's writer is the other
-// intended user.
+// (store/access_log.h) writes its records through one, the event writer (store/event_writer.h)
+// its commands through another.
 //
 // Threads and ordering guarantees:
 //  - Submit() may be called from any thread. Items keep their submission order; the items of one
