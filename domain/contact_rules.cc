@@ -79,8 +79,9 @@ absl::StatusOr<std::string> FollowUpOf(const v1::Task& task, const LogContactCom
                                        absl::Time contacted_at, bool closes_at_max,
                                        const DecideContext& ctx) {
   if (!c.follow_up_date.empty() || closes_at_max) return c.follow_up_date;
-  const absl::CivilDay today = absl::ToCivilDay(ctx.now, ctx.time_zone);
-  const absl::CivilDay contact_day = absl::ToCivilDay(contacted_at, ctx.time_zone);
+  const absl::TimeZone zone = ZoneOf(ctx, task.practice_id());
+  const absl::CivilDay today = absl::ToCivilDay(ctx.now, zone);
+  const absl::CivilDay contact_day = absl::ToCivilDay(contacted_at, zone);
   if (std::optional<absl::CivilDay> day = CadenceFollowUp(task, contact_day, today)) {
     return FormatDate(*day);
   }
@@ -134,7 +135,10 @@ absl::StatusOr<std::vector<NewEvent>> DecideLogContact(const v1::Task* state,
     return s;
   }
   if (!c.close_task && !c.follow_up_date.empty()) {
-    if (absl::Status s = CheckFollowUpDate(c.follow_up_date, ctx); !s.ok()) return s;
+    if (absl::Status s = CheckFollowUpDate(c.follow_up_date, ctx, state->practice_id());
+        !s.ok()) {
+      return s;
+    }
   }
   absl::StatusOr<absl::Time> contacted_at = ContactTime(*state, c, ctx);
   if (!contacted_at.ok()) return contacted_at.status();

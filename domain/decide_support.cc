@@ -1,6 +1,7 @@
 #include "domain/decide_support.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "domain/validation.h"
 
 namespace outreach::domain {
@@ -56,20 +57,40 @@ absl::Status CheckChangeable(const v1::Task* state, const std::string& task_id, 
   return CheckExpectedVersion(*state, expected_version);
 }
 
-absl::Status CheckFollowUpDate(const std::string& text, const DecideContext& ctx) {
+absl::TimeZone ZoneOf(const DecideContext& ctx, absl::string_view practice_id) {
+  if (ctx.practice_zones == nullptr) return ctx.time_zone;
+  auto it = ctx.practice_zones->find(practice_id.empty() ? kDefaultPracticeId : practice_id);
+  return it == ctx.practice_zones->end() ? ctx.time_zone : it->second;
+}
+
+absl::Status CheckFollowUpDate(const std::string& text, const DecideContext& ctx,
+                               absl::string_view practice_id) {
   absl::StatusOr<absl::CivilDay> day = ParseDate("follow_up_date", text);
   if (!day.ok()) return day.status();
-  const absl::CivilDay today = absl::ToCivilDay(ctx.now, ctx.time_zone);
+  const absl::TimeZone zone = ZoneOf(ctx, practice_id);
+  const absl::CivilDay today = absl::ToCivilDay(ctx.now, zone);
   if (*day < today) {
     return absl::InvalidArgumentError(absl::StrCat("follow_up_date: ", text,
                                                    " is before today (", FormatDate(today),
-                                                   " in ", ctx.time_zone.name(), ")"));
+                                                   " in ", zone.name(), ")"));
   }
   if (*day - today > kMaxDaysAhead) {
     return absl::InvalidArgumentError(absl::StrCat(
         "follow_up_date: ", text, " is more than ", kMaxDaysAhead, " days after today"));
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckPracticeAllowed(const CommandMeta& meta, absl::string_view practice_id) {
+  if (meta.practices.empty()) return absl::OkStatus();
+  const absl::string_view practice = practice_id.empty() ? kDefaultPracticeId : practice_id;
+  for (const std::string& allowed : meta.practices) {
+    if (allowed == practice) return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat("practice_id: ", meta.actor,
+                                                  " may not act in practice \"", practice,
+                                                  "\" (limited to ",
+                                                  absl::StrJoin(meta.practices, ", "), ")"));
 }
 
 absl::Status ValidateMeta(const CommandMeta& meta) {

@@ -33,9 +33,18 @@ absl::Status ValidateExpectedVersion(int64_t expected);
 absl::Status CheckChangeable(const v1::Task* state, const std::string& task_id, absl::Time now,
                              int64_t expected_version, absl::string_view refusal);
 
-// A follow-up date must parse, be today or later in the context's time zone, and not absurdly
-// far out. INVALID_ARGUMENT naming follow_up_date.
-absl::Status CheckFollowUpDate(const std::string& text, const DecideContext& ctx);
+// The zone "today" is taken in for the tasks of `practice_id` (empty = kDefaultPracticeId): its
+// entry in ctx.practice_zones, else ctx.time_zone.
+absl::TimeZone ZoneOf(const DecideContext& ctx, absl::string_view practice_id);
+
+// A follow-up date must parse, be today or later in the zone of the task's practice (ZoneOf),
+// and not absurdly far out. INVALID_ARGUMENT naming follow_up_date.
+absl::Status CheckFollowUpDate(const std::string& text, const DecideContext& ctx,
+                               absl::string_view practice_id);
+
+// PERMISSION_DENIED naming practice_id when `meta` limits the caller to practices and
+// `practice_id` (empty = kDefaultPracticeId) is not one of them.
+absl::Status CheckPracticeAllowed(const CommandMeta& meta, absl::string_view practice_id);
 
 // Requires a valid actor, and valid on_behalf_of and request_id when set.
 absl::Status ValidateMeta(const CommandMeta& meta);

@@ -91,7 +91,9 @@ absl::Status CheckCreate(const v1::Task* state, const CreateTaskCommand& c,
         absl::StrCat("task_id: task \"", c.task_id, "\" already exists"));
   }
   if (!c.follow_up_date.empty()) {
-    if (absl::Status s = CheckFollowUpDate(c.follow_up_date, ctx); !s.ok()) return s;
+    if (absl::Status s = CheckFollowUpDate(c.follow_up_date, ctx, c.practice_id); !s.ok()) {
+      return s;
+    }
   }
   if (c.expires_at.has_value()) {
     if (*c.expires_at <= ctx.now) {
@@ -116,7 +118,7 @@ void SetWorkflowFields(const CreateTaskCommand& c, const DecideContext& ctx,
   created.mutable_cadence_days()->Add(c.cadence_days.begin(), c.cadence_days.end());
   created.set_max_attempts(c.max_attempts);
   if (c.cadence_days.empty()) return;
-  const absl::CivilDay today = absl::ToCivilDay(ctx.now, ctx.time_zone);
+  const absl::CivilDay today = absl::ToCivilDay(ctx.now, ZoneOf(ctx, c.practice_id));
   created.set_cadence_start_date(FormatDate(today));
   if (c.follow_up_date.empty()) {
     created.set_follow_up_date(FormatDate(*CadenceDay(c.cadence_days, today, 0)));
@@ -160,6 +162,18 @@ absl::StatusOr<std::vector<NewEvent>> DecideExpire(const v1::Task* state,
   std::vector<NewEvent> out;
   out.push_back(NewEvent{std::move(e)});
   return out;
+}
+
+// A caller limited to practices (CommandMeta::practices) acts only in them: the practice a
+// create names, or the one of the task a command changes (none yet: the rules say NOT_FOUND).
+absl::Status CheckPracticeOf(const Command& command, const v1::Task* state) {
+  const CommandMeta* meta = MetaOf(command);
+  if (meta == nullptr || meta->practices.empty()) return absl::OkStatus();
+  if (const auto* create = std::get_if<CreateTaskCommand>(&command)) {
+    return CheckPracticeAllowed(*meta, create->practice_id);
+  }
+  if (state == nullptr) return absl::OkStatus();
+  return CheckPracticeAllowed(*meta, state->practice_id());
 }
 
 absl::StatusOr<std::vector<NewEvent>> DecideCancel(const v1::Task* state,
@@ -230,6 +244,7 @@ absl::StatusOr<std::vector<NewEvent>> Decide(const TaskStates& states, const Com
         absl::StrCat("Decide: no state given for \"", TaskIdOf(command), "\""));
   }
   const v1::Task* state = it->second;
+  if (absl::Status s = CheckPracticeOf(command, state); !s.ok()) return s;
   return std::visit(
       Overloaded{
           [&](const CreateTaskCommand& c) { return DecideCreate(state, c, context); },

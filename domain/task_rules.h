@@ -42,6 +42,10 @@ struct CommandMeta {
   // beside the actor. A valid id when set. (Its initializer lets `meta = {actor, request_id}`
   // stay warning-free.)
   std::string on_behalf_of{};
+  // The practices the caller may act in (a principal limited to practices, server/auth.h);
+  // empty = every practice. A command on a task of another practice, or creating one there, is
+  // PERMISSION_DENIED (see "Practices" below).
+  std::vector<std::string> practices{};
 };
 
 // ---- Practices, categories, cadence and attempts (issue 13) ----------------------------------
@@ -69,6 +73,17 @@ struct CommandMeta {
 //   otherwise) and closes the task with DO_NOT_CONTACT. (The patient-level do-not-contact, and
 //   closing the patient's other tasks with it, are not here yet: they need commands over several
 //   streams, issue 13 part 2.)
+//
+// ---- Practices: time zones and who may act in them --------------------------------------------
+//
+// - "Today" for a task (a follow-up date not in the past, the cadence's creation date and its
+//   steps) is taken in the task's practice's zone: DecideContext::practice_zones, falling back
+//   to DecideContext::time_zone for a practice it does not list (ZoneOf, decide_support.h).
+// - A command whose meta lists practices may only create a task in one of them, or change a task
+//   of one of them: otherwise PERMISSION_DENIED naming practice_id, checked right after the
+//   command's shape and before the command's own rules (closed, expected_version, ...). A
+//   command on a task that does not exist is NOT_FOUND as usual. A task's
+//   practice never changes, so this check decided with the command cannot race a change.
 //
 // ---- Assignment and cancelling ------------------------------------------------------------------
 //
@@ -165,9 +180,15 @@ struct NewEvent {
   storage::v1::StoredEvent event;  // task_id, occurred_at, actor, request_id and payload set
 };
 
+// Practice id -> the IANA zone "today" is taken in for its tasks.
+using PracticeZones = absl::flat_hash_map<std::string, absl::TimeZone>;
+
 struct DecideContext {
   absl::Time now;                   // the time the command is decided (and recorded)
-  absl::TimeZone time_zone;         // "today" for follow-up dates is taken in this zone
+  absl::TimeZone time_zone;         // "today" for a practice practice_zones does not list
+  // Per-practice zones (see "Practices" above); nullptr = every practice in time_zone. Borrowed:
+  // the caller keeps the map alive (and unchanged) during Decide.
+  const PracticeZones* practice_zones = nullptr;
 };
 
 // Checks every field that can be checked without the task's state or the clock.

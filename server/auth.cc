@@ -1,5 +1,6 @@
 #include "server/auth.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "domain/task_rules.h"
 #include "domain/validation.h"
 #include "store/event_codec.h"
 #include "grpc/grpc_security_constants.h"
@@ -24,6 +26,8 @@ namespace {
 // Ids the service records as its own actors (domain::kExpiryActor): no principal may hold one,
 // and nobody acts on behalf of one.
 constexpr absl::string_view kReservedIdPrefix = "system:";
+// The optional field that limits a principal to practices.
+constexpr absl::string_view kPracticesPrefix = "practices=";
 
 constexpr RoleSet kReaders = Role::kCoordinator | Role::kService | Role::kAuditor | Role::kAdmin;
 constexpr RoleSet kWorkers = Role::kCoordinator | Role::kService | Role::kAdmin;
@@ -63,23 +67,57 @@ bool IsHex(absl::string_view text) {
   return true;
 }
 
+// "practices=a,b": the practices, sorted and each once. INVALID_ARGUMENT on a bad list.
+absl::StatusOr<std::vector<std::string>> ParsePractices(absl::string_view field) {
+  absl::ConsumePrefix(&field, kPracticesPrefix);
+  std::vector<std::string> practices;
+  for (absl::string_view practice : absl::StrSplit(field, ',')) {
+    if (!domain::IsValidId(practice)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "practices: \"", practice,
+          "\" is not a practice id (want practices=id,id,... with ids of 1-64 characters of "
+          "[A-Za-z0-9._:-])"));
+    }
+    practices.emplace_back(practice);
+  }
+  std::sort(practices.begin(), practices.end());
+  practices.erase(std::unique(practices.begin(), practices.end()), practices.end());
+  return practices;
+}
+
+// The next field of `rest` (which moves past it), after leading spaces.
+std::string NextField(absl::string_view& rest) {
+  rest = absl::StripLeadingAsciiWhitespace(rest);
+  std::size_t end = 0;
+  while (end < rest.size() && !absl::ascii_isspace(static_cast<unsigned char>(rest[end]))) {
+    ++end;
+  }
+  std::string field(rest.substr(0, end));
+  rest = rest.substr(end);
+  return field;
+}
+
+// The optional fields after the token hash: practices=..., then the certificate subject.
+absl::Status ParseOptionalFields(absl::string_view rest, Principal& principal) {
+  rest = absl::StripAsciiWhitespace(rest);
+  if (absl::StartsWith(rest, kPracticesPrefix)) {
+    absl::StatusOr<std::vector<std::string>> practices = ParsePractices(NextField(rest));
+    if (!practices.ok()) return practices.status();
+    principal.practices = *std::move(practices);
+  }
+  principal.cert_subject = std::string(absl::StripAsciiWhitespace(rest));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Principal> ParseLine(absl::string_view line) {
   // Three fields, then the rest of the line (the certificate subject may hold spaces).
   Principal principal;
   absl::string_view rest = line;
   std::string fields[3];
-  for (std::string& field : fields) {
-    rest = absl::StripLeadingAsciiWhitespace(rest);
-    std::size_t end = 0;
-    while (end < rest.size() && !absl::ascii_isspace(static_cast<unsigned char>(rest[end]))) {
-      ++end;
-    }
-    field = std::string(rest.substr(0, end));
-    rest = rest.substr(end);
-  }
+  for (std::string& field : fields) field = NextField(rest);
   if (fields[2].empty()) {
     return absl::InvalidArgumentError(
-        "want: principal_id roles token_sha256 [cert_subject]");
+        "want: principal_id roles token_sha256 [practices=id,...] [cert_subject]");
   }
   if (!domain::IsValidId(fields[0])) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -111,7 +149,7 @@ absl::StatusOr<Principal> ParseLine(absl::string_view line) {
           "the hash was made?): generate a token and hash it again");
     }
   }
-  principal.cert_subject = std::string(absl::StripAsciiWhitespace(rest));
+  if (absl::Status s = ParseOptionalFields(rest, principal); !s.ok()) return s;
   if (principal.token_sha256.empty() && principal.cert_subject.empty()) {
     return absl::InvalidArgumentError("a principal needs a token hash or a certificate subject");
   }
@@ -373,12 +411,45 @@ absl::StatusOr<Caller> Authenticator::Check(absl::string_view method,
   caller.principal = principal.id;
   caller.roles = principal.roles;
   caller.on_behalf_of = credentials.on_behalf_of;
+  caller.practices = principal.practices;
   if (!credentials.authorization.empty()) {
     caller.token_sha256 = principal.token_sha256;
   } else {
     caller.cert_subject = principal.cert_subject;
   }
   return caller;
+}
+
+namespace {
+
+// PERMISSION_DENIED when `principal` (as reloaded) no longer sees every practice `caller` (as
+// authenticated) could: what a stream it opened may have been sending.
+absl::Status CheckStillSees(const Caller& caller, const Principal& principal) {
+  if (principal.practices.empty()) return absl::OkStatus();
+  const bool still = !caller.practices.empty() &&
+                     std::includes(principal.practices.begin(), principal.practices.end(),
+                                   caller.practices.begin(), caller.practices.end());
+  if (still) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      "principal ", principal.id, " is now limited to practices ",
+      absl::StrJoin(principal.practices, ", "), ", fewer than this call started with"));
+}
+
+}  // namespace
+
+bool Caller::MaySee(absl::string_view practice_id) const {
+  if (practices.empty()) return true;
+  const absl::string_view practice =
+      practice_id.empty() ? absl::string_view(domain::kDefaultPracticeId) : practice_id;
+  return std::binary_search(practices.begin(), practices.end(), practice);
+}
+
+absl::Status CheckPracticeAccess(const Caller& caller, absl::string_view practice_id) {
+  if (caller.MaySee(practice_id)) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      "practice_id: principal ", caller.principal, " is limited to practices ",
+      absl::StrJoin(caller.practices, ", "), " (not \"",
+      practice_id.empty() ? absl::string_view(domain::kDefaultPracticeId) : practice_id, "\")"));
 }
 
 absl::Status Authenticator::Recheck(const Caller& caller, absl::string_view method) const {
@@ -406,7 +477,7 @@ absl::Status Authenticator::Recheck(const Caller& caller, absl::string_view meth
                                                     RoleSetName(principal->roles),
                                                     ") may no longer call ", method));
   }
-  return absl::OkStatus();
+  return CheckStillSees(caller, *principal);
 }
 
 bool IsLoopbackAddress(absl::string_view listen_address) {

@@ -1,17 +1,22 @@
 // Who may call what: principals, the role table, and the per-call authentication check.
 //
-// Principals file (--principals FILE), format 1. One principal per line; '#' starts a comment
-// line; blank lines are ignored; fields are separated by spaces or tabs:
+// Principals file (--principals FILE), format 2 (format 1, without `practices`, reads the same).
+// One principal per line; '#' starts a comment line; blank lines are ignored; fields are
+// separated by spaces or tabs:
 //
-//   line         := principal_id SP roles SP token_sha256 [SP cert_subject]
+//   line         := principal_id SP roles SP token_sha256 [SP practices] [SP cert_subject]
 //   principal_id := 1-64 characters of [A-Za-z0-9._:-], not starting with "system:" (reserved
 //                   for the service's own actors, e.g. system:expiry)  (the event's actor)
 //   roles        := role ("," role)*     role := coordinator | service | auditor | admin
 //   token_sha256 := 64 hex digits: SHA-256 of the bearer token (printf %s TOKEN | sha256sum),
 //                   or "-" for a principal that authenticates by client certificate only
+//   practices    := "practices=" practice_id ("," practice_id)*
+//                   the principal sees and changes only the tasks of these practices (each an
+//                   id: 1-64 characters of [A-Za-z0-9._:-]); absent = every practice
 //   cert_subject := the rest of the line: a client certificate's subject CN or one of its DNS
 //                   subjectAltNames (only with mTLS, --tls-client-ca); email, URI and IP SANs
-//                   never name a principal
+//                   never name a principal. (A subject that itself starts with "practices=" cannot
+//                   be written: that field is read as `practices`.)
 //
 // Tokens are at least kMinTokenLength characters (a shorter or empty bearer token is refused
 // at every call), and a token_sha256 equal to the SHA-256 of the empty string is refused as a
@@ -74,6 +79,7 @@ struct Principal {
   RoleSet roles = 0;
   std::string token_sha256;  // 32 raw bytes; empty for a certificate-only principal
   std::string cert_subject;  // empty when the principal has no certificate
+  std::vector<std::string> practices;  // sorted, each once; empty = every practice
   bool Has(Role role) const { return (roles & Roles(role)) != 0; }
 };
 
@@ -149,7 +155,17 @@ struct Caller {
   // Authenticator::Recheck compares it with the current principals file.
   std::string token_sha256;
   std::string cert_subject;
+  // The practices the principal is limited to (sorted, each once); empty = every practice
+  // (always so in development mode).
+  std::vector<std::string> practices;
+  bool limited() const { return !practices.empty(); }
+  // Whether the caller may see and change the tasks of `practice_id` (empty = "default").
+  bool MaySee(absl::string_view practice_id) const;
 };
+
+// PERMISSION_DENIED naming practice_id unless caller.MaySee(practice_id): "practice_id:
+// principal P is limited to practices a, b (not "c")".
+absl::Status CheckPracticeAccess(const Caller& caller, absl::string_view practice_id);
 
 class Authenticator {
  public:
@@ -176,7 +192,9 @@ class Authenticator {
   // Whether `caller` (from Check) may still call `method` under the current principals, for a
   // call that outlives a reload (a stream): UNAUTHENTICATED if the principal is gone or no longer
   // holds the token or certificate subject it authenticated with, PERMISSION_DENIED if it lost
-  // the role (or the service role that x-on-behalf-of needs). OK in development mode.
+  // the role (or the service role that x-on-behalf-of needs) or a practice it could see when
+  // the call started (an unlimited principal that became limited included). OK in development
+  // mode.
   absl::Status Recheck(const Caller& caller, absl::string_view method) const;
 
  private:

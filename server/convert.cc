@@ -89,6 +89,33 @@ std::vector<int32_t> CadenceOf(const v1::CreateTaskRequest& request) {
   return std::vector<int32_t>(request.cadence_days().begin(), request.cadence_days().end());
 }
 
+// ListTasks' issue 13 filters: practice_id (an id), categories (real categories), unassigned
+// (not with an assignee).
+absl::Status ListPracticeAndCategories(const v1::ListTasksRequest& request,
+                                       store::ListQuery& query) {
+  if (absl::Status s = domain::ValidateOptionalId("practice_id", request.practice_id());
+      !s.ok()) {
+    return s;
+  }
+  if (!request.practice_id().empty()) query.practice_ids = {request.practice_id()};
+  for (int raw : request.categories()) {
+    if (!v1::TaskCategory_IsValid(raw) || raw == v1::TASK_CATEGORY_UNSPECIFIED) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "categories: ", raw == v1::TASK_CATEGORY_UNSPECIFIED ? "TASK_CATEGORY_UNSPECIFIED"
+                                                               : absl::StrCat(raw),
+          " is not a category (want RECALL_OVERDUE, UNSCHEDULED_TREATMENT, PAST_DUE_BALANCE, "
+          "BROKEN_APPOINTMENT, APPOINTMENT_CONFIRMATION, REACTIVATION or CUSTOM)"));
+    }
+    query.categories.push_back(static_cast<v1::TaskCategory>(raw));
+  }
+  if (request.unassigned() && !request.assignee().empty()) {
+    return absl::InvalidArgumentError(
+        "unassigned: cannot be combined with assignee (a task has one assignee or none)");
+  }
+  query.unassigned = request.unassigned();
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ResolveActor(std::optional<absl::string_view> x_actor) {
@@ -234,6 +261,7 @@ absl::StatusOr<store::ListQuery> ToListQuery(const v1::ListTasksRequest& request
     return s;
   }
   query.assignee = request.assignee();
+  if (absl::Status s = ListPracticeAndCategories(request, query); !s.ok()) return s;
   if (!request.follow_up_on_or_before().empty()) {
     absl::StatusOr<absl::CivilDay> day =
         domain::ParseDate("follow_up_on_or_before", request.follow_up_on_or_before());

@@ -49,7 +49,9 @@ absl::StatusOr<domain::ClaimTaskCommand> ToCommand(const v1::ClaimTaskRequest& r
 absl::StatusOr<domain::CancelTaskCommand> ToCommand(const v1::CancelTaskRequest& request,
                                                     std::string actor);
 
-// A worklist query: page_size 0 means kDefaultPageSize; statuses must be real statuses.
+// A worklist query: page_size 0 means kDefaultPageSize; statuses and categories must be real
+// ones; practice_id an id (it becomes the query's one practice); unassigned not with assignee.
+// The caller's practice limits are the service's to apply (server/task_service.cc).
 absl::StatusOr<store::ListQuery> ToListQuery(const v1::ListTasksRequest& request);
 
 // The idempotency fingerprint of a mutating request: SHA-256 over the method name, the actor

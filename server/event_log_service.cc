@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "domain/validation.h"
@@ -22,6 +23,24 @@ constexpr absl::string_view kSubscribeEventsMethod = "/outreach.v1.EventLog/Subs
 constexpr absl::string_view kVerifyLogMethod = "/outreach.v1.EventLog/VerifyLog";
 constexpr absl::string_view kGetTaskHistoryMethod = "/outreach.v1.EventLog/GetTaskHistory";
 constexpr absl::string_view kReadAccessLogMethod = "/outreach.v1.EventLog/ReadAccessLog";
+
+// What a caller limited to practices may read of the log: one existing task of its practices
+// (`task_id` already validated). The whole log, or a task that does not exist yet (it could be
+// created in another practice while the call follows it), holds other practices' events:
+// PERMISSION_DENIED, NOT_FOUND. Unlimited callers read anything.
+absl::Status CheckLogScope(const store::EventStore& store, const Caller& caller,
+                           absl::string_view task_id) {
+  if (!caller.limited()) return absl::OkStatus();
+  if (task_id.empty()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "task_id: principal ", caller.principal, " is limited to practices ",
+        absl::StrJoin(caller.practices, ", "),
+        ": name a task of one of them (the whole log holds every practice's events)"));
+  }
+  absl::StatusOr<v1::Task> task = store.GetTask(task_id);
+  if (!task.ok()) return task.status();
+  return CheckPracticeAccess(caller, task->practice_id());
+}
 
 // ReadAccessLog: streams the access records matching the request, page by page (a time-ordered
 // read from the last record's time, skipping the records already sent at that time), one write
@@ -43,6 +62,12 @@ class ReadAccessLogReactor final : public grpc::ServerWriteReactor<v1::AccessRec
       return;
     }
     caller_ = *std::move(caller);
+    if (caller_.limited()) {
+      Finish(ToGrpcStatus(absl::PermissionDeniedError(absl::StrCat(
+          "principal ", caller_.principal,
+          " is limited to practices: the access log holds every practice's reads"))));
+      return;
+    }
     if (absl::Status s = Parse(request); !s.ok()) {
       Finish(ToGrpcStatus(s));
       return;
@@ -209,6 +234,10 @@ class ReadEventsReactor final : public grpc::ServerWriteReactor<v1::EventRecord>
       Finish(ToGrpcStatus(s));
       return;
     }
+    if (absl::Status s = CheckLogScope(*store_, caller_, task_id_); !s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
     WriteNext();
   }
 
@@ -292,6 +321,12 @@ grpc::ServerWriteReactor<v1::EventRecord>* EventLogService::ReadEvents(
 grpc::ServerWriteReactor<v1::EventRecord>* EventLogService::SubscribeEvents(
     grpc::CallbackServerContext* context, const v1::SubscribeEventsRequest* request) {
   absl::StatusOr<Caller> caller = security_->Authorize(*context, kSubscribeEventsMethod);
+  // (A malformed task_id is the subscription's to refuse, INVALID_ARGUMENT.)
+  if (caller.ok() && domain::ValidateOptionalId("task_id", request->task_id()).ok()) {
+    if (absl::Status s = CheckLogScope(*store_, *caller, request->task_id()); !s.ok()) {
+      caller = s;
+    }
+  }
   return subscriptions_.Subscribe(context, std::move(caller), *request);
 }
 
@@ -306,6 +341,9 @@ grpc::ServerUnaryReactor* EventLogService::GetTaskHistory(grpc::CallbackServerCo
   absl::StatusOr<Caller> caller = security_->Authorize(*context, kGetTaskHistoryMethod);
   if (!caller.ok()) return FinishNow(context, caller.status());
   if (absl::Status s = domain::ValidateId("task_id", request->task_id()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  if (absl::Status s = CheckLogScope(*store_, *caller, request->task_id()); !s.ok()) {
     return FinishNow(context, s);
   }
   absl::StatusOr<std::vector<store::HistoryEntry>> history =

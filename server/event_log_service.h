@@ -6,7 +6,11 @@
 //  - VerifyLog re-checks the hash chain, optionally up to a position and against a kept hash.
 //  - ReadAccessLog streams the read-access audit log (store/access_log.h) by time range and
 //    principal.
-// Every handler first authorizes the call (server/call_security.h). ReadEvents and
+// Every handler first authorizes the call (server/call_security.h). A principal limited to
+// practices (server/auth.h) reads one existing task of its practices at a time: ReadEvents and
+// SubscribeEvents without a task_id, and ReadAccessLog, are PERMISSION_DENIED for it, as is any
+// of them (GetTaskHistory too) naming another practice's task; a task that does not exist is
+// NOT_FOUND. VerifyLog returns no patient data and stays open to it. ReadEvents and
 // SubscribeEvents record one access record per page of events (the distinct tasks, the request
 // and the positions, the count) before writing any of the page; GetTaskHistory records one
 // before sending. VerifyLog returns no patient data and ReadAccessLog only the audit trail: they

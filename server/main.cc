@@ -4,7 +4,9 @@
 //
 // Security (README "Security"): --tls-cert/--tls-key serve TLS, --tls-client-ca requires and
 // verifies client certificates (mTLS); --principals names the principals file (server/auth.h),
-// re-read on SIGHUP (a bad file keeps the previous principals and logs why). Without
+// re-read on SIGHUP (a bad file keeps the previous principals and logs why).
+// --practice-time-zones names the file of per-practice zones (server/practice_zones_file.h),
+// re-read on SIGHUP likewise; practices it does not list take "today" in --time-zone. Without
 // --principals the server runs in local-development mode, on loopback only. Plaintext off
 // loopback needs --insecure-listen and is warned about at every start. Every read of patient
 // data is recorded in the access log, whose records older than --access-log-retention are
@@ -40,6 +42,7 @@
 #include "absl/time/time.h"
 #include "server/auth.h"
 #include "server/flag_names.h"
+#include "server/practice_zones_file.h"
 #include "server/server.h"
 #include "server/startup_checks.h"
 #include "store/clock.h"
@@ -49,7 +52,12 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to serve gRPC on (host:port)");
 ABSL_FLAG(std::string, db, "./data", "RocksDB directory (created if missing)");
 ABSL_FLAG(std::string, time_zone, "UTC",
-          "IANA time zone deciding \"today\" for follow-up dates (also spelled --time-zone)");
+          "IANA time zone deciding \"today\" for follow-up dates, for every practice that "
+          "--practice-time-zones does not list (also spelled --time-zone)");
+ABSL_FLAG(std::string, practice_time_zones, "",
+          "file of `practice_id IANA-zone` lines: \"today\" for each listed practice's tasks "
+          "(format in README \"Practice time zones\"); re-read on SIGHUP. Absent: every "
+          "practice in --time-zone (also spelled --practice-time-zones)");
 ABSL_FLAG(bool, read_only_investigation, false,
           "serve a database read-only, without verifying its log at start-up, to investigate "
           "damage: reads, ReadEvents, SubscribeEvents, GetTaskHistory and VerifyLog work; every "
@@ -95,18 +103,6 @@ constexpr absl::Duration kDrainDeadline = absl::Seconds(5);
 int Fail(absl::string_view what, const absl::Status& status) {
   absl::FPrintF(stderr, "outreachd: %s: %s\n", what, status.ToString());
   return 1;
-}
-
-// Opens the store for normal service: verified, with a writer.
-absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenForService(
-    const std::string& db, absl::TimeZone time_zone, outreach::store::Clock* clock,
-    absl::Duration retention, std::optional<uint64_t> min_free_disk) {
-  outreach::store::StoreOptions options;
-  options.time_zone = time_zone;
-  options.clock = clock;
-  options.access_log.retention = retention;
-  options.min_free_disk_bytes = min_free_disk;
-  return outreach::store::EventStore::Open(db, options);
 }
 
 // Opens the store read-only for investigation: no writer, no start-up verification (the point is
@@ -179,13 +175,29 @@ struct Config {
   std::optional<uint64_t> min_free_disk;
   std::string db;
   absl::TimeZone time_zone;
+  // --practice-time-zones: the file (empty = none) and the zones the writer decides with.
+  std::string practice_zones_path;
+  std::shared_ptr<outreach::store::PracticeZoneTable> practice_zones;
   bool read_only = false;
 };
+
+// Opens the store for normal service: verified, with a writer.
+absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenForService(
+    const Config& config, outreach::store::Clock* clock) {
+  outreach::store::StoreOptions options;
+  options.time_zone = config.time_zone;
+  options.practice_zones = config.practice_zones;
+  options.clock = clock;
+  options.access_log.retention = config.retention;
+  options.min_free_disk_bytes = config.min_free_disk;
+  return outreach::store::EventStore::Open(config.db, options);
+}
 
 void ParseFlags(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "outreachd --listen=127.0.0.1:50051 --db=./data --time-zone=UTC "
-      "[--principals=FILE] [--tls-cert=PEM --tls-key=PEM [--tls-client-ca=PEM]] "
+      "[--practice-time-zones=FILE] [--principals=FILE] "
+      "[--tls-cert=PEM --tls-key=PEM [--tls-client-ca=PEM]] "
       "[--insecure-listen] [--insecure-db-permissions] [--access-log-retention=6y] "
       "[--min-free-disk=auto] [--grpc-memory-limit-mib=256] [--max-connection-idle=5m] "
       "[--read-only-investigation]\n"
@@ -204,7 +216,7 @@ sigset_t BlockSignals() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);  // re-read --principals
+  sigaddset(&signals, SIGHUP);  // re-read --principals and --practice-time-zones
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
 }
@@ -231,6 +243,23 @@ absl::Status ReadSecurity(Config& config) {
   return absl::OkStatus();
 }
 
+// --practice-time-zones: a file that cannot be read or does not parse stops the start.
+absl::Status ReadPracticeZones(Config& config) {
+  config.practice_zones_path = absl::GetFlag(FLAGS_practice_time_zones);
+  if (config.practice_zones_path.empty()) return absl::OkStatus();
+  absl::StatusOr<outreach::domain::PracticeZones> zones =
+      outreach::server::LoadPracticeZones(config.practice_zones_path);
+  if (!zones.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--practice-time-zones: ", zones.status().message()));
+  }
+  absl::FPrintF(stderr, "outreachd: --practice-time-zones %s: %d practice(s); others in %s\n",
+                config.practice_zones_path, zones->size(), absl::GetFlag(FLAGS_time_zone));
+  config.practice_zones =
+      std::make_shared<outreach::store::PracticeZoneTable>(*std::move(zones));
+  return absl::OkStatus();
+}
+
 // The rest of the flags, and the database directory (created private, or refused when others
 // can read it).
 absl::Status ReadStorage(Config& config) {
@@ -247,6 +276,7 @@ absl::Status ReadStorage(Config& config) {
     return absl::InvalidArgumentError(
         absl::StrFormat("--time-zone: unknown IANA time zone \"%s\"", zone_name));
   }
+  if (absl::Status s = ReadPracticeZones(config); !s.ok()) return s;
   config.read_only = absl::GetFlag(FLAGS_read_only_investigation);
   config.db = absl::GetFlag(FLAGS_db);
   return outreach::server::PrepareDbDirectory(config.db,
@@ -303,8 +333,7 @@ absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenStore(
   absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> store =
       config.read_only
           ? OpenForInvestigation(config.db)
-          : OpenForService(config.db, config.time_zone, clock, config.retention,
-                           config.min_free_disk);
+          : OpenForService(config, clock);
   if (!store.ok()) {
     *exit_code = Fail(absl::StrFormat("cannot open database \"%s\"%s", config.db,
                                       config.read_only ? " read-only" : ""),
@@ -378,14 +407,36 @@ void ReloadPrincipals(outreach::server::PrincipalRegistry* principals,
   server->PrincipalsReloaded();
 }
 
-// Serves until SIGTERM or SIGINT (returned), reloading the principals on each SIGHUP.
-int WaitForStop(const sigset_t& signals, outreach::server::PrincipalRegistry* principals,
+// SIGHUP, on the main thread: the zones file again. A bad file keeps the zones in use. The
+// writer takes the new map for the next command it decides (store/practice_zones.h).
+void ReloadPracticeZones(const Config& config) {
+  if (config.practice_zones == nullptr) return;
+  absl::StatusOr<outreach::domain::PracticeZones> zones =
+      outreach::server::LoadPracticeZones(config.practice_zones_path);
+  if (!zones.ok()) {
+    absl::FPrintF(stderr,
+                  "outreachd: SIGHUP: practice time zones NOT reloaded (keeping the previous "
+                  "ones): %s\n",
+                  zones.status().ToString());
+    return;
+  }
+  const std::size_t count = zones->size();
+  config.practice_zones->Replace(*std::move(zones));
+  absl::FPrintF(stderr,
+                "outreachd: SIGHUP: practice time zones reloaded from %s: %d practice(s)\n",
+                config.practice_zones_path, count);
+}
+
+// Serves until SIGTERM or SIGINT (returned), reloading the principals and the practice time
+// zones on each SIGHUP.
+int WaitForStop(const sigset_t& signals, const Config& config,
                 outreach::server::OutreachServer* server) {
   int signal_number = 0;
   while (true) {
     sigwait(&signals, &signal_number);
     if (signal_number != SIGHUP) return signal_number;
-    ReloadPrincipals(principals, server);
+    ReloadPrincipals(config.principals.get(), server);
+    ReloadPracticeZones(config);
   }
 }
 
@@ -419,7 +470,7 @@ int main(int argc, char** argv) {
       GoLive(config, store->get(), clock, server->get());
   if (!scheduler.ok()) return Fail("cannot close expired tasks", scheduler.status());
 
-  const int stop = WaitForStop(signals, config.principals.get(), server->get());
+  const int stop = WaitForStop(signals, config, server->get());
   absl::FPrintF(stderr, "outreachd: %s received, draining\n",
                 stop == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Shutdown(kDrainDeadline);

@@ -39,10 +39,13 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(grpc::CallbackServerContext* c
   absl::StatusOr<domain::CreateTaskCommand> command = ToCommand(*request, caller->principal);
   if (!command.ok()) return FinishNow(context, command.status());
   command->meta.on_behalf_of = caller->on_behalf_of;
+  // A principal limited to practices creates only in them: the rules refuse another practice.
+  command->meta.practices = caller->practices;
   // The response is the task as the caller just created it: nothing it did not send, so no
   // access record (README "The access log").
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  SubmitAndFinish(reactor, response, *std::move(command), std::move(fingerprint));
+  SubmitAndFinish(reactor, response, *std::move(command), std::move(fingerprint),
+                  *std::move(caller));
   return reactor;
 }
 
@@ -56,6 +59,10 @@ grpc::ServerUnaryReactor* TaskService::GetTask(grpc::CallbackServerContext* cont
   }
   absl::StatusOr<v1::Task> task = ReadTask(*request);
   if (!task.ok()) return FinishNow(context, task.status());
+  // A task's practice never changes: any version of it is in the practice it was created in.
+  if (absl::Status s = CheckPracticeAccess(*caller, task->practice_id()); !s.ok()) {
+    return FinishNow(context, s);
+  }
   *response = *std::move(task);
   CallSecurity::Access access;
   access.task_ids.push_back(response->task_id());
@@ -74,6 +81,14 @@ grpc::ServerUnaryReactor* TaskService::ListTasks(grpc::CallbackServerContext* co
   if (!caller.ok()) return FinishNow(context, caller.status());
   absl::StatusOr<store::ListQuery> query = ToListQuery(*request);
   if (!query.ok()) return FinishNow(context, query.status());
+  // A principal limited to practices names one of them, or sees all of them (and only them).
+  if (!request->practice_id().empty()) {
+    if (absl::Status s = CheckPracticeAccess(*caller, request->practice_id()); !s.ok()) {
+      return FinishNow(context, s);
+    }
+  } else {
+    query->practice_ids = caller->practices;
+  }
   absl::StatusOr<store::ListPage> page = store_->ListTasks(*query);
   if (!page.ok()) return FinishNow(context, page.status());
   CallSecurity::Access access;
@@ -127,11 +142,15 @@ grpc::ServerUnaryReactor* TaskService::MutateAndRecord(grpc::CallbackServerConte
   if (!command.ok()) return FinishNow(context, command.status());
   // (Decide checks the shape again with it set: ClaimTask's claimant may be that person.)
   command->meta.on_behalf_of = caller->on_behalf_of;
+  // A principal limited to practices changes only their tasks. The rules check the task's
+  // practice when they decide the command, on the state they decide it on: no read here, and no
+  // window between a check and the write (a task's practice never changes).
+  command->meta.practices = caller->practices;
   // The response is the whole task, with every earlier contact's notes: a read of patient data,
   // recorded like GetTask before it is sent.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   SubmitAndFinish(reactor, response, *std::move(command), std::move(fingerprint),
-                  RecordedRead{context, *std::move(caller), method});
+                  *std::move(caller), RecordedRead{context, method});
   return reactor;
 }
 
@@ -176,15 +195,22 @@ absl::Status TaskService::CheckWritable() const {
 
 void TaskService::SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* response,
                                   domain::Command command, std::string fingerprint,
-                                  std::optional<RecordedRead> read) {
+                                  Caller caller, std::optional<RecordedRead> read) {
   // The reactor and the response stay alive until Finish, which only these callbacks call.
   store_->Submit(std::move(command), std::move(fingerprint),
-                 [this, reactor, response, read = std::move(read)](
+                 [this, reactor, response, caller = std::move(caller), read = std::move(read)](
                      absl::StatusOr<store::CommandResult> result) mutable {
                    if (!result.ok()) {
                      // Health changes before the client hears of the refusal.
                      if (absl::IsUnavailable(result.status())) NoteRefusedWrite();
                      reactor->Finish(ToGrpcStatus(result.status()));
+                     return;
+                   }
+                   // A replay is not decided again: the caller's practices may have narrowed
+                   // since the first answer (a reload of the principals).
+                   if (absl::Status s = CheckPracticeAccess(caller, result->task().practice_id());
+                       !s.ok()) {
+                     reactor->Finish(ToGrpcStatus(s));
                      return;
                    }
                    *response = result->task();
@@ -195,7 +221,7 @@ void TaskService::SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* r
                    CallSecurity::Access access;
                    access.task_ids.push_back(response->task_id());
                    access.count = 1;
-                   security_->RecordAccess(read->caller, *read->context, read->method,
+                   security_->RecordAccess(caller, *read->context, read->method,
                                            std::move(access), [reactor](absl::Status recorded) {
                                              reactor->Finish(recorded.ok()
                                                                  ? grpc::Status::OK

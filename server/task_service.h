@@ -10,6 +10,12 @@
 //
 // GetTask also travels in time (as_of_version, as_of_time), folding the task's stream.
 //
+// Practices (server/auth.h, a principal limited to practices): GetTask of another practice's
+// task, and ListTasks naming another practice, are PERMISSION_DENIED; an unfiltered ListTasks
+// lists only the caller's practices. Mutations carry the caller's practices into the command
+// (domain::CommandMeta::practices), so the rules refuse another practice's task on the state
+// they decide with; a replayed result is checked again here.
+//
 // A server started read-only for investigation (outreachd --read-only-investigation) refuses
 // every mutation with FAILED_PRECONDITION kReadOnlyInvestigation before looking at the request.
 //
@@ -90,14 +96,15 @@ class TaskService final : public v1::TaskService::CallbackService {
   // record is appended once the write is durable, and the response sent once the record is.
   struct RecordedRead {
     const grpc::CallbackServerContext* context;
-    Caller caller;
     absl::string_view method;
   };
   // Hands `command` to the writer; the reactor finishes with the resulting task (after its
   // access record, with `read`), or the error. A write whose record cannot be appended is
-  // durable all the same, but the call fails UNAVAILABLE and returns nothing.
+  // durable all the same, but the call fails UNAVAILABLE and returns nothing. A result whose
+  // task is of a practice `caller` may not see (a replay after its practices narrowed) is
+  // PERMISSION_DENIED.
   void SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* response,
-                       domain::Command command, std::string fingerprint,
+                       domain::Command command, std::string fingerprint, Caller caller,
                        std::optional<RecordedRead> read = std::nullopt);
   // Appends the read's access record, then finishes the call: OK (sending the response) once it
   // is durable, UNAVAILABLE (sending nothing) if it cannot be recorded.

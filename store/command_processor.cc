@@ -266,7 +266,12 @@ absl::StatusOr<CommandResult> CommandProcessor::Process(const domain::Command& c
   }
   const absl::Time now = std::max(options_.clock->Now(), batch_->cursor.last_recorded_at);
   absl::StatusOr<std::vector<domain::NewEvent>> events =
-      domain::Decide(states, command, domain::DecideContext{now, options_.time_zone});
+      domain::Decide(states, command,
+                     domain::DecideContext{now, options_.time_zone,
+                                           // (a temporary: held until Decide returns)
+                                           options_.practice_zones == nullptr
+                                               ? nullptr
+                                               : options_.practice_zones->Snapshot().get()});
   if (!events.ok()) return events.status();
   if (events->empty()) {
     for (const std::string& task_id : decided.named) {

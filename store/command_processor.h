@@ -31,6 +31,7 @@
 #include "store/database.h"
 #include "store/event_codec.h"
 #include "store/log_reader.h"
+#include "store/practice_zones.h"
 #include "store/sorted_rows.h"
 
 namespace outreach::store {
@@ -67,6 +68,9 @@ class TaskStateCache {
 
 struct ProcessorOptions {
   absl::TimeZone time_zone = absl::UTCTimeZone();  // "today" for follow-up dates
+  // Per-practice zones (store/practice_zones.h), snapshotted for each command; nullptr = every
+  // practice in time_zone.
+  std::shared_ptr<const PracticeZoneTable> practice_zones;
   Clock* clock = nullptr;                          // never nullptr
   std::size_t cached_tasks = 16384;                // TaskStateCache capacity; 0 = no cache
 };

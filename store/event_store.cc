@@ -63,6 +63,7 @@ class EventStore::Impl {
     if (database->read_only()) return absl::OkStatus();
     WriterOptions writer_options;
     writer_options.processor.time_zone = options.time_zone;
+    writer_options.processor.practice_zones = options.practice_zones;
     writer_options.processor.clock = clock;
     writer_options.max_commands_per_batch = options.max_commands_per_batch;
     writer_options.checkpoint_every = options.checkpoint_every;

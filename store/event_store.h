@@ -57,6 +57,7 @@
 #include "store/clock.h"
 #include "store/command_processor.h"
 #include "store/event_codec.h"
+#include "store/practice_zones.h"
 
 namespace rocksdb {
 class Env;
@@ -69,6 +70,10 @@ inline constexpr char kReadOnlyMessage[] = "store is open read-only: writes are 
 
 struct StoreOptions {
   absl::TimeZone time_zone = absl::UTCTimeZone();  // "today" for follow-up dates
+  // "Today" per practice (store/practice_zones.h; outreachd's --practice-time-zones), for the
+  // practices it lists; nullptr = every practice in time_zone. Shared: the caller may Replace
+  // its map while the store runs.
+  std::shared_ptr<const PracticeZoneTable> practice_zones;
   Clock* clock = nullptr;                          // nullptr = Clock::Real()
   bool sync_writes = true;          // fsync the WAL before acknowledging (tests may turn off)
   std::size_t block_cache_bytes = 64 << 20;
@@ -121,6 +126,11 @@ struct ListQuery {
   std::string patient_id;                          // empty = any
   std::string assignee;                            // empty = any
   std::optional<absl::CivilDay> follow_up_on_or_before;
+  // Tasks of these practices only (ListTasks.practice_id, or the practices a limited principal
+  // may see); empty = every practice.
+  std::vector<std::string> practice_ids;
+  std::vector<v1::TaskCategory> categories;  // empty = any
+  bool unassigned = false;                   // only tasks without an assignee (not with assignee)
   int page_size = 50;      // 1..500, checked by the caller
   std::string page_token;  // opaque; INVALID_ARGUMENT if malformed or from another query
 };

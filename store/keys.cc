@@ -131,35 +131,61 @@ std::string WorklistPrefix(Scope scope, absl::string_view scope_value, v1::TaskS
 
 std::string KindScopeValue(v1::TaskKind kind) { return absl::StrCat(static_cast<int>(kind)); }
 
-std::string WorklistKey(absl::string_view prefix, uint32_t day_key, absl::string_view task_id) {
+uint8_t UrgencyRank(v1::TaskPriority priority) { return priority == v1::URGENT ? 0 : 1; }
+
+std::string WorklistKey(absl::string_view prefix, uint32_t day_key, uint8_t urgency,
+                        absl::string_view task_id) {
   std::string out(prefix);
   AppendFixed32BE(&out, day_key);
+  out.push_back(static_cast<char>(urgency));
   absl::StrAppend(&out, task_id);
   return out;
 }
 
-bool ParseWorklistSuffix(absl::string_view suffix, uint32_t* day_key, std::string* task_id) {
-  if (suffix.size() <= 4 || !DecodeFixed32BE(suffix.substr(0, 4), day_key)) return false;
-  *task_id = std::string(suffix.substr(4));
+bool ParseWorklistSuffix(absl::string_view suffix, uint32_t* day_key, uint8_t* urgency,
+                         std::string* task_id) {
+  if (suffix.size() <= 5 || !DecodeFixed32BE(suffix.substr(0, 4), day_key)) return false;
+  *urgency = static_cast<uint8_t>(suffix[4]);
+  *task_id = std::string(suffix.substr(5));
   return true;
 }
 
+namespace {
+
+// kind | category | patient_id '\0' assignee '\0' practice_id (the grammar in keys.h).
+void AppendWorklistValue(std::string* out, v1::TaskKind kind, v1::TaskCategory category,
+                         absl::string_view patient_id, absl::string_view assignee,
+                         absl::string_view practice_id) {
+  out->reserve(out->size() + 4 + patient_id.size() + assignee.size() + practice_id.size());
+  out->push_back(static_cast<char>(kind));
+  out->push_back(static_cast<char>(category));
+  absl::StrAppend(out, patient_id);
+  out->push_back('\0');
+  absl::StrAppend(out, assignee);
+  out->push_back('\0');
+  absl::StrAppend(out, practice_id);
+}
+
+}  // namespace
+
 std::string EncodeWorklistValue(const WorklistValue& value) {
   std::string out;
-  out.push_back(static_cast<char>(value.kind));
-  absl::StrAppend(&out, value.patient_id);
-  out.push_back('\0');
-  absl::StrAppend(&out, value.assignee);
+  AppendWorklistValue(&out, value.kind, value.category, value.patient_id, value.assignee,
+                      value.practice_id);
   return out;
 }
 
 bool DecodeWorklistValue(absl::string_view bytes, WorklistValue* value) {
-  if (bytes.empty()) return false;
-  const std::size_t nul = bytes.find('\0', 1);
-  if (nul == absl::string_view::npos) return false;
+  if (bytes.size() < 2) return false;
+  const std::size_t first = bytes.find('\0', 2);
+  if (first == absl::string_view::npos) return false;
+  const std::size_t second = bytes.find('\0', first + 1);
+  if (second == absl::string_view::npos) return false;
   value->kind = static_cast<v1::TaskKind>(static_cast<uint8_t>(bytes[0]));
-  value->patient_id = std::string(bytes.substr(1, nul - 1));
-  value->assignee = std::string(bytes.substr(nul + 1));
+  value->category = static_cast<v1::TaskCategory>(static_cast<uint8_t>(bytes[1]));
+  value->patient_id = std::string(bytes.substr(2, first - 2));
+  value->assignee = std::string(bytes.substr(first + 1, second - first - 1));
+  value->practice_id = std::string(bytes.substr(second + 1));
   return true;
 }
 
@@ -167,11 +193,8 @@ void ForEachWorklistRow(const v1::Task& task,
                         absl::FunctionRef<void(absl::string_view, absl::string_view)> worklist) {
   const uint32_t day_key = DayKeyOfDate(task.follow_up_date());
   std::string value;
-  value.reserve(2 + task.patient_id().size() + task.assignee().size());
-  value.push_back(static_cast<char>(task.kind()));
-  absl::StrAppend(&value, task.patient_id());
-  value.push_back('\0');
-  absl::StrAppend(&value, task.assignee());
+  AppendWorklistValue(&value, task.kind(), task.category(), task.patient_id(), task.assignee(),
+                      task.practice_id());
   // One buffer for every key: WorklistKey(WorklistPrefix(scope, scope_value, status), ...).
   std::string key;
   key.reserve(64 + task.patient_id().size() + task.assignee().size());
@@ -182,12 +205,14 @@ void ForEachWorklistRow(const v1::Task& task,
     key.push_back('\0');
     key.push_back(static_cast<char>(task.status()));
     AppendFixed32BE(&key, day_key);
+    key.push_back(static_cast<char>(UrgencyRank(task.priority())));
     absl::StrAppend(&key, task.task_id());
     worklist(key, value);
   };
   add(Scope::kKind, KindScopeValue(task.kind()));  // a few digits: no allocation
   add(Scope::kPatient, task.patient_id());
   if (!task.assignee().empty()) add(Scope::kAssignee, task.assignee());
+  add(Scope::kPractice, task.practice_id());
 }
 
 std::optional<std::string> ExpiryRowFor(const v1::Task& task) {
@@ -206,7 +231,7 @@ void ForEachIndexRow(const v1::Task& task,
 
 IndexRows IndexRowsFor(const v1::Task& task) {
   IndexRows rows;
-  rows.worklist.reserve(4);
+  rows.worklist.reserve(5);
   ForEachIndexRow(
       task,
       [&](absl::string_view key, absl::string_view value) {

@@ -26,17 +26,26 @@
 //   "tasks":    task_id -> deterministic serialization of the outreach.v1.Task projection
 //               (format 4: the Task has issue 13's fields, practice "default" and category
 //               CUSTOM for tasks of schema version 1 events, so older rows are rebuilt)
-//   "worklist": scope_tag: u8 | scope_value | '\0' | status: u8 | day_key: fixed32_be | task_id
-//                 -> kind: u8 | patient_id | '\0' | assignee
+//   "worklist": scope_tag: u8 | scope_value | '\0' | status: u8 | day_key: fixed32_be
+//                 | urgency: u8 | task_id
+//                 -> kind: u8 | category: u8 | patient_id | '\0' | assignee | '\0' | practice_id
 //               scope_tag := 'k' (kind; decimal enum number) | 'p' (patient_id)
 //                          | 'u' (assignee; only when the task has one)
-//               (Format 1 also had 'a', every task in one scope. Format 2 serves the unfiltered
-//               worklist by merging the kinds' scopes: one row pair fewer for the writer to
-//               move at every follow-up change, its largest cost.)
+//                          | 'r' (practice_id)
 //               status    := the outreach.v1.TaskStatus number
 //               day_key   := days from 1970-01-01 to follow_up_date + kDayOffset,
 //                            or kNoFollowUpDay (0xFFFFFFFF, sorts last) without one
+//               urgency   := 0 for URGENT, 1 for ROUTINE (UrgencyRank): on one follow-up day
+//                            URGENT tasks come first
+//               category  := the outreach.v1.TaskCategory number
 //               Every task has one row per scope it belongs to, in every status (closed ones too).
+//               The scopes serve ListTasks (store/worklist.h); the value serves the filters
+//               checked per row (kind, patient, assignee or none, category, practice).
+//               History: format 1 also had 'a', every task in one scope; format 2 serves the
+//               unfiltered worklist by merging the kinds' scopes (one row pair fewer for the
+//               writer at every follow-up change). Format 5 adds the urgency byte, the 'r' scope
+//               and the value's category and practice_id (issue 13's ListTasks filters); a store
+//               at format 4 or older rebuilds its projections at start-up.
 //   "expiry":   expires_at: fixed64_be(unix micros XOR 2^63) | task_id -> empty
 //               (only open automatic tasks; the XOR makes signed order bytewise order)
 //   "requests": actor '\0' request_id -> serialized outreach.storage.v1.RequestRecord
@@ -75,7 +84,7 @@ const std::vector<std::string>& ColumnFamilyNames();
 // The column families that are a pure fold of the log (rebuilt, verified and dumped) are those
 // of the registered projections: store/projections/registry.h ProjectionFamilies().
 
-inline constexpr uint32_t kProjectionFormat = 4;
+inline constexpr uint32_t kProjectionFormat = 5;
 inline constexpr char kHeadKey[] = "head";
 inline constexpr char kCheckpointKey[] = "checkpoint";
 inline constexpr char kProjectionFormatKey[] = "projection_format";
@@ -102,7 +111,7 @@ std::string ExpiryKey(absl::Time expires_at, absl::string_view task_id);
 bool ParseExpiryKey(absl::string_view key, absl::Time* expires_at, std::string* task_id);
 
 // "worklist"
-enum class Scope : char { kKind = 'k', kPatient = 'p', kAssignee = 'u' };
+enum class Scope : char { kKind = 'k', kPatient = 'p', kAssignee = 'u', kPractice = 'r' };
 inline constexpr uint32_t kDayOffset = 1u << 20;
 inline constexpr uint32_t kNoFollowUpDay = 0xFFFFFFFFu;
 
@@ -112,15 +121,21 @@ uint32_t DayKeyOfDate(absl::string_view follow_up_date);
 // scope_tag | scope_value | '\0' | status: every row of one scope and status starts with it.
 std::string WorklistPrefix(Scope scope, absl::string_view scope_value, v1::TaskStatus status);
 std::string KindScopeValue(v1::TaskKind kind);
-// prefix | day_key | task_id
-std::string WorklistKey(absl::string_view prefix, uint32_t day_key, absl::string_view task_id);
+// 0 for URGENT, 1 for anything else (ROUTINE, or unset, which reads as ROUTINE).
+uint8_t UrgencyRank(v1::TaskPriority priority);
+// prefix | day_key | urgency | task_id
+std::string WorklistKey(absl::string_view prefix, uint32_t day_key, uint8_t urgency,
+                        absl::string_view task_id);
 // Splits what follows the prefix; false if malformed.
-bool ParseWorklistSuffix(absl::string_view suffix, uint32_t* day_key, std::string* task_id);
+bool ParseWorklistSuffix(absl::string_view suffix, uint32_t* day_key, uint8_t* urgency,
+                         std::string* task_id);
 
 struct WorklistValue {
   v1::TaskKind kind = v1::TASK_KIND_UNSPECIFIED;
+  v1::TaskCategory category = v1::TASK_CATEGORY_UNSPECIFIED;
   std::string patient_id;
   std::string assignee;
+  std::string practice_id;
 };
 std::string EncodeWorklistValue(const WorklistValue& value);
 bool DecodeWorklistValue(absl::string_view bytes, WorklistValue* value);

@@ -17,11 +17,13 @@
 namespace outreach::store {
 namespace {
 
-constexpr uint8_t kTokenVersion = 1;
+// Version 1 tokens (format 4's index, without the urgency byte) are refused as malformed.
+constexpr uint8_t kTokenVersion = 2;
 constexpr std::size_t kFilterHashSize = 8;
 
 struct Cursor {
   uint32_t day_key = 0;
+  uint8_t urgency = 0;
   std::string task_id;
 };
 
@@ -34,16 +36,32 @@ struct Range {
   std::unique_ptr<rocksdb::Iterator> it;
 };
 
-std::vector<v1::TaskStatus> Statuses(const ListQuery& query) {
-  std::vector<v1::TaskStatus> out = query.statuses;
-  if (out.empty()) out = {v1::OPEN, v1::IN_PROGRESS};
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
+template <class T>
+std::vector<T> SortedUnique(std::vector<T> values) {
+  std::sort(values.begin(), values.end());
+  values.erase(std::unique(values.begin(), values.end()), values.end());
+  return values;
 }
 
-absl::Status CheckQuery(const ListQuery& query, const std::vector<v1::TaskStatus>& statuses) {
-  for (v1::TaskStatus status : statuses) {
+// The query's sets in canonical form (sorted, each value once): what the plan and the page
+// token's filter hash read.
+struct Filters {
+  std::vector<v1::TaskStatus> statuses;  // never empty
+  std::vector<std::string> practice_ids;
+  std::vector<v1::TaskCategory> categories;
+};
+
+Filters FiltersOf(const ListQuery& query) {
+  Filters filters;
+  filters.statuses = SortedUnique(query.statuses);
+  if (filters.statuses.empty()) filters.statuses = {v1::OPEN, v1::IN_PROGRESS};
+  filters.practice_ids = SortedUnique(query.practice_ids);
+  filters.categories = SortedUnique(query.categories);
+  return filters;
+}
+
+absl::Status CheckQuery(const ListQuery& query, const Filters& filters) {
+  for (v1::TaskStatus status : filters.statuses) {
     if (status == v1::TASK_STATUS_UNSPECIFIED || !v1::TaskStatus_IsValid(status)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "statuses: ", static_cast<int>(status), " is not OPEN, IN_PROGRESS or CLOSED"));
@@ -53,6 +71,16 @@ absl::Status CheckQuery(const ListQuery& query, const std::vector<v1::TaskStatus
     return absl::InvalidArgumentError(
         absl::StrCat("kind: ", static_cast<int>(query.kind), " is not MANUAL or AUTOMATIC"));
   }
+  for (v1::TaskCategory category : filters.categories) {
+    if (category == v1::TASK_CATEGORY_UNSPECIFIED || !v1::TaskCategory_IsValid(category)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("categories: ", static_cast<int>(category), " is not a TaskCategory"));
+    }
+  }
+  if (query.unassigned && !query.assignee.empty()) {
+    return absl::InvalidArgumentError(
+        "unassigned: cannot be combined with assignee (a task has one assignee or none)");
+  }
   if (query.page_size < 1 || query.page_size > kMaxPageSize) {
     return absl::InvalidArgumentError(absl::StrCat("page_size: ", query.page_size,
                                                    " is not between 1 and ", kMaxPageSize));
@@ -61,10 +89,10 @@ absl::Status CheckQuery(const ListQuery& query, const std::vector<v1::TaskStatus
 }
 
 // Identifies the query's filters, so that a token cannot be replayed against another query.
-std::string FilterHash(const ListQuery& query, const std::vector<v1::TaskStatus>& statuses) {
-  std::string canonical = "worklist-v1";
+std::string FilterHash(const ListQuery& query, const Filters& filters) {
+  std::string canonical = "worklist-v2";
   canonical.push_back('\0');
-  for (v1::TaskStatus status : statuses) canonical.push_back(static_cast<char>(status));
+  for (v1::TaskStatus status : filters.statuses) canonical.push_back(static_cast<char>(status));
   canonical.push_back('\0');
   canonical.push_back(static_cast<char>(query.kind));
   absl::StrAppend(&canonical, query.patient_id);
@@ -74,6 +102,17 @@ std::string FilterHash(const ListQuery& query, const std::vector<v1::TaskStatus>
   absl::StrAppend(&canonical, query.follow_up_on_or_before.has_value()
                        ? keys::EncodeFixed32BE(keys::DayKey(*query.follow_up_on_or_before))
                        : std::string("none"));
+  canonical.push_back('\0');
+  for (const std::string& practice : filters.practice_ids) {
+    absl::StrAppend(&canonical, practice);
+    canonical.push_back('\0');  // ids hold no '\0'
+  }
+  canonical.push_back('\0');
+  for (v1::TaskCategory category : filters.categories) {
+    canonical.push_back(static_cast<char>(category));
+  }
+  canonical.push_back('\0');
+  canonical.push_back(query.unassigned ? 'u' : '-');
   return std::string(AsBytes(Sha256(canonical)).substr(0, kFilterHashSize));
 }
 
@@ -82,13 +121,14 @@ std::string EncodeToken(absl::string_view filter_hash, const Cursor& cursor) {
   raw.push_back(static_cast<char>(kTokenVersion));
   absl::StrAppend(&raw, filter_hash);
   absl::StrAppend(&raw, keys::EncodeFixed32BE(cursor.day_key));
+  raw.push_back(static_cast<char>(cursor.urgency));
   absl::StrAppend(&raw, cursor.task_id);
   return absl::WebSafeBase64Escape(raw);
 }
 
 absl::StatusOr<Cursor> DecodeToken(absl::string_view token, absl::string_view filter_hash) {
   std::string raw;
-  constexpr std::size_t kFixed = 1 + kFilterHashSize + 4;
+  constexpr std::size_t kFixed = 1 + kFilterHashSize + 4 + 1;
   if (!absl::WebSafeBase64Unescape(token, &raw) || raw.size() <= kFixed ||
       static_cast<uint8_t>(raw[0]) != kTokenVersion) {
     return absl::InvalidArgumentError("page_token: malformed (pass next_page_token unchanged)");
@@ -100,6 +140,7 @@ absl::StatusOr<Cursor> DecodeToken(absl::string_view token, absl::string_view fi
   }
   Cursor cursor;
   keys::DecodeFixed32BE(absl::string_view(raw).substr(1 + kFilterHashSize, 4), &cursor.day_key);
+  cursor.urgency = static_cast<uint8_t>(raw[kFixed - 1]);
   cursor.task_id = raw.substr(kFixed);
   return cursor;
 }
@@ -112,10 +153,13 @@ std::string PrefixSuccessor(std::string prefix) {
 }
 
 // The most selective scope the query names, and its values; the other filters are checked per
-// row. Without one, every kind's scope: together they hold every task once.
-std::pair<keys::Scope, std::vector<std::string>> ScopeOf(const ListQuery& query) {
+// row. Practices: one scope per practice, merged. Without any, every kind's scope: together they
+// hold every task once.
+std::pair<keys::Scope, std::vector<std::string>> ScopeOf(const ListQuery& query,
+                                                         const Filters& filters) {
   if (!query.patient_id.empty()) return {keys::Scope::kPatient, {query.patient_id}};
   if (!query.assignee.empty()) return {keys::Scope::kAssignee, {query.assignee}};
+  if (!filters.practice_ids.empty()) return {keys::Scope::kPractice, filters.practice_ids};
   if (query.kind != v1::TASK_KIND_UNSPECIFIED) {
     return {keys::Scope::kKind, {keys::KindScopeValue(query.kind)}};
   }
@@ -134,23 +178,24 @@ std::pair<keys::Scope, std::vector<std::string>> ScopeOf(const ListQuery& query)
 std::vector<std::unique_ptr<Range>> OpenRanges(rocksdb::DB* db,
                                                rocksdb::ColumnFamilyHandle* worklist,
                                                const rocksdb::Snapshot* snapshot,
-                                               const ListQuery& query,
-                                               const std::vector<v1::TaskStatus>& statuses,
+                                               const ListQuery& query, const Filters& filters,
                                                const std::optional<Cursor>& after) {
-  const auto [scope, scope_values] = ScopeOf(query);
+  const auto [scope, scope_values] = ScopeOf(query, filters);
   std::vector<std::unique_ptr<Range>> ranges;
   for (const std::string& scope_value : scope_values) {
-    for (v1::TaskStatus status : statuses) {
+    for (v1::TaskStatus status : filters.statuses) {
       auto range = std::make_unique<Range>();
       range->prefix = keys::WorklistPrefix(scope, scope_value, status);
+      // The least key of the day after follow_up_on_or_before.
       range->upper = query.follow_up_on_or_before.has_value()
-                         ? keys::WorklistKey(range->prefix,
-                                             keys::DayKey(*query.follow_up_on_or_before) + 1, "")
+                         ? absl::StrCat(range->prefix, keys::EncodeFixed32BE(keys::DayKey(
+                                                           *query.follow_up_on_or_before) +
+                                                       1))
                          : PrefixSuccessor(range->prefix);
       // task_id + '\0' is the least key after task_id: ids never contain '\0'.
-      range->lower = after.has_value()
-                         ? keys::WorklistKey(range->prefix, after->day_key, after->task_id + '\0')
-                         : range->prefix;
+      range->lower = after.has_value() ? keys::WorklistKey(range->prefix, after->day_key,
+                                                           after->urgency, after->task_id + '\0')
+                                       : range->prefix;
       if (range->lower >= range->upper) continue;
       range->upper_slice = rocksdb::Slice(range->upper);
       rocksdb::ReadOptions read;
@@ -164,35 +209,53 @@ std::vector<std::unique_ptr<Range>> OpenRanges(rocksdb::DB* db,
   return ranges;
 }
 
-// Merges the ranges in (follow-up day, task id) order, keeping the rows the query's filters
-// accept, up to a page; `*has_more` when a further match exists.
+// Whether a row's value passes the filters its scope does not serve.
+bool Keeps(const ListQuery& query, const Filters& filters, const keys::WorklistValue& value) {
+  if (query.kind != v1::TASK_KIND_UNSPECIFIED && value.kind != query.kind) return false;
+  if (!query.patient_id.empty() && value.patient_id != query.patient_id) return false;
+  if (!query.assignee.empty() && value.assignee != query.assignee) return false;
+  if (query.unassigned && !value.assignee.empty()) return false;
+  if (!filters.categories.empty() &&
+      !std::binary_search(filters.categories.begin(), filters.categories.end(), value.category)) {
+    return false;
+  }
+  return filters.practice_ids.empty() ||
+         std::binary_search(filters.practice_ids.begin(), filters.practice_ids.end(),
+                            value.practice_id);
+}
+
+// The range whose current row comes first in (day, urgency, task id) order; nullptr when all
+// are done.
+Range* Earliest(const std::vector<std::unique_ptr<Range>>& ranges) {
+  Range* next = nullptr;
+  for (const auto& range : ranges) {
+    if (!range->it->Valid()) continue;
+    if (next == nullptr || View(range->it->key()).substr(range->prefix.size()) <
+                               View(next->it->key()).substr(next->prefix.size())) {
+      next = range.get();
+    }
+  }
+  return next;
+}
+
+// Merges the ranges in (follow-up day, urgency, task id) order, keeping the rows the query's
+// filters accept, up to a page; `*has_more` when a further match exists.
 absl::StatusOr<std::vector<Cursor>> MergeRanges(std::vector<std::unique_ptr<Range>>& ranges,
-                                                const ListQuery& query, bool* has_more) {
+                                                const ListQuery& query, const Filters& filters,
+                                                bool* has_more) {
   std::vector<Cursor> matches;
   *has_more = false;
-  while (true) {
-    Range* next = nullptr;
-    for (const auto& range : ranges) {
-      if (!range->it->Valid()) continue;
-      if (next == nullptr || View(range->it->key()).substr(range->prefix.size()) <
-                                 View(next->it->key()).substr(next->prefix.size())) {
-        next = range.get();
-      }
-    }
-    if (next == nullptr) break;
+  while (Range* next = Earliest(ranges)) {
     const absl::string_view key = View(next->it->key());
     Cursor cursor;
     keys::WorklistValue value;
     if (!keys::ParseWorklistSuffix(key.substr(next->prefix.size()), &cursor.day_key,
-                                   &cursor.task_id) ||
+                                   &cursor.urgency, &cursor.task_id) ||
         !keys::DecodeWorklistValue(View(next->it->value()), &value)) {
       return absl::DataLossError(
           absl::StrCat("worklist index: malformed row ", absl::BytesToHexString(key)));
     }
-    const bool keep = (query.kind == v1::TASK_KIND_UNSPECIFIED || value.kind == query.kind) &&
-                      (query.patient_id.empty() || value.patient_id == query.patient_id) &&
-                      (query.assignee.empty() || value.assignee == query.assignee);
-    if (keep) {
+    if (Keeps(query, filters, value)) {
       if (matches.size() == static_cast<std::size_t>(query.page_size)) {
         *has_more = true;
         break;
@@ -241,9 +304,9 @@ absl::Status ReadTasks(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* tasks,
 absl::StatusOr<ListPage> ListWorklist(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* worklist,
                                       rocksdb::ColumnFamilyHandle* tasks,
                                       const rocksdb::Snapshot* snapshot, const ListQuery& query) {
-  const std::vector<v1::TaskStatus> statuses = Statuses(query);
-  if (absl::Status s = CheckQuery(query, statuses); !s.ok()) return s;
-  const std::string filter_hash = FilterHash(query, statuses);
+  const Filters filters = FiltersOf(query);
+  if (absl::Status s = CheckQuery(query, filters); !s.ok()) return s;
+  const std::string filter_hash = FilterHash(query, filters);
   std::optional<Cursor> after;
   if (!query.page_token.empty()) {
     absl::StatusOr<Cursor> cursor = DecodeToken(query.page_token, filter_hash);
@@ -251,9 +314,9 @@ absl::StatusOr<ListPage> ListWorklist(rocksdb::DB* db, rocksdb::ColumnFamilyHand
     after = *std::move(cursor);
   }
   std::vector<std::unique_ptr<Range>> ranges =
-      OpenRanges(db, worklist, snapshot, query, statuses, after);
+      OpenRanges(db, worklist, snapshot, query, filters, after);
   bool has_more = false;
-  absl::StatusOr<std::vector<Cursor>> matches = MergeRanges(ranges, query, &has_more);
+  absl::StatusOr<std::vector<Cursor>> matches = MergeRanges(ranges, query, filters, &has_more);
   if (!matches.ok()) return matches.status();
   ListPage page;
   if (matches->empty()) return page;

@@ -14,7 +14,7 @@ using WorklistRows = std::vector<std::pair<std::string, std::string>>;
 
 WorklistRows WorklistRowsOf(const v1::Task& task) {
   WorklistRows rows;
-  rows.reserve(4);
+  rows.reserve(5);
   keys::ForEachWorklistRow(task, [&](absl::string_view key, absl::string_view value) {
     rows.emplace_back(std::string(key), std::string(value));
   });
@@ -29,7 +29,7 @@ class WorklistFold final : public ProjectionFold {
     return absl::OkStatus();
   }
   absl::Status Finish(const FoldedLog& folded) override {
-    rows_.Reserve(folded.tasks.size() * 4, folded.tasks.size() * 4 * 64);
+    rows_.Reserve(folded.tasks.size() * 5, folded.tasks.size() * 5 * 64);
     for (const FoldedLog::TaskRef& task : folded.tasks) {
       keys::ForEachWorklistRow(*task.stream->task,
                                [&](absl::string_view key, absl::string_view value) {

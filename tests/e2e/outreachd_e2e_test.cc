@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -290,6 +291,82 @@ TEST_F(OutreachdTest, TimeZoneDecidesToday) {
   create.set_follow_up_date(absl::FormatCivilTime(today));
   status = tasks_->CreateTask(Context().get(), create, &task);
   EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+// --practice-time-zones: a file that does not parse stops the start (exit 2) naming FILE:LINE,
+// before the database is opened; so does one that cannot be read.
+TEST_F(OutreachdTest, ABadPracticeTimeZonesFileStopsTheStartNamingFileAndLine) {
+  const std::string zones = dir_ + "/zones.txt";
+  {
+    std::ofstream out(zones);
+    out << "# practice  zone\n"
+           "north America/Chicago\n"
+           "south Mars/Olympus\n";
+  }
+  Daemon bad(dir_ + "/db-zones", FreePort(), dir_ + "/outreachd-zones.log",
+             {"--practice-time-zones=" + zones});
+  bad.Start();
+  int status = bad.WaitExit(absl::Seconds(10));
+  ASSERT_NE(status, -1) << "outreachd kept running with a bad zones file";
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_THAT(bad.Log(), HasSubstr("--practice-time-zones: " + zones + ":3: unknown IANA time "
+                                   "zone \"Mars/Olympus\" for practice south"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/db-zones"));
+
+  Daemon missing(dir_ + "/db-zones", FreePort(), dir_ + "/outreachd-zones-missing.log",
+                 {"--practice-time-zones=" + dir_ + "/no-such-file"});
+  missing.Start();
+  status = missing.WaitExit(absl::Seconds(10));
+  ASSERT_NE(status, -1);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_THAT(missing.Log(), HasSubstr(dir_ + "/no-such-file"));
+}
+
+// "Today" per practice from the file, and SIGHUP re-reads it: Kiritimati (UTC+14) is always a
+// day or two ahead of Pago Pago (UTC-11), so Pago Pago's today is always Kiritimati's past.
+TEST_F(OutreachdTest, PracticeTimeZonesDecideTodayPerPracticeAndSighupRereadsThem) {
+  const std::string zones = dir_ + "/zones.txt";
+  auto write = [&](const std::string& text) {
+    std::ofstream out(zones, std::ios::trunc);
+    out << text;
+  };
+  write("east Pacific/Kiritimati\nwest Pacific/Pago_Pago  # the far side\n");
+  daemon_ = std::make_unique<Daemon>(dir_ + "/db-practices", FreePort(), dir_ + "/outreachd.log",
+                                     std::vector<std::string>{"--practice-time-zones=" + zones});
+  StartServing();
+  EXPECT_THAT(daemon_->Log(), HasSubstr("2 practice(s)"));
+  absl::TimeZone pago;
+  ASSERT_TRUE(absl::LoadTimeZone("Pacific/Pago_Pago", &pago));
+  const std::string date = absl::FormatCivilTime(absl::ToCivilDay(absl::Now(), pago));
+  auto create = [&](const std::string& id, const std::string& practice) {
+    v1::CreateTaskRequest request;
+    request.set_task_id(id);
+    request.set_patient_id("patient-1");
+    request.set_kind(v1::MANUAL);
+    request.set_practice_id(practice);
+    request.set_follow_up_date(date);
+    v1::Task task;
+    return tasks_->CreateTask(Context().get(), request, &task);
+  };
+  grpc::Status east = create("e1", "east");
+  EXPECT_EQ(east.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(east.error_message(), HasSubstr("Pacific/Kiritimati"));
+  EXPECT_TRUE(create("w1", "west").ok());
+
+  write("east Pacific/Pago_Pago\n");
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(daemon_->WaitForLog("practice time zones reloaded from " + zones));
+  EXPECT_TRUE(create("e2", "east").ok());
+
+  // A bad file keeps the zones in use.
+  write("east Pacific/Kiritimati\nwest\n");
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(daemon_->WaitForLog("practice time zones NOT reloaded"));
+  EXPECT_THAT(daemon_->Log(), HasSubstr(zones + ":2: want: practice_id IANA-zone"));
+  EXPECT_TRUE(create("e3", "east").ok());
+  StopGracefully();
 }
 
 }  // namespace

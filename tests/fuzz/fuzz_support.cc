@@ -284,21 +284,26 @@ void CheckProjectionRows(const v1::Task& task) {
     prefixes.push_back(store::keys::WorklistPrefix(store::keys::Scope::kAssignee, task.assignee(),
                                                    task.status()));
   }
+  prefixes.push_back(store::keys::WorklistPrefix(store::keys::Scope::kPractice,
+                                                 task.practice_id(), task.status()));
   if (rows.worklist.size() != prefixes.size()) {
     Fail(absl::StrCat(rows.worklist.size(), " worklist rows for ", prefixes.size(), " scopes"));
   }
   for (std::size_t i = 0; i < prefixes.size(); ++i) {
     const auto& [key, value] = rows.worklist[i];
     uint32_t parsed_day = 0;
+    uint8_t parsed_urgency = 0;
     std::string parsed_id;
     store::keys::WorklistValue parsed_value;
     if (key.rfind(prefixes[i], 0) != 0 ||
         !store::keys::ParseWorklistSuffix(absl::string_view(key).substr(prefixes[i].size()),
-                                          &parsed_day, &parsed_id) ||
+                                          &parsed_day, &parsed_urgency, &parsed_id) ||
         parsed_day != day_key || parsed_id != task.task_id() ||
+        parsed_urgency != store::keys::UrgencyRank(task.priority()) ||
         !store::keys::DecodeWorklistValue(value, &parsed_value) ||
         parsed_value.kind != task.kind() || parsed_value.patient_id != task.patient_id() ||
-        parsed_value.assignee != task.assignee()) {
+        parsed_value.assignee != task.assignee() || parsed_value.category != task.category() ||
+        parsed_value.practice_id != task.practice_id()) {
       Fail(absl::StrCat("worklist row ", i, " does not parse back:\n", task.DebugString()));
     }
   }

@@ -142,6 +142,59 @@ TEST(PrincipalsTest, FindsACertificateByCommonNameOrSan) {
   EXPECT_EQ(principals->FindByCertSubject(std::vector<std::string>{"nobody"}), nullptr);
 }
 
+TEST(PrincipalsTest, PracticesLimitAPrincipalAndComeBeforeTheCertificateSubject) {
+  std::shared_ptr<const Principals> principals = MustParse(absl::StrCat(
+      "north-nurse coordinator ", HashHex("a"), " practices=north\n",
+      "two-svc     service     ", HashHex("b"), " practices=south,north,south  svc.example\n",
+      "cert-north  coordinator - practices=north Jane Doe\n",
+      "everywhere  admin       ", HashHex("c"), "\n"));
+  ASSERT_NE(principals, nullptr);
+  const Principal* nurse = principals->FindById("north-nurse");
+  ASSERT_NE(nurse, nullptr);
+  EXPECT_THAT(nurse->practices, ::testing::ElementsAre("north"));
+  EXPECT_EQ(nurse->cert_subject, "");
+  const Principal* svc = principals->FindById("two-svc");
+  ASSERT_NE(svc, nullptr);
+  EXPECT_THAT(svc->practices, ::testing::ElementsAre("north", "south"));  // sorted, once each
+  EXPECT_EQ(svc->cert_subject, "svc.example");
+  const Principal* cert = principals->FindById("cert-north");
+  ASSERT_NE(cert, nullptr);
+  EXPECT_THAT(cert->practices, ::testing::ElementsAre("north"));
+  EXPECT_EQ(cert->cert_subject, "Jane Doe");
+  EXPECT_TRUE(principals->FindById("everywhere")->practices.empty());
+}
+
+TEST(PrincipalsTest, RefusesABadPracticeListNamingTheLine) {
+  const std::string good = absl::StrCat("ok-1 coordinator ", HashHex("a"), "\n");
+  const std::vector<std::string> lists = {"practices=", "practices=north,", "practices=no/rth",
+                                          "practices=,north",
+                                          "practices=" + std::string(65, 'p')};
+  for (const std::string& list : lists) {
+    absl::StatusOr<std::shared_ptr<const Principals>> parsed =
+        Principals::Parse(absl::StrCat(good, "p2 admin ", HashHex("b"), " ", list, "\n"));
+    ASSERT_FALSE(parsed.ok()) << list;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << list;
+    EXPECT_THAT(parsed.status().message(), HasSubstr("line 2: practices:")) << list;
+  }
+}
+
+TEST(PrincipalsTest, CallerSeesItsPracticesAndTheDefaultPracticeIsNamedDefault) {
+  Caller unlimited;
+  EXPECT_TRUE(unlimited.MaySee("anything"));
+  EXPECT_TRUE(CheckPracticeAccess(unlimited, "").ok());
+  Caller limited;
+  limited.principal = "nurse-1";
+  limited.practices = {"default", "north"};
+  EXPECT_TRUE(limited.MaySee("north"));
+  EXPECT_TRUE(limited.MaySee(""));  // an empty practice id is the default practice
+  EXPECT_FALSE(limited.MaySee("south"));
+  const absl::Status denied = CheckPracticeAccess(limited, "south");
+  EXPECT_EQ(denied.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(denied.message(),
+            "practice_id: principal nurse-1 is limited to practices default, north (not "
+            "\"south\")");
+}
+
 class PrincipalRegistryTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -372,6 +425,40 @@ TEST_F(AuthenticatorTest, RecheckFollowsTheCurrentPrincipals) {
   Write(absl::StrCat("admin-1 admin ", HashHex("admin-token-0123456789abcdef"), "\n"));
   ASSERT_TRUE(registry_->Reload().ok());
   EXPECT_EQ(auth_->Recheck(*caller, method).code(), absl::StatusCode::kUnauthenticated);
+}
+
+// A limited principal's caller carries its practices; a stream it opened ends once a reload
+// takes away a practice it could see (or limits a principal that was not).
+TEST_F(AuthenticatorTest, RecheckEndsACallWhosePrincipalLostAPractice) {
+  const std::string method = "/outreach.v1.EventLog/SubscribeEvents";
+  const std::string token = "auditor-token-0123456789abcdef";
+  auto file = [&](absl::string_view practices) {
+    return absl::StrCat("auditor-1 auditor ", HashHex(token), " ", practices, "\n");
+  };
+  Write(file("practices=north,south"));
+  ASSERT_TRUE(registry_->Reload().ok());
+  absl::StatusOr<Caller> caller = auth_->Check(method, Bearer(token));
+  ASSERT_TRUE(caller.ok()) << caller.status();
+  EXPECT_THAT(caller->practices, ::testing::ElementsAre("north", "south"));
+  EXPECT_TRUE(caller->limited());
+  Write(file("practices=east,north,south"));
+  ASSERT_TRUE(registry_->Reload().ok());
+  EXPECT_TRUE(auth_->Recheck(*caller, method).ok());
+  Write(file(""));  // unlimited now: sees more, never less
+  ASSERT_TRUE(registry_->Reload().ok());
+  EXPECT_TRUE(auth_->Recheck(*caller, method).ok());
+  Write(file("practices=north"));
+  ASSERT_TRUE(registry_->Reload().ok());
+  EXPECT_EQ(auth_->Recheck(*caller, method).code(), absl::StatusCode::kPermissionDenied);
+
+  Write(file(""));
+  ASSERT_TRUE(registry_->Reload().ok());
+  absl::StatusOr<Caller> unlimited = auth_->Check(method, Bearer(token));
+  ASSERT_TRUE(unlimited.ok()) << unlimited.status();
+  EXPECT_FALSE(unlimited->limited());
+  Write(file("practices=north,south"));
+  ASSERT_TRUE(registry_->Reload().ok());
+  EXPECT_EQ(auth_->Recheck(*unlimited, method).code(), absl::StatusCode::kPermissionDenied);
 }
 
 TEST_F(AuthenticatorTest, ACertificateSubjectAuthenticates) {

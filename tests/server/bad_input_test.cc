@@ -328,7 +328,27 @@ INSTANTIATE_TEST_SUITE_P(
         BadList{"AssigneeTooLong", [](auto& r) { r.set_assignee(kTooLongId); }, "assignee"},
         BadList{"FollowUpOnOrBeforeNotOnTheCalendar",
                 [](auto& r) { r.set_follow_up_on_or_before("2025-02-30"); },
-                "follow_up_on_or_before"}),
+                "follow_up_on_or_before"},
+        // Issue 13's filters.
+        BadList{"PracticeIdWithSpace", [](auto& r) { r.set_practice_id("north clinic"); },
+                "practice_id"},
+        BadList{"PracticeIdTooLong", [](auto& r) { r.set_practice_id(kTooLongId); },
+                "practice_id"},
+        BadList{"CategoryUnspecified",
+                [](auto& r) {
+                  r.add_categories(v1::RECALL_OVERDUE);
+                  r.add_categories(v1::TASK_CATEGORY_UNSPECIFIED);
+                },
+                "categories"},
+        BadList{"CategoryUnknownNumber",
+                [](auto& r) { r.add_categories(static_cast<v1::TaskCategory>(42)); },
+                "categories"},
+        BadList{"UnassignedWithAnAssignee",
+                [](auto& r) {
+                  r.set_unassigned(true);
+                  r.set_assignee("nurse-1");
+                },
+                "unassigned"}),
     [](const ::testing::TestParamInfo<BadList>& info) { return info.param.name; });
 
 TEST_F(BadInputTest, PageTokenFromAnotherQueryIsInvalidArgument) {

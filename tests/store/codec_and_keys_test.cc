@@ -93,17 +93,50 @@ TEST(KeysTest, EventKeysSortInPositionOrder) {
   EXPECT_EQ(position, 123456789u);
 }
 
-TEST(KeysTest, WorklistKeysSortByFollowUpDateThenTaskIdWithNoDateLast) {
-  const std::string prefix = keys::WorklistPrefix(keys::Scope::kKind, keys::KindScopeValue(v1::MANUAL), v1::OPEN);
-  const std::string early = keys::WorklistKey(
-      prefix, keys::DayKeyOfDate("2025-01-02"), "zzz");
-  const std::string late_a = keys::WorklistKey(prefix, keys::DayKeyOfDate("2025-10-01"), "a");
-  const std::string late_b = keys::WorklistKey(prefix, keys::DayKeyOfDate("2025-10-01"), "b");
-  const std::string none = keys::WorklistKey(prefix, keys::DayKeyOfDate(""), "a");
-  EXPECT_LT(early, late_a);
+TEST(KeysTest, WorklistKeysSortByFollowUpDateThenUrgencyThenTaskIdWithNoDateLast) {
+  const std::string prefix =
+      keys::WorklistPrefix(keys::Scope::kKind, keys::KindScopeValue(v1::MANUAL), v1::OPEN);
+  const uint8_t urgent = keys::UrgencyRank(v1::URGENT);
+  const uint8_t routine = keys::UrgencyRank(v1::ROUTINE);
+  EXPECT_EQ(keys::UrgencyRank(v1::TASK_PRIORITY_UNSPECIFIED), routine);
+  const std::string early = keys::WorklistKey(prefix, keys::DayKeyOfDate("2025-01-02"), routine,
+                                              "zzz");
+  const std::string late_urgent =
+      keys::WorklistKey(prefix, keys::DayKeyOfDate("2025-10-01"), urgent, "z");
+  const std::string late_a = keys::WorklistKey(prefix, keys::DayKeyOfDate("2025-10-01"), routine,
+                                               "a");
+  const std::string late_b = keys::WorklistKey(prefix, keys::DayKeyOfDate("2025-10-01"), routine,
+                                               "b");
+  const std::string none = keys::WorklistKey(prefix, keys::DayKeyOfDate(""), urgent, "a");
+  EXPECT_LT(early, late_urgent);
+  EXPECT_LT(late_urgent, late_a);
   EXPECT_LT(late_a, late_b);
   EXPECT_LT(late_b, none);
   EXPECT_LT(keys::DayKeyOfDate("1900-01-01"), keys::DayKeyOfDate("1970-01-01"));
+  uint32_t day = 0;
+  uint8_t urgency = 9;
+  std::string task_id;
+  ASSERT_TRUE(keys::ParseWorklistSuffix(absl::string_view(late_urgent).substr(prefix.size()),
+                                        &day, &urgency, &task_id));
+  EXPECT_EQ(day, keys::DayKeyOfDate("2025-10-01"));
+  EXPECT_EQ(urgency, urgent);
+  EXPECT_EQ(task_id, "z");
+}
+
+TEST(KeysTest, WorklistValueRoundTripsEveryFilteredField) {
+  const keys::WorklistValue value{.kind = v1::AUTOMATIC,
+                                  .category = v1::RECALL_OVERDUE,
+                                  .patient_id = "patient-1",
+                                  .assignee = "",
+                                  .practice_id = "north"};
+  keys::WorklistValue parsed;
+  ASSERT_TRUE(keys::DecodeWorklistValue(keys::EncodeWorklistValue(value), &parsed));
+  EXPECT_EQ(parsed.kind, v1::AUTOMATIC);
+  EXPECT_EQ(parsed.category, v1::RECALL_OVERDUE);
+  EXPECT_EQ(parsed.patient_id, "patient-1");
+  EXPECT_EQ(parsed.assignee, "");
+  EXPECT_EQ(parsed.practice_id, "north");
+  EXPECT_FALSE(keys::DecodeWorklistValue(std::string("\x01\x07p1", 4), &parsed));
 }
 
 TEST(KeysTest, ExpiryKeysSortByTimeAndRoundTrip) {
@@ -127,12 +160,12 @@ TEST(KeysTest, OpenAutomaticTaskOwnsAnExpiryRowAndClosedOneDoesNot) {
   *task.mutable_expires_at() = domain::ToProto(absl::FromUnixSeconds(1'800'000'000));
   keys::IndexRows rows = keys::IndexRowsFor(task);
   EXPECT_TRUE(rows.expiry.has_value());
-  EXPECT_EQ(rows.worklist.size(), 3u);  // kind, patient, assignee
+  EXPECT_EQ(rows.worklist.size(), 4u);  // kind, patient, assignee, practice
   task.set_status(v1::CLOSED);
   task.clear_assignee();
   rows = keys::IndexRowsFor(task);
   EXPECT_FALSE(rows.expiry.has_value());
-  EXPECT_EQ(rows.worklist.size(), 2u);  // kind, patient
+  EXPECT_EQ(rows.worklist.size(), 3u);  // kind, patient, practice
 }
 
 TEST(KeysTest, CheckpointWithABadChecksumIsDataLoss) {

@@ -693,7 +693,9 @@ TEST_F(EventStoreTest, OpenRebuildsAFormat1WorklistWithoutItsAllScopeRows) {
     all_scope.push_back('\0');
     all_scope.push_back(static_cast<char>(v1::OPEN));
     ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cfs[keys::kWorklist],
-                        keys::WorklistKey(all_scope, keys::DayKeyOfDate("2025-03-15"), "t1"), "x")
+                        keys::WorklistKey(all_scope, keys::DayKeyOfDate("2025-03-15"),
+                                          keys::UrgencyRank(v1::ROUTINE), "t1"),
+                        "x")
                     .ok());
   });
   ASSERT_TRUE(Reopen().ok());

@@ -6,15 +6,21 @@
 //   - GetTaskAsOfTime(recorded_at of each event) == the fold of the events recorded by then;
 //   - GetTaskHistory's statuses are the fold's statuses;
 //   - ReadEvents from any position (with or without a task filter and a limit) is the matching
-//     slice of the whole log.
+//     slice of the whole log;
+//   - ListTasks with random filters (statuses, kind, patient, assignee or unassigned, practices,
+//     categories, follow-up cap), paged at a random size, is exactly the tasks a plain filter
+//     of every task keeps, ordered by (follow-up date, URGENT first, task id).
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <random>
+#include <tuple>
 
 #include "absl/strings/numbers.h"
 #include "domain/validation.h"
 #include "store/expiry_scheduler.h"
+#include "store/keys.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "tests/testing/store_fixture.h"
@@ -85,6 +91,48 @@ domain::Command Cancel(const std::string& task_id, bool in_error) {
   return c;
 }
 
+// A random worklist query over what RunRandomCommands makes.
+ListQuery RandomQuery(std::mt19937& rng, const absl::CivilDay& today) {
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint32_t>(n)); };
+  ListQuery query;
+  for (v1::TaskStatus status : {v1::OPEN, v1::IN_PROGRESS, v1::CLOSED}) {
+    if (pick(3) == 0) query.statuses.push_back(status);
+  }
+  if (pick(4) == 0) query.kind = pick(2) == 0 ? v1::MANUAL : v1::AUTOMATIC;
+  if (pick(8) == 0) query.patient_id = pick(2) == 0 ? "p1" : "p2";  // every task is p1's
+  const int who = pick(6);
+  if (who == 0) query.assignee = absl::StrCat("nurse-", pick(3));
+  if (who == 1) query.unassigned = true;
+  for (int i = pick(3); i > 0; --i) {
+    query.practice_ids.push_back(pick(4) == 0 ? "default" : absl::StrCat("practice-", pick(3)));
+  }
+  for (int i = pick(3); i > 0; --i) {
+    query.categories.push_back(static_cast<v1::TaskCategory>(1 + pick(7)));
+  }
+  if (pick(3) == 0) query.follow_up_on_or_before = today + pick(25);
+  query.page_size = 1 + pick(7);
+  return query;
+}
+
+// Whether `task` belongs in `query`'s answer: the filters, applied plainly.
+bool Matches(const ListQuery& query, const v1::Task& task) {
+  auto in = [](const auto& set, const auto& value) {
+    return set.empty() || std::find(set.begin(), set.end(), value) != set.end();
+  };
+  const std::vector<v1::TaskStatus> open = {v1::OPEN, v1::IN_PROGRESS};
+  const bool on_or_before =
+      !query.follow_up_on_or_before.has_value() ||
+      (!task.follow_up_date().empty() &&
+       task.follow_up_date() <= domain::FormatDate(*query.follow_up_on_or_before));
+  return in(query.statuses.empty() ? open : query.statuses, task.status()) &&
+         (query.kind == v1::TASK_KIND_UNSPECIFIED || task.kind() == query.kind) &&
+         (query.patient_id.empty() || task.patient_id() == query.patient_id) &&
+         (query.assignee.empty() || task.assignee() == query.assignee) &&
+         (!query.unassigned || task.assignee().empty()) &&
+         in(query.practice_ids, task.practice_id()) && in(query.categories, task.category()) &&
+         on_or_before;
+}
+
 class PropertyTest : public StoreFixture {
  protected:
   // Up to `steps` random commands over a few tasks: creates (manual and automatic, with and
@@ -140,6 +188,35 @@ class PropertyTest : public StoreFixture {
     contact.channel = static_cast<v1::ContactChannel>(pick(6));
     contact.direction = static_cast<v1::ContactDirection>(pick(3));
     (void)Run(std::move(command), absl::StrCat("fp-", request_id));
+  }
+
+  // Random ListTasks queries, paged through, against a plain filter and sort of every task.
+  void CheckWorklist(std::mt19937& rng, const std::vector<std::string>& task_ids) {
+    std::vector<v1::Task> all;
+    for (const std::string& task_id : task_ids) all.push_back(*store_->GetTask(task_id));
+    auto order = [](const v1::Task& t) {
+      const uint32_t day = keys::DayKeyOfDate(t.follow_up_date());
+      return std::make_tuple(day, keys::UrgencyRank(t.priority()), t.task_id());
+    };
+    std::sort(all.begin(), all.end(),
+              [&](const v1::Task& a, const v1::Task& b) { return order(a) < order(b); });
+    const absl::CivilDay today = absl::ToCivilDay(clock_.Now(), absl::UTCTimeZone());
+    for (int i = 0; i < 60; ++i) {
+      ListQuery query = RandomQuery(rng, today);
+      std::vector<std::string> want;
+      for (const v1::Task& task : all) {
+        if (Matches(query, task)) want.push_back(task.task_id());
+      }
+      std::vector<std::string> got;
+      for (int pages = 0; pages <= 400; ++pages) {
+        absl::StatusOr<ListPage> page = store_->ListTasks(query);
+        ASSERT_TRUE(page.ok()) << page.status();
+        for (const v1::Task& task : page->tasks) got.push_back(task.task_id());
+        if (page->next_page_token.empty()) break;
+        query.page_token = page->next_page_token;
+      }
+      EXPECT_EQ(got, want) << "query " << i;
+    }
   }
 
   // One task's stream: as_of_version, history and as_of_time agree with the domain's fold.
@@ -249,6 +326,9 @@ TEST_F(PropertyTest, EveryAuditViewAgreesWithAnIndependentFoldOfTheLog) {
     ASSERT_NO_FATAL_FAILURE(CheckStream(task_id, stream));
   }
   ASSERT_NO_FATAL_FAILURE(CheckReadEventsSlices(rng, log));
+  std::vector<std::string> task_ids;
+  for (const auto& [task_id, stream] : streams) task_ids.push_back(task_id);
+  ASSERT_NO_FATAL_FAILURE(CheckWorklist(rng, task_ids));
 
   // The same holds after a restart (the projections and the log survive as they are).
   ASSERT_TRUE(Reopen().ok());
