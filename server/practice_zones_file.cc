@@ -1,8 +1,10 @@
 #include "server/practice_zones_file.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -65,6 +67,12 @@ absl::StatusOr<domain::PracticeZones> ParsePracticeZones(absl::string_view text,
 }
 
 absl::StatusOr<domain::PracticeZones> LoadPracticeZones(const std::string& path) {
+  // (A directory opens as a stream that reads nothing: it would pass for an empty file.)
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read practice time zones file ", path, " (not a regular file)"));
+  }
   std::ifstream in(path, std::ios::binary);
   std::ostringstream text;
   if (in) text << in.rdbuf();

@@ -61,7 +61,10 @@ TEST(PracticeZonesFileTest, AFileThatCannotBeReadIsNotFound) {
   absl::StatusOr<domain::PracticeZones> zones =
       LoadPracticeZones("/nonexistent/outreach/zones.txt");
   EXPECT_EQ(zones.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(zones.status().message()), HasSubstr("/nonexistent/outreach/zones.txt"));
+  EXPECT_THAT(std::string(zones.status().message()),
+              HasSubstr("/nonexistent/outreach/zones.txt"));
+  // A directory is no file, not an empty one.
+  EXPECT_EQ(LoadPracticeZones("/tmp").status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace
