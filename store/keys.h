@@ -43,6 +43,8 @@
 //               (format 3: request ids are scoped by the actor, the authenticated principal, so
 //               that one principal can neither block nor probe another's; format 2 keyed them
 //               by request_id alone)
+//   "patients": practice_id '\0' patient_id -> deterministic serialization of
+//               outreach.storage.v1.PatientRow (store/projections/patients.h; format 5)
 //   "access_log": the read-access audit log, see store/access_log.h (not a projection; a
 //               database written before it existed gets it, empty, at the next read-write open)
 //
@@ -68,14 +70,15 @@ namespace outreach::store::keys {
 
 // Column families, in the order Open creates their handles.
 enum Cf : int {
-  kDefault = 0, kEvents, kStreams, kTasks, kWorklist, kExpiry, kRequests, kAccessLog, kNumCfs
+  kDefault = 0, kEvents, kStreams, kTasks, kWorklist, kExpiry, kRequests, kPatients, kAccessLog,
+  kNumCfs
 };
 // The RocksDB name of each column family, indexed by Cf.
 const std::vector<std::string>& ColumnFamilyNames();
 // The column families that are a pure fold of the log (rebuilt, verified and dumped) are those
 // of the registered projections: store/projections/registry.h ProjectionFamilies().
 
-inline constexpr uint32_t kProjectionFormat = 4;
+inline constexpr uint32_t kProjectionFormat = 5;  // 5: the "patients" projection
 inline constexpr char kHeadKey[] = "head";
 inline constexpr char kCheckpointKey[] = "checkpoint";
 inline constexpr char kProjectionFormatKey[] = "projection_format";
@@ -147,6 +150,8 @@ std::string EncodeTask(const v1::Task& task);
 
 // "requests": the key of `actor`'s request_id (ids hold no '\0').
 std::string RequestKey(absl::string_view actor, absl::string_view request_id);
+std::string PatientKey(absl::string_view practice_id, absl::string_view patient_id);
+std::string EncodePatientRow(const storage::v1::PatientRow& row);
 // "requests": the deterministic serialization of an idempotency record.
 std::string EncodeRequestRecord(const storage::v1::RequestRecord& record);
 
