@@ -11,7 +11,7 @@ namespace {
 using storage::v1::StoredEvent;
 
 // One row per payload case. A new event type: a row here, its case in Apply (task_apply.cc).
-constexpr std::array<EventKind, 4> kEventKinds = {{
+constexpr std::array<EventKind, 5> kEventKinds = {{
     {StoredEvent::kTaskCreated, v1::EventRecord::kTaskCreated, v1::TASK_CREATED, "TaskCreated",
      "TASK_CREATED",
      [](const StoredEvent& from, v1::EventRecord& to) {
@@ -31,6 +31,11 @@ constexpr std::array<EventKind, 4> kEventKinds = {{
      "TaskAssigned", "TASK_ASSIGNED",
      [](const StoredEvent& from, v1::EventRecord& to) {
        *to.mutable_task_assigned() = from.task_assigned();
+     }},
+    {StoredEvent::kContactPreferenceSet, v1::EventRecord::kContactPreferenceSet,
+     v1::CONTACT_PREFERENCE_SET, "ContactPreferenceSet", "CONTACT_PREFERENCE_SET",
+     [](const StoredEvent& from, v1::EventRecord& to) {
+       *to.mutable_contact_preference_set() = from.contact_preference_set();
      }},
 }};
 

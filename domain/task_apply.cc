@@ -172,6 +172,9 @@ absl::Status Apply(v1::Task& state, const StoredEvent& event) {
     case StoredEvent::kTaskAssigned:
       applied = ApplyTaskAssigned(state, event);
       break;
+    case StoredEvent::kContactPreferenceSet:
+      applied = Corrupt(event, "belongs to a patient's stream, not a task's");
+      break;
     case StoredEvent::PAYLOAD_NOT_SET:
       applied = Corrupt(event, "has no payload");
       break;
@@ -209,6 +212,7 @@ void FillVersion1Defaults(StoredEvent& event) {
     }
     case StoredEvent::kTaskClosed:
     case StoredEvent::kTaskAssigned:
+    case StoredEvent::kContactPreferenceSet:
     case StoredEvent::PAYLOAD_NOT_SET:
       break;
   }

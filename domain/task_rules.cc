@@ -10,6 +10,7 @@
 #include "domain/contact_rules.h"
 #include "domain/decide_support.h"
 #include "domain/overloaded.h"
+#include "domain/patient_rules.h"
 #include "domain/validation.h"
 
 namespace outreach::domain {
@@ -165,13 +166,21 @@ absl::StatusOr<std::vector<NewEvent>> DecideExpire(const v1::Task* state,
 }
 
 // A caller limited to practices (CommandMeta::practices) acts only in them: the practice a
-// create names, or the one of the task a command changes (none yet: the rules say NOT_FOUND).
+// command names (CreateTask, ResolveTasks, SetContactPreference), or the one of the task it
+// changes (none yet: the rules say NOT_FOUND).
 absl::Status CheckPracticeOf(const Command& command, const v1::Task* state) {
   const CommandMeta* meta = MetaOf(command);
   if (meta == nullptr || meta->practices.empty()) return absl::OkStatus();
-  if (const auto* create = std::get_if<CreateTaskCommand>(&command)) {
-    return CheckPracticeAllowed(*meta, create->practice_id);
-  }
+  const std::string* named = std::visit(
+      [](const auto& c) -> const std::string* {
+        if constexpr (requires { c.practice_id; }) {
+          return &c.practice_id;
+        } else {
+          return nullptr;
+        }
+      },
+      command);
+  if (named != nullptr) return CheckPracticeAllowed(*meta, *named);
   if (state == nullptr) return absl::OkStatus();
   return CheckPracticeAllowed(*meta, state->practice_id());
 }
@@ -195,18 +204,18 @@ absl::StatusOr<std::vector<NewEvent>> DecideCancel(const v1::Task* state,
 }  // namespace
 
 const std::string& TaskIdOf(const Command& command) {
-  // Generic on purpose: every command names its task, and one that does not fails to compile.
-  return std::visit([](const auto& c) -> const std::string& { return c.task_id; }, command);
+  static const std::string* const kNone = new std::string();
+  return std::visit(
+      Overloaded{[](const ResolveTasksCommand&) -> const std::string& { return *kNone; },
+                 [](const SetContactPreferenceCommand&) -> const std::string& { return *kNone; },
+                 [](const auto& c) -> const std::string& { return c.task_id; }},
+      command);
 }
 
 const CommandMeta* MetaOf(const Command& command) {
   return std::visit(
-      Overloaded{[](const CreateTaskCommand& c) -> const CommandMeta* { return &c.meta; },
-                 [](const LogContactCommand& c) -> const CommandMeta* { return &c.meta; },
-                 [](const ExpireTaskCommand&) -> const CommandMeta* { return nullptr; },
-                 [](const AssignTaskCommand& c) -> const CommandMeta* { return &c.meta; },
-                 [](const ClaimTaskCommand& c) -> const CommandMeta* { return &c.meta; },
-                 [](const CancelTaskCommand& c) -> const CommandMeta* { return &c.meta; }},
+      Overloaded{[](const ExpireTaskCommand&) -> const CommandMeta* { return nullptr; },
+                 [](const auto& c) -> const CommandMeta* { return &c.meta; }},
       command);
 }
 
@@ -217,11 +226,42 @@ absl::Status ValidateShape(const Command& command) {
                  [](const ExpireTaskCommand& c) { return ValidateId("task_id", c.task_id); },
                  [](const AssignTaskCommand& c) { return ValidateAssignShape(c); },
                  [](const ClaimTaskCommand& c) { return ValidateClaimShape(c); },
-                 [](const CancelTaskCommand& c) { return ValidateCancelShape(c); }},
+                 [](const CancelTaskCommand& c) { return ValidateCancelShape(c); },
+                 [](const ResolveTasksCommand& c) { return ValidateResolveShape(c); },
+                 [](const SetContactPreferenceCommand& c) { return ValidatePreferenceShape(c); }},
       command);
 }
 
-std::vector<std::string> StreamsOf(const Command& command) { return {TaskIdOf(command)}; }
+std::vector<std::string> StreamsOf(const Command& command) {
+  const std::string& task_id = TaskIdOf(command);
+  if (task_id.empty()) return {};
+  return {task_id};
+}
+
+std::vector<PatientKey> PatientsOf(const Command& command, const TaskStates& states) {
+  auto key = [](const std::string& practice_id, const std::string& patient_id) {
+    return PatientKey{practice_id.empty() ? kDefaultPracticeId : practice_id, patient_id};
+  };
+  return std::visit(
+      Overloaded{
+          [&](const CreateTaskCommand& c) { return std::vector{key(c.practice_id, c.patient_id)}; },
+          [&](const ResolveTasksCommand& c) {
+            return std::vector{key(c.practice_id, c.patient_id)};
+          },
+          [&](const SetContactPreferenceCommand& c) {
+            return std::vector{key(c.practice_id, c.patient_id)};
+          },
+          [&](const LogContactCommand& c) {
+            auto it = states.find(c.task_id);
+            if (c.outcome != v1::REQUESTED_NO_CONTACT || it == states.end() ||
+                it->second == nullptr) {
+              return std::vector<PatientKey>{};
+            }
+            return std::vector{key(it->second->practice_id(), it->second->patient_id())};
+          },
+          [](const auto&) { return std::vector<PatientKey>{}; }},
+      command);
+}
 
 absl::StatusOr<std::vector<NewEvent>> Decide(const std::optional<v1::Task>& state,
                                              const Command& command,
@@ -236,24 +276,71 @@ absl::StatusOr<std::vector<NewEvent>> Decide(const v1::Task* state, const Comman
 
 absl::StatusOr<std::vector<NewEvent>> Decide(const TaskStates& states, const Command& command,
                                              const DecideContext& context) {
-  if (absl::Status s = ValidateShape(command); !s.ok()) return s;
-  // Every stream StreamsOf names has an entry; a missing one is the caller's bug.
-  auto it = states.find(TaskIdOf(command));
+  return Decide(states, PatientStates(), command, context);
+}
+
+namespace {
+
+// The commands about one task: its state from `states` (every stream StreamsOf names has an
+// entry; a missing one is the caller's bug).
+absl::StatusOr<const v1::Task*> StateOf(const TaskStates& states, const std::string& task_id) {
+  auto it = states.find(task_id);
   if (it == states.end()) {
-    return absl::InternalError(
-        absl::StrCat("Decide: no state given for \"", TaskIdOf(command), "\""));
+    return absl::InternalError(absl::StrCat("Decide: no state given for \"", task_id, "\""));
   }
-  const v1::Task* state = it->second;
-  if (absl::Status s = CheckPracticeOf(command, state); !s.ok()) return s;
+  return it->second;
+}
+
+absl::StatusOr<std::vector<NewEvent>> DecideOnTask(const v1::Task* state,
+                                                   const TaskStates& states,
+                                                   const PatientStates& patients,
+                                                   const Command& command,
+                                                   const DecideContext& ctx) {
+  using Events = absl::StatusOr<std::vector<NewEvent>>;
   return std::visit(
       Overloaded{
-          [&](const CreateTaskCommand& c) { return DecideCreate(state, c, context); },
-          [&](const LogContactCommand& c) { return DecideLogContact(state, c, context); },
-          [&](const ExpireTaskCommand& c) { return DecideExpire(state, c, context); },
-          [&](const AssignTaskCommand& c) { return DecideAssign(state, c, context); },
-          [&](const ClaimTaskCommand& c) { return DecideClaim(state, c, context); },
-          [&](const CancelTaskCommand& c) { return DecideCancel(state, c, context); }},
+          [&](const CreateTaskCommand& c) -> Events {
+            Events created = DecideCreate(state, c, ctx);
+            if (!created.ok()) return created;
+            if (absl::Status s = CheckCreateForPatient(states, patients, c, ctx); !s.ok()) {
+              return s;
+            }
+            return created;
+          },
+          [&](const LogContactCommand& c) -> Events {
+            Events logged = DecideLogContact(state, c, ctx);
+            if (!logged.ok() || c.outcome != v1::REQUESTED_NO_CONTACT) return logged;
+            Events more = NoContactEvents(states, patients, *state, c, ctx);
+            if (!more.ok()) return more.status();
+            for (NewEvent& e : *more) logged->push_back(std::move(e));
+            return logged;
+          },
+          [&](const ExpireTaskCommand& c) { return DecideExpire(state, c, ctx); },
+          [&](const AssignTaskCommand& c) { return DecideAssign(state, c, ctx); },
+          [&](const ClaimTaskCommand& c) { return DecideClaim(state, c, ctx); },
+          [&](const CancelTaskCommand& c) { return DecideCancel(state, c, ctx); },
+          [&](const ResolveTasksCommand& c) { return DecideResolve(states, patients, c, ctx); },
+          [&](const SetContactPreferenceCommand& c) {
+            return DecideSetPreference(states, patients, c, ctx);
+          }},
       command);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<NewEvent>> Decide(const TaskStates& states,
+                                             const PatientStates& patients,
+                                             const Command& command,
+                                             const DecideContext& context) {
+  if (absl::Status s = ValidateShape(command); !s.ok()) return s;
+  const v1::Task* state = nullptr;
+  if (const std::string& task_id = TaskIdOf(command); !task_id.empty()) {
+    absl::StatusOr<const v1::Task*> found = StateOf(states, task_id);
+    if (!found.ok()) return found.status();
+    state = *found;
+  }
+  if (absl::Status s = CheckPracticeOf(command, state); !s.ok()) return s;
+  return DecideOnTask(state, states, patients, command, context);
 }
 
 }  // namespace outreach::domain

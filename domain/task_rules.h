@@ -25,6 +25,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "outreach/v1/storage.pb.h"
 #include "outreach/v1/task.pb.h"
@@ -77,13 +79,15 @@ struct CommandMeta {
 // ---- Practices: time zones and who may act in them --------------------------------------------
 //
 // - "Today" for a task (a follow-up date not in the past, the cadence's creation date and its
-//   steps) is taken in the task's practice's zone: DecideContext::practice_zones, falling back
-//   to DecideContext::time_zone for a practice it does not list (ZoneOf, decide_support.h).
-// - A command whose meta lists practices may only create a task in one of them, or change a task
-//   of one of them: otherwise PERMISSION_DENIED naming practice_id, checked right after the
-//   command's shape and before the command's own rules (closed, expected_version, ...). A
-//   command on a task that does not exist is NOT_FOUND as usual. A task's
-//   practice never changes, so this check decided with the command cannot race a change.
+//   steps) and for a patient's do-not-contact until_date is taken in the practice's zone:
+//   DecideContext::practice_zones, falling back to DecideContext::time_zone for a practice it
+//   does not list (ZoneOf, decide_support.h).
+// - A command whose meta lists practices may only name one of them (CreateTask, ResolveTasks,
+//   SetContactPreference), or change a task of one of them: otherwise PERMISSION_DENIED naming
+//   practice_id, checked right after the command's shape and before the command's own rules
+//   (closed, expected_version, ...). A command on a task that does not exist is NOT_FOUND as
+//   usual. A task's practice never changes, so this check, decided with the command, cannot race
+//   a change.
 //
 // ---- Assignment and cancelling ------------------------------------------------------------------
 //
@@ -155,6 +159,56 @@ struct CancelTaskCommand {
   CommandMeta meta;
 };
 
+// ---- Patients: resolution from outside, do-not-contact, dedupe (issue 13) -----------------------
+//
+// A patient in a practice has a stream of its own (PatientStreamId, "system:patient/<practice>/
+// <patient>": task ids never start with "system:"), holding its contact preference
+// (ContactPreferenceSet). The store keeps a row per patient (storage PatientRow: the preference,
+// the open tasks with their categories, the attempts and the last contact) and hands it to
+// Decide for every patient a command concerns (PatientsOf), with the states of its open tasks.
+//
+// - CreateTask: while do-not-contact holds for the patient in the practice (set, and today in the
+//   practice's zone before until_date when there is one), FAILED_PRECONDITION naming
+//   do-not-contact. While another task of the same (practice, patient, category) is OPEN or
+//   IN_PROGRESS, ALREADY_EXISTS naming it (its id also in the status payload
+//   kExistingTaskIdPayload); CUSTOM never dedupes.
+// - ResolveTasks: closes every OPEN/IN_PROGRESS task of the patient in the practice whose
+//   category is listed (none listed = all), in one command, each with TaskClosed {reason,
+//   source_ref}, by task id; reason APPOINTMENT_SCHEDULED or CRITERIA_CLEARED; source_ref at
+//   most 128 characters; occurred_at not in the future (default now). An automatic task already
+//   past its expires_at is left to the expiry. No match: nothing appended, no tasks.
+// - SetContactPreference: appends ContactPreferenceSet to the patient's stream (nothing when the
+//   preference is already exactly that and no task needs closing); until_date, when given, is a
+//   day after today; reason at most 500 characters. Setting do_not_contact closes every open
+//   task of the patient in the practice with DO_NOT_CONTACT in the same command.
+// - Log Contact with REQUESTED_NO_CONTACT (and close_task) also sets the patient's
+//   do-not-contact (reason "requested during a contact on task <id>") and closes the patient's
+//   other open tasks in the practice with DO_NOT_CONTACT, in the same command.
+
+inline constexpr char kPatientStreamPrefix[] = "system:patient/";
+inline constexpr char kExistingTaskIdPayload[] = "outreach.v1/existing_task_id";
+inline constexpr int kMaxSourceRefLength = 128;
+inline constexpr int kMaxPreferenceReasonLength = 500;
+
+struct ResolveTasksCommand {
+  std::string practice_id;  // empty = kDefaultPracticeId
+  std::string patient_id;
+  std::vector<v1::TaskCategory> categories;  // empty = all
+  v1::CloseReason reason = v1::CLOSE_REASON_UNSPECIFIED;
+  std::string source_ref;
+  std::optional<absl::Time> occurred_at;  // default: now
+  CommandMeta meta;
+};
+
+struct SetContactPreferenceCommand {
+  std::string practice_id;  // empty = kDefaultPracticeId
+  std::string patient_id;
+  bool do_not_contact = false;
+  std::string until_date;  // optional "YYYY-MM-DD"
+  std::string reason;
+  CommandMeta meta;
+};
+
 // Written by the system when an automatic task reaches expires_at.
 struct ExpireTaskCommand {
   std::string task_id;
@@ -163,8 +217,11 @@ struct ExpireTaskCommand {
 // A closed set: the functions below dispatch with std::visit over an overload set (see
 // domain/overloaded.h), so a new alternative does not compile until each has its handler.
 using Command = std::variant<CreateTaskCommand, LogContactCommand, ExpireTaskCommand,
-                             AssignTaskCommand, ClaimTaskCommand, CancelTaskCommand>;
+                             AssignTaskCommand, ClaimTaskCommand, CancelTaskCommand,
+                             ResolveTasksCommand, SetContactPreferenceCommand>;
 
+// The task a command is about; empty for the commands about a patient (ResolveTasks,
+// SetContactPreference).
 const std::string& TaskIdOf(const Command& command);
 const CommandMeta* MetaOf(const Command& command);  // nullptr for system commands
 // The task streams the command reads (and may append to), in the order its result lists them.
@@ -173,6 +230,28 @@ std::vector<std::string> StreamsOf(const Command& command);
 // The states Decide reads, by task id: each stream StreamsOf names has an entry, nullptr when
 // there is no such task. Borrowed: the caller keeps the states alive during Decide.
 using TaskStates = absl::flat_hash_map<std::string, const v1::Task*>;
+
+// A patient in a practice.
+struct PatientKey {
+  std::string practice_id;
+  std::string patient_id;
+  bool operator==(const PatientKey& other) const {
+    return practice_id == other.practice_id && patient_id == other.patient_id;
+  }
+};
+// The patient's stream id: kPatientStreamPrefix practice '/' patient ('/' is in no id).
+std::string PatientStreamId(const PatientKey& patient);
+bool IsPatientStream(absl::string_view stream_id);
+// The patients whose rows Decide needs, given the states of the streams StreamsOf names.
+std::vector<PatientKey> PatientsOf(const Command& command, const TaskStates& states);
+// The rows of those patients, by PatientStreamId (nullptr or absent: a patient never seen). The
+// store adds the states of each row's open tasks to the TaskStates it passes.
+using PatientStates = absl::flat_hash_map<std::string, const storage::v1::PatientRow*>;
+// True while the row's do-not-contact holds on `today` (in the practice's zone).
+bool DoNotContactHolds(const storage::v1::PatientRow& row, absl::CivilDay today);
+// Folds one event of a patient's stream (ContactPreferenceSet) into `row`'s preference and
+// version. DATA_LOSS if it cannot follow.
+absl::Status ApplyPatient(storage::v1::PatientRow& row, const storage::v1::StoredEvent& event);
 
 // What Decide asks the store to append. The store fills in position, version, event id,
 // recorded_at, prev_hash and hash.
@@ -200,6 +279,11 @@ absl::Status ValidateShape(const Command& command);
 // Errors: INVALID_ARGUMENT (bad field, including dates relative to now), NOT_FOUND,
 // ALREADY_EXISTS (create on an existing task), FAILED_PRECONDITION (closed or expired task),
 // ABORTED (expected_version mismatch; the message says the current version).
+absl::StatusOr<std::vector<NewEvent>> Decide(const TaskStates& states,
+                                             const PatientStates& patients,
+                                             const Command& command,
+                                             const DecideContext& context);
+// Without patient rows (every patient as never seen).
 absl::StatusOr<std::vector<NewEvent>> Decide(const TaskStates& states, const Command& command,
                                              const DecideContext& context);
 // The same for a command that names one stream (TaskIdOf), with its state (nullopt or null = no

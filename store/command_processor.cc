@@ -6,10 +6,40 @@
 #include "absl/strings/str_cat.h"
 #include "store/keys.h"
 #include "store/projection.h"
+#include "store/projections/patients.h"
 #include "store/projections/registry.h"
 #include "store/rocks.h"
 
 namespace outreach::store {
+
+namespace {
+
+// What a projection reads while the writer adds a command's rows: the batch's rows so far,
+// then the database (which only the writer writes).
+class BatchRowReader final : public RowReader {
+ public:
+  BatchRowReader(const Database& database, const SortedRows& rows)
+      : database_(database), rows_(rows) {}
+  absl::StatusOr<std::optional<std::string>> Get(keys::Cf family,
+                                                 absl::string_view key) const override {
+    if (auto batched = rows_.Find(family, key)) {
+      if (!batched->has_value()) return std::nullopt;
+      return std::string(**batched);
+    }
+    std::string value;
+    const rocksdb::Status s =
+        database_.db()->Get(rocksdb::ReadOptions(), database_.cf(family), ToSlice(key), &value);
+    if (s.IsNotFound()) return std::nullopt;
+    if (!s.ok()) return FromRocks(s, "reading a projection row");
+    return value;
+  }
+
+ private:
+  const Database& database_;
+  const SortedRows& rows_;
+};
+
+}  // namespace
 
 std::shared_ptr<const v1::Task> TaskStateCache::Find(const std::string& task_id) {
   auto it = entries_.find(task_id);
@@ -42,7 +72,11 @@ void TaskStateCache::Clear() {
 // One command from its decision to its rows.
 struct CommandProcessor::Decided {
   std::vector<std::string> named;                  // domain::StreamsOf
-  absl::flat_hash_map<std::string, State> before;  // each named stream's state
+  absl::flat_hash_map<std::string, State> before;  // each task's state it read
+  // Each patient's row it read, by patient stream id (nullptr: never seen), and the rows after
+  // the events of the patients' streams.
+  absl::flat_hash_map<std::string, std::shared_ptr<const storage::v1::PatientRow>> patients;
+  absl::flat_hash_map<std::string, std::shared_ptr<storage::v1::PatientRow>> patients_after;
   std::vector<domain::NewEvent> events;
   LogHead cursor;                   // the batch's cursor after the events
   std::vector<std::string> order;  // the streams appended to, in order of their first event
@@ -103,6 +137,7 @@ std::optional<absl::StatusOr<CommandResult>> CommandProcessor::Replayed(
     streams.emplace_back(more.task_id(), more.version());
   }
   for (const auto& [task_id, version] : streams) {
+    if (domain::IsPatientStream(task_id)) continue;  // the result lists tasks
     absl::StatusOr<v1::Task> task = FoldStream(task_id, version);
     if (!task.ok()) return task.status();
     replay.tasks.push_back(*std::move(task));
@@ -141,6 +176,34 @@ absl::StatusOr<v1::Task> CommandProcessor::FoldStream(const std::string& task_id
   return task;
 }
 
+// Stamps an event of a patient's stream and folds it into the row's preference (its other fields
+// are the "patients" projection's).
+absl::Status CommandProcessor::StampPatientEvent(Decided& decided,
+                                                 storage::v1::StoredEvent& event, absl::Time now,
+                                                 const std::string* fingerprint) {
+  auto before = decided.patients.find(event.task_id());
+  if (before == decided.patients.end()) {
+    return absl::InternalError(absl::StrCat("the rules appended to \"", event.task_id(),
+                                            "\", a patient the command does not concern"));
+  }
+  auto [after, first] = decided.patients_after.try_emplace(event.task_id());
+  if (first) {
+    after->second = before->second != nullptr
+                        ? std::make_shared<storage::v1::PatientRow>(*before->second)
+                        : std::make_shared<storage::v1::PatientRow>();
+    decided.order.push_back(event.task_id());
+  }
+  v1::EventRecord& record = decided.result.events.emplace_back();
+  std::string row = appender_.Stamp(event, after->second->version() + 1, now, fingerprint,
+                                    &decided.cursor, &record);
+  if (absl::Status s = domain::ApplyPatient(*after->second, event); !s.ok()) {
+    return absl::InternalError(
+        absl::StrCat("the rules rejected their own event: ", s.message()));
+  }
+  decided.event_rows.emplace_back(decided.cursor.position, std::move(row));
+  return absl::OkStatus();
+}
+
 // Stamps the decided events (the Appender), applies each to its stream's next state, and
 // encodes them; `decided.result` gets them as EventRecords. Changes nothing shared.
 absl::Status CommandProcessor::Stamp(Decided& decided, absl::Time now,
@@ -148,6 +211,11 @@ absl::Status CommandProcessor::Stamp(Decided& decided, absl::Time now,
   decided.cursor = batch_->cursor;
   for (std::size_t i = 0; i < decided.events.size(); ++i) {
     storage::v1::StoredEvent& event = decided.events[i].event;
+    const std::string* with = i == 0 && has_request ? &fingerprint : nullptr;
+    if (domain::IsPatientStream(event.task_id())) {
+      if (absl::Status s = StampPatientEvent(decided, event, now, with); !s.ok()) return s;
+      continue;
+    }
     auto before = decided.before.find(event.task_id());
     if (before == decided.before.end()) {
       return absl::InternalError(absl::StrCat("the rules appended to task \"", event.task_id(),
@@ -161,9 +229,8 @@ absl::Status CommandProcessor::Stamp(Decided& decided, absl::Time now,
     }
     v1::Task& next = *after->second;
     v1::EventRecord& record = decided.result.events.emplace_back();
-    std::string row = appender_.Stamp(event, next.version() + 1, now,
-                                      i == 0 && has_request ? &fingerprint : nullptr,
-                                      &decided.cursor, &record);
+    std::string row =
+        appender_.Stamp(event, next.version() + 1, now, with, &decided.cursor, &record);
     if (absl::Status s = domain::Apply(next, event); !s.ok()) {
       return absl::InternalError(
           absl::StrCat("the rules rejected their own event: ", s.message()));
@@ -173,34 +240,6 @@ absl::Status CommandProcessor::Stamp(Decided& decided, absl::Time now,
   return absl::OkStatus();
 }
 
-namespace {
-
-// What a projection reads while the writer adds a command's rows: the batch's rows so far,
-// then the database (which only the writer writes).
-class BatchRowReader final : public RowReader {
- public:
-  BatchRowReader(const Database& database, const SortedRows& rows)
-      : database_(database), rows_(rows) {}
-  absl::StatusOr<std::optional<std::string>> Get(keys::Cf family,
-                                                 absl::string_view key) const override {
-    if (auto batched = rows_.Find(family, key)) {
-      if (!batched->has_value()) return std::nullopt;
-      return std::string(**batched);
-    }
-    std::string value;
-    const rocksdb::Status s =
-        database_.db()->Get(rocksdb::ReadOptions(), database_.cf(family), ToSlice(key), &value);
-    if (s.IsNotFound()) return std::nullopt;
-    if (!s.ok()) return FromRocks(s, "reading a projection row");
-    return value;
-  }
-
- private:
-  const Database& database_;
-  const SortedRows& rows_;
-};
-
-}  // namespace
 
 // The rows of the command's events, then the rows every projection changes
 // (store/projection.h). On an error, the batch's rows are as they were.
@@ -219,6 +258,12 @@ absl::Status CommandProcessor::PutRows(const Decided& decided, const domain::Com
     const std::string& task_id = decided.order[i];
     for (const domain::NewEvent& stamped : decided.events) {
       if (stamped.event.task_id() == task_id) events[i].push_back(&stamped.event);
+    }
+    if (domain::IsPatientStream(task_id)) {
+      streams.push_back(StreamChange{.task_id = task_id,
+                                     .patient = decided.patients_after.at(task_id).get(),
+                                     .events = events[i]});
+      continue;
     }
     streams.push_back(StreamChange{.task_id = task_id,
                                    .before = decided.before.at(task_id).get(),
@@ -243,6 +288,40 @@ absl::Status CommandProcessor::PutRows(const Decided& decided, const domain::Com
   return absl::OkStatus();
 }
 
+// The states Decide reads, through the batch, the cache and RocksDB: the tasks the command names,
+// the rows of the patients it concerns (domain::PatientsOf), and their open tasks.
+absl::Status CommandProcessor::Load(const domain::Command& command, Decided& decided,
+                                    domain::TaskStates& states, domain::PatientStates& patients) {
+  auto load_task = [&](const std::string& task_id) -> absl::Status {
+    if (decided.before.contains(task_id)) return absl::OkStatus();
+    absl::StatusOr<State> state = StateBefore(task_id);
+    if (!state.ok()) return state.status();
+    states[task_id] = state->get();
+    decided.before[task_id] = *std::move(state);
+    return absl::OkStatus();
+  };
+  for (const std::string& task_id : decided.named) {
+    if (absl::Status s = load_task(task_id); !s.ok()) return s;
+  }
+  const BatchRowReader reader(database_, *batch_->rows);
+  for (const domain::PatientKey& key : domain::PatientsOf(command, states)) {
+    absl::StatusOr<std::optional<storage::v1::PatientRow>> row =
+        ReadPatientRow(reader, key.practice_id, key.patient_id);
+    if (!row.ok()) return row.status();
+    std::shared_ptr<const storage::v1::PatientRow> shared;
+    if (row->has_value()) {
+      shared = std::make_shared<const storage::v1::PatientRow>(**std::move(row));
+      for (const storage::v1::PatientRow::OpenTask& open : shared->open_tasks()) {
+        if (absl::Status s = load_task(open.task_id()); !s.ok()) return s;
+      }
+    }
+    const std::string stream = domain::PatientStreamId(key);
+    patients[stream] = shared.get();
+    decided.patients[stream] = std::move(shared);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<CommandResult> CommandProcessor::Process(const domain::Command& command,
                                                         const std::string& fingerprint) {
   const domain::CommandMeta* meta = domain::MetaOf(command);
@@ -258,15 +337,11 @@ absl::StatusOr<CommandResult> CommandProcessor::Process(const domain::Command& c
   Decided decided;
   decided.named = domain::StreamsOf(command);
   domain::TaskStates states;
-  for (const std::string& task_id : decided.named) {
-    absl::StatusOr<State> state = StateBefore(task_id);
-    if (!state.ok()) return state.status();
-    states[task_id] = state->get();
-    decided.before[task_id] = *std::move(state);
-  }
+  domain::PatientStates patients;
+  if (absl::Status s = Load(command, decided, states, patients); !s.ok()) return s;
   const absl::Time now = std::max(options_.clock->Now(), batch_->cursor.last_recorded_at);
   absl::StatusOr<std::vector<domain::NewEvent>> events =
-      domain::Decide(states, command,
+      domain::Decide(states, patients, command,
                      domain::DecideContext{now, options_.time_zone,
                                            // (a temporary: held until Decide returns)
                                            options_.practice_zones == nullptr
@@ -286,6 +361,7 @@ absl::StatusOr<CommandResult> CommandProcessor::Process(const domain::Command& c
   if (absl::Status s = PutRows(decided, meta, request_key, fingerprint); !s.ok()) return s;
   std::vector<State> result_tasks;
   for (const std::string& task_id : decided.order) {
+    if (domain::IsPatientStream(task_id)) continue;  // the result lists tasks
     State next = std::move(decided.after[task_id]);
     decided.result.tasks.push_back(*next);
     result_tasks.push_back(next);

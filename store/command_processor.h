@@ -116,8 +116,12 @@ class CommandProcessor {
                                                         const std::string& fingerprint) const;
   absl::StatusOr<State> StateBefore(const std::string& task_id);
   absl::StatusOr<v1::Task> FoldStream(const std::string& task_id, int64_t version) const;
+  absl::Status Load(const domain::Command& command, Decided& decided, domain::TaskStates& states,
+                    domain::PatientStates& patients);
   absl::Status Stamp(Decided& decided, absl::Time now, const std::string& fingerprint,
                      bool has_request);
+  absl::Status StampPatientEvent(Decided& decided, storage::v1::StoredEvent& event,
+                                 absl::Time now, const std::string* fingerprint);
   absl::Status PutRows(const Decided& decided, const domain::CommandMeta* meta,
                        const std::string& request_key, const std::string& fingerprint);
 

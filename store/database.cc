@@ -164,16 +164,21 @@ absl::Status Database::OpenDb() {
     if (absl::Status s = CheckHoldsDatabase(dir_); !s.ok()) return s;
   }
   if (absl::Status s = ConfigureFilesAndLog(db_options); !s.ok()) return s;
-  // A database written before the access log existed has no "access_log" family, and a
-  // read-only open cannot create it: open the others, and run without an access log.
-  bool has_access_log = true;
+  // A database written before some family existed ("access_log", "patients") lacks it, and a
+  // read-only open cannot create it: open the others, with no handle for the missing ones (a
+  // read-only store without "access_log" runs without an access log; missing projections are
+  // stale projections, which recovery refuses to read).
+  std::vector<bool> present(families.size(), true);
   if (read_only()) {
     std::vector<std::string> existing;
     rocksdb::Status listed = rocksdb::DB::ListColumnFamilies(db_options, dir_, &existing);
     if (!listed.ok()) return FromRocks(listed, absl::StrCat("listing column families of ", dir_));
-    has_access_log = std::find(existing.begin(), existing.end(),
-                               keys::ColumnFamilyNames()[keys::kAccessLog]) != existing.end();
-    if (!has_access_log) families.pop_back();  // kAccessLog is the last family
+    std::vector<rocksdb::ColumnFamilyDescriptor> kept;
+    for (std::size_t i = 0; i < families.size(); ++i) {
+      present[i] = std::find(existing.begin(), existing.end(), families[i].name) != existing.end();
+      if (present[i]) kept.push_back(families[i]);
+    }
+    families = std::move(kept);
   }
   rocksdb::DB* db = nullptr;
   rocksdb::Status s;
@@ -190,7 +195,11 @@ absl::Status Database::OpenDb() {
     return FromRocks(s, absl::StrCat("opening database ", dir_, read_only() ? " read-only" : ""));
   }
   db_.reset(db);
-  if (!has_access_log) handles_.push_back(nullptr);
+  std::vector<rocksdb::ColumnFamilyHandle*> opened = std::move(handles_);
+  handles_.assign(present.size(), nullptr);  // indexed by keys::Cf again
+  for (std::size_t i = 0, next = 0; i < present.size(); ++i) {
+    if (present[i]) handles_[i] = opened[next++];
+  }
   if (secondary()) {
     s = db_->TryCatchUpWithPrimary();
     if (!s.ok()) return FromRocks(s, absl::StrCat("catching up with the primary of ", dir_));

@@ -40,7 +40,8 @@ std::string SerializeDeterministic(const Message& message) {
 
 const std::vector<std::string>& ColumnFamilyNames() {
   static const std::vector<std::string>* const kNames = new std::vector<std::string>{
-      "default", "events", "streams", "tasks", "worklist", "expiry", "requests", "access_log"};
+      "default",  "events",   "streams",  "tasks",     "worklist",
+      "expiry",   "requests", "patients", "access_log"};
   return *kNames;
 }
 
@@ -242,6 +243,14 @@ IndexRows IndexRowsFor(const v1::Task& task) {
 }
 
 std::string EncodeTask(const v1::Task& task) { return SerializeDeterministic(task); }
+
+std::string EncodePatientRow(const storage::v1::PatientRow& row) {
+  return SerializeDeterministic(row);
+}
+
+std::string PatientKey(absl::string_view practice_id, absl::string_view patient_id) {
+  return RequestKey(practice_id, patient_id);  // the same shape: id '\0' id
+}
 
 std::string RequestKey(absl::string_view actor, absl::string_view request_id) {
   std::string key;

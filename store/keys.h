@@ -43,15 +43,17 @@
 //               checked per row (kind, patient, assignee or none, category, practice).
 //               History: format 1 also had 'a', every task in one scope; format 2 serves the
 //               unfiltered worklist by merging the kinds' scopes (one row pair fewer for the
-//               writer at every follow-up change). Format 5 adds the urgency byte, the 'r' scope
+//               writer at every follow-up change). Format 6 adds the urgency byte, the 'r' scope
 //               and the value's category and practice_id (issue 13's ListTasks filters); a store
-//               at format 4 or older rebuilds its projections at start-up.
+//               at format 5 or older rebuilds its projections at start-up.
 //   "expiry":   expires_at: fixed64_be(unix micros XOR 2^63) | task_id -> empty
 //               (only open automatic tasks; the XOR makes signed order bytewise order)
 //   "requests": actor '\0' request_id -> serialized outreach.storage.v1.RequestRecord
 //               (format 3: request ids are scoped by the actor, the authenticated principal, so
 //               that one principal can neither block nor probe another's; format 2 keyed them
 //               by request_id alone)
+//   "patients": practice_id '\0' patient_id -> deterministic serialization of
+//               outreach.storage.v1.PatientRow (store/projections/patients.h; format 5)
 //   "access_log": the read-access audit log, see store/access_log.h (not a projection; a
 //               database written before it existed gets it, empty, at the next read-write open)
 //
@@ -77,14 +79,17 @@ namespace outreach::store::keys {
 
 // Column families, in the order Open creates their handles.
 enum Cf : int {
-  kDefault = 0, kEvents, kStreams, kTasks, kWorklist, kExpiry, kRequests, kAccessLog, kNumCfs
+  kDefault = 0, kEvents, kStreams, kTasks, kWorklist, kExpiry, kRequests, kPatients, kAccessLog,
+  kNumCfs
 };
 // The RocksDB name of each column family, indexed by Cf.
 const std::vector<std::string>& ColumnFamilyNames();
 // The column families that are a pure fold of the log (rebuilt, verified and dumped) are those
 // of the registered projections: store/projections/registry.h ProjectionFamilies().
 
-inline constexpr uint32_t kProjectionFormat = 5;
+// 5: the "patients" projection; 6: the worklist's urgency byte, practice scope and filtered
+// fields (see "worklist" above).
+inline constexpr uint32_t kProjectionFormat = 6;
 inline constexpr char kHeadKey[] = "head";
 inline constexpr char kCheckpointKey[] = "checkpoint";
 inline constexpr char kProjectionFormatKey[] = "projection_format";
@@ -162,6 +167,8 @@ std::string EncodeTask(const v1::Task& task);
 
 // "requests": the key of `actor`'s request_id (ids hold no '\0').
 std::string RequestKey(absl::string_view actor, absl::string_view request_id);
+std::string PatientKey(absl::string_view practice_id, absl::string_view patient_id);
+std::string EncodePatientRow(const storage::v1::PatientRow& row);
 // "requests": the deterministic serialization of an idempotency record.
 std::string EncodeRequestRecord(const storage::v1::RequestRecord& record);
 

@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "domain/task_rules.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "store/rocks.h"
@@ -72,11 +73,14 @@ absl::Status ParseForFold(const LogReader& log, uint64_t position, absl::string_
 absl::Status FoldEvent(const storage::v1::StoredEvent& event, uint64_t position,
                        FoldedLog* out) {
   FoldedLog::Stream& stream = out->streams[event.task_id()];
-  if (stream.task == nullptr) {
+  const bool patient = domain::IsPatientStream(event.task_id());  // its state is "patients"'
+  if (stream.task == nullptr && !patient) {
     stream.task = google::protobuf::Arena::CreateMessage<v1::Task>(&out->arena);
   }
-  if (absl::Status s = ApplyChecked(*stream.task, event); !s.ok()) return s;
-  if (stream.task->contacts_size() > 0) {
+  if (!patient) {
+    if (absl::Status s = ApplyChecked(*stream.task, event); !s.ok()) return s;
+  }
+  if (!patient && stream.task->contacts_size() > 0) {
     // Serialized now, while it is hot, into the task's contact bytes. The cleared Contact
     // (with its strings' buffers) is reused by the task's next contact: the fold allocates
     // one Contact per task, not one per contact, and the task row is written from bytes.
@@ -101,17 +105,21 @@ absl::Status FoldEvent(const storage::v1::StoredEvent& event, uint64_t position,
 
 // After the last event: every task in id order, then each projection's own fold finished.
 absl::Status FinishFold(FoldedLog* out) {
-  out->tasks.reserve(out->streams.size());
+  out->all_streams.reserve(out->streams.size());
   for (const auto& [task_id, stream] : out->streams) {
-    out->tasks.push_back(
+    out->all_streams.push_back(
         FoldedLog::TaskRef{KeyPrefix(task_id, 0), KeyPrefix(task_id, 8), &task_id, &stream});
   }
-  std::sort(out->tasks.begin(), out->tasks.end(),
+  std::sort(out->all_streams.begin(), out->all_streams.end(),
             [](const FoldedLog::TaskRef& a, const FoldedLog::TaskRef& b) {
               if (a.prefix0 != b.prefix0) return a.prefix0 < b.prefix0;
               if (a.prefix1 != b.prefix1) return a.prefix1 < b.prefix1;
               return *a.id < *b.id;
             });
+  out->tasks.reserve(out->all_streams.size());
+  for (const FoldedLog::TaskRef& ref : out->all_streams) {
+    if (ref.stream->task != nullptr) out->tasks.push_back(ref);
+  }
   for (const std::unique_ptr<ProjectionFold>& own : out->own) {
     if (own == nullptr) continue;
     if (absl::Status s = own->Finish(*out); !s.ok()) return s;

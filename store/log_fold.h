@@ -93,7 +93,8 @@ struct FoldedLog {
   // chain through `contacts`.
   static constexpr uint32_t kNoEvent = std::numeric_limits<uint32_t>::max();
   struct Stream {
-    // The task without its contacts: those are in `contacts`, already serialized.
+    // The task without its contacts: those are in `contacts`, already serialized. nullptr for
+    // a patient's stream.
     v1::Task* task = nullptr;
     uint32_t first = kNoEvent;
     uint32_t last = kNoEvent;
@@ -125,14 +126,16 @@ struct FoldedLog {
   HugeVector<uint64_t> positions;  // by ordinal
   HugeVector<uint32_t> next;       // by ordinal: the task's next event, or kNoEvent
   HugeVector<ContactBytes> contacts;
-  // Every task in id order, with its stream: the rows are written from this, without a
-  // second lookup in `streams`.
+  // Every stream in id order (all_streams), and every task's (tasks: a patient's stream has no
+  // task state), with its stream: the rows are written from these, without a second lookup in
+  // `streams`.
   struct TaskRef {
     uint64_t prefix0;  // KeyPrefix(*id, 0)
     uint64_t prefix1;  // KeyPrefix(*id, 8)
     const std::string* id;
     const Stream* stream;
   };
+  HugeVector<TaskRef> all_streams;
   HugeVector<TaskRef> tasks;
   uint64_t events = 0;
   // The projections folded (set before FoldLog to fold another set, e.g. in a test), and the

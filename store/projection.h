@@ -49,11 +49,17 @@ class RowReader {
                                                          absl::string_view key) const = 0;
 };
 
-// One task stream a command appends to. The pointers are valid during OnCommand only.
+// One stream a command appends to: a task's, or a patient's (domain::IsPatientStream). The
+// pointers are valid during OnCommand only.
 struct StreamChange {
-  absl::string_view task_id;
-  const v1::Task* before = nullptr;  // the task's state before; nullptr: the command creates it
-  const v1::Task* after = nullptr;   // its state after the command's events (never nullptr)
+  absl::string_view task_id;  // the stream id
+  // A task's stream: its state before (nullptr: the command creates it) and after (never
+  // nullptr). Both nullptr for a patient's stream.
+  const v1::Task* before = nullptr;
+  const v1::Task* after = nullptr;
+  // A patient's stream: its preference and version after the events (the rest of the row is
+  // the "patients" projection's); nullptr for a task's stream.
+  const storage::v1::PatientRow* patient = nullptr;
   // Its appended events, stamped (position, stream version, id, time), in log order.
   absl::Span<const storage::v1::StoredEvent* const> events;
 };
@@ -106,12 +112,13 @@ class Projection {
                             RowSink emit) const = 0;
 };
 
-// A projection whose live rows follow each changed stream on its own (task rows, worklist,
-// expiry, streams): OnCommand calls OnStream once per stream the command appended to.
+// A projection whose live rows follow each changed task on its own (task rows, worklist,
+// expiry): OnCommand calls OnStream once per task stream the command appended to.
 class PerStreamProjection : public Projection {
  public:
   absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const final {
     for (const StreamChange& stream : change.streams) {
+      if (stream.after == nullptr) continue;  // a patient's stream
       if (absl::Status s = OnStream(stream, rows); !s.ok()) return s;
     }
     return absl::OkStatus();

@@ -84,7 +84,7 @@ class RequestsProjectionImpl final : public Projection {
     std::vector<std::pair<std::string, int64_t>> streams;
     streams.reserve(change.streams.size());
     for (const StreamChange& stream : change.streams) {
-      streams.emplace_back(std::string(stream.task_id), stream.after->version());
+      streams.emplace_back(std::string(stream.task_id), stream.events.back()->version());
     }
     rows.Put(keys::kRequests, change.request_key,
              RequestRow(std::string(change.fingerprint), streams, change.last_position));

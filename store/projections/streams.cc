@@ -13,15 +13,18 @@ void AppendStreamNumber(std::string* out, uint64_t value) {  // fixed64_be
   out->append(bytes, 8);
 }
 
-class StreamsProjectionImpl final : public PerStreamProjection {
+class StreamsProjectionImpl final : public Projection {
  public:
   absl::string_view name() const override { return "streams"; }
   absl::Span<const keys::Cf> families() const override { return kFamilies; }
 
-  absl::Status OnStream(const StreamChange& change, SortedRows& rows) const override {
-    for (const storage::v1::StoredEvent* event : change.events) {
-      rows.Put(keys::kStreams, keys::StreamKey(change.task_id, event->version()),
-               keys::EncodeFixed64BE(event->position()));
+  // Every stream's, tasks' and patients' alike.
+  absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
+    for (const StreamChange& stream : change.streams) {
+      for (const storage::v1::StoredEvent* event : stream.events) {
+        rows.Put(keys::kStreams, keys::StreamKey(stream.task_id, event->version()),
+                 keys::EncodeFixed64BE(event->position()));
+      }
     }
     return absl::OkStatus();
   }
@@ -33,7 +36,7 @@ class StreamsProjectionImpl final : public PerStreamProjection {
     // buffers: a fold emits millions of rows.
     std::string key;
     std::string value;
-    for (const FoldedLog::TaskRef& task : folded.tasks) {
+    for (const FoldedLog::TaskRef& task : folded.all_streams) {
       const FoldedLog::Stream& stream = *task.stream;
       int64_t version = 0;
       key = keys::StreamPrefix(*task.id);

@@ -101,7 +101,8 @@ TEST(EventKindsTest, NoPayloadAndUnspecifiedTypeHaveNoRow) {
 }
 
 TEST(EventKindsTest, EventTypeListNamesEveryTypeInOrder) {
-  EXPECT_EQ(EventTypeList(), "TASK_CREATED, CONTACT_LOGGED, TASK_CLOSED or TASK_ASSIGNED");
+  EXPECT_EQ(EventTypeList(),
+            "TASK_CREATED, CONTACT_LOGGED, TASK_CLOSED, TASK_ASSIGNED or CONTACT_PREFERENCE_SET");
 }
 
 // Apply names events from the table; its messages for a corrupt log read as they always have.

@@ -152,6 +152,28 @@ TEST(PracticeZoneTest, CadenceFollowUpOfAContactCountsDaysInThePracticeZone) {
   }
 }
 
+SetContactPreferenceCommand DoNotContact(const std::string& practice, const std::string& until) {
+  SetContactPreferenceCommand c;
+  c.practice_id = practice;
+  c.patient_id = "p1";
+  c.do_not_contact = true;
+  c.until_date = until;
+  c.reason = "asked by phone";
+  c.meta = {"nurse-1", ""};
+  return c;
+}
+
+TEST(PracticeZoneTest, DoNotContactUntilIsAfterTodayInThePracticeZone) {
+  // 2026-03-11 is tomorrow in UTC but already today on Kiritimati.
+  auto east = Decide(TaskStates(), PatientStates(), DoNotContact("east", "2026-03-11"),
+                     At(kAfternoonUtc));
+  ASSERT_EQ(CodeOf(east), absl::StatusCode::kInvalidArgument) << east.status();
+  EXPECT_EQ(east.status().message().rfind("until_date: ", 0), 0u);
+  auto north = Decide(TaskStates(), PatientStates(), DoNotContact("north", "2026-03-11"),
+                      At(kAfternoonUtc));
+  EXPECT_TRUE(north.ok()) << north.status();
+}
+
 // ---- Callers limited to practices -----------------------------------------------------------
 
 CommandMeta LimitedTo(std::vector<std::string> practices) {
@@ -202,6 +224,24 @@ TEST(PracticeAccessTest, ALimitedCallerChangesOnlyTasksOfItsPractices) {
             absl::StatusCode::kPermissionDenied);
   log.meta = LimitedTo({"north", "south"});
   EXPECT_TRUE(Decide(&south, log, At(kAfternoonUtc)).ok());
+}
+
+TEST(PracticeAccessTest, ALimitedCallerResolvesAndSetsPreferencesOnlyInItsPractices) {
+  SetContactPreferenceCommand preference = DoNotContact("south", "");
+  preference.meta = LimitedTo({"north"});
+  EXPECT_EQ(CodeOf(Decide(TaskStates(), PatientStates(), preference, At(kAfternoonUtc))),
+            absl::StatusCode::kPermissionDenied);
+  preference.practice_id = "north";
+  EXPECT_TRUE(Decide(TaskStates(), PatientStates(), preference, At(kAfternoonUtc)).ok());
+  ResolveTasksCommand resolve;
+  resolve.practice_id = "";  // the default practice
+  resolve.patient_id = "p1";
+  resolve.reason = v1::APPOINTMENT_SCHEDULED;
+  resolve.meta = LimitedTo({"north"});
+  EXPECT_EQ(CodeOf(Decide(TaskStates(), PatientStates(), resolve, At(kAfternoonUtc))),
+            absl::StatusCode::kPermissionDenied);
+  resolve.meta = LimitedTo({"default", "north"});
+  EXPECT_TRUE(Decide(TaskStates(), PatientStates(), resolve, At(kAfternoonUtc)).ok());
 }
 
 TEST(PracticeAccessTest, BadInputComesBeforeThePracticeAndAMissingTaskIsNotFound) {

@@ -203,6 +203,7 @@ TEST_P(WorkflowRulesTest, Holds) {
   std::vector<StoredEvent> events;
   for (const NewEvent& e : *decided) {
     cases.push_back(e.event.payload_case());
+    if (IsPatientStream(e.event.task_id())) continue;  // the patient's own stream
     events.push_back(e.event);
     EXPECT_EQ(e.event.task_id(), "t1");
   }
@@ -479,12 +480,14 @@ std::vector<Rule> MaxAttemptRules() {
        Log(v1::NO_ANSWER, "2026-03-20"), Appends({kContact})},
       {"RequestedNoContactMustBeLoggedWithClose", {Created()},
        Log(v1::REQUESTED_NO_CONTACT, "2026-03-20"), Invalid("close_task")},
-      {"RequestedNoContactClosesWithDoNotContact", {Created()},
+      {"RequestedNoContactClosesWithDoNotContactAndSetsThePatientsDoNotContact", {Created()},
        LogAndClose(v1::REQUESTED_NO_CONTACT),
-       Appends({kContact, kClose},
+       Appends({kContact, kClose, StoredEvent::kContactPreferenceSet},
                [](const v1::Task& t, const auto& e) {
                  EXPECT_TRUE(EventAt(e, 0).contact_logged().close_task());
                  EXPECT_EQ(EventAt(e, 1).task_closed().reason(), v1::DO_NOT_CONTACT);
+                 EXPECT_EQ(e[2].event.task_id(), "system:patient/default/p1");
+                 EXPECT_TRUE(EventAt(e, 2).contact_preference_set().do_not_contact());
                  EXPECT_EQ(t.close_reason(), v1::DO_NOT_CONTACT);
                  EXPECT_EQ(t.closing_outcome(), v1::REQUESTED_NO_CONTACT);
                  EXPECT_EQ(t.reached_count(), 1);

@@ -39,9 +39,10 @@ class WorklistFiltersTest : public ServerFixture {
  protected:
   void SetUp() override {
     ServerFixture::SetUp();
-    // id, practice, category, priority, follow-up, assignee, patient
+    // id, practice, category, priority, follow-up, assignee, patient (one open task per
+    // practice, patient and category: CreateTask dedupes them)
     Add("a", "north", v1::RECALL_OVERDUE, v1::ROUTINE, "2025-03-12", "", "patient-1");
-    Add("b", "north", v1::RECALL_OVERDUE, v1::URGENT, "2025-03-12", "nurse-1", "patient-1");
+    Add("b", "north", v1::RECALL_OVERDUE, v1::URGENT, "2025-03-12", "nurse-1", "patient-3");
     Add("c", "north", v1::PAST_DUE_BALANCE, v1::URGENT, "2025-03-11", "", "patient-1");
     Add("d", "south", v1::RECALL_OVERDUE, v1::URGENT, "2025-03-12", "", "patient-1");
     Add("e", "south", v1::TASK_CATEGORY_UNSPECIFIED, v1::TASK_PRIORITY_UNSPECIFIED,

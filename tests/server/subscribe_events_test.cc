@@ -327,8 +327,8 @@ TEST_F(SubscribeEventsTest, UnknownEventTypeMessageListsEveryType) {
   grpc::Status status = subscriber.WaitFinished();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(status.error_message(),
-            "event_types[0]: 42 is not an event type (TASK_CREATED, CONTACT_LOGGED, TASK_CLOSED or "
-            "TASK_ASSIGNED)");
+            "event_types[0]: 42 is not an event type (TASK_CREATED, CONTACT_LOGGED, TASK_CLOSED, "
+            "TASK_ASSIGNED or CONTACT_PREFERENCE_SET)");
 }
 
 TEST_F(SubscribeEventsTest, MalformedTaskIdIsInvalidArgument) {

@@ -67,6 +67,33 @@ void AddWorkflowFields(std::mt19937& rng, domain::CreateTaskCommand& c) {
   if (pick(3) == 0) c.max_attempts = 1 + pick(4);
 }
 
+domain::Command Resolve(std::mt19937& rng, absl::Time now) {
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint32_t>(n)); };
+  domain::ResolveTasksCommand c;
+  if (pick(2) == 0) c.practice_id = absl::StrCat("practice-", pick(3));
+  c.patient_id = absl::StrCat("p", pick(6));
+  if (pick(2) == 0) c.categories = {static_cast<v1::TaskCategory>(1 + pick(7))};
+  c.reason = pick(2) == 0 ? v1::APPOINTMENT_SCHEDULED : v1::CRITERIA_CLEARED;
+  c.source_ref = absl::StrCat("appt-", pick(100));
+  if (pick(2) == 0) c.occurred_at = now - absl::Minutes(pick(60));
+  c.meta = {"scheduler", pick(3) == 0 ? absl::StrCat("resolve-", pick(20)) : ""};
+  return c;
+}
+
+domain::Command Prefer(std::mt19937& rng, absl::Time now) {
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint32_t>(n)); };
+  domain::SetContactPreferenceCommand c;
+  if (pick(2) == 0) c.practice_id = absl::StrCat("practice-", pick(3));
+  c.patient_id = absl::StrCat("p", pick(6));
+  c.do_not_contact = pick(2) == 0;
+  if (c.do_not_contact && pick(2) == 0) {
+    c.until_date = domain::FormatDate(absl::ToCivilDay(now, absl::UTCTimeZone()) + 1 + pick(3));
+  }
+  c.reason = pick(2) == 0 ? "asked by phone" : "";
+  c.meta = {"coordinator-1", ""};
+  return c;
+}
+
 domain::Command Assign(const std::string& task_id, const std::string& assignee) {
   domain::AssignTaskCommand c;
   c.task_id = task_id;
@@ -99,7 +126,7 @@ ListQuery RandomQuery(std::mt19937& rng, const absl::CivilDay& today) {
     if (pick(3) == 0) query.statuses.push_back(status);
   }
   if (pick(4) == 0) query.kind = pick(2) == 0 ? v1::MANUAL : v1::AUTOMATIC;
-  if (pick(8) == 0) query.patient_id = pick(2) == 0 ? "p1" : "p2";  // every task is p1's
+  if (pick(8) == 0) query.patient_id = absl::StrCat("p", pick(7));  // p0..p5, and p6: none
   const int who = pick(6);
   if (who == 0) query.assignee = absl::StrCat("nurse-", pick(3));
   if (who == 1) query.unassigned = true;
@@ -148,7 +175,7 @@ class PropertyTest : public StoreFixture {
       const std::string today =
           domain::FormatDate(absl::ToCivilDay(clock_.Now(), absl::UTCTimeZone()) + pick(20));
       const std::string task_id = absl::StrCat("task-", pick(tasks + 1));
-      const int action = pick(13);
+      const int action = pick(15);
       if (action < 3 || tasks == 0) {
         CreateOne(rng, absl::StrCat("task-", tasks++));
       } else if (action < 9) {
@@ -160,6 +187,10 @@ class PropertyTest : public StoreFixture {
         (void)Run(Assign(task_id, assignees[pick(4)]));
       } else if (action == 11) {
         (void)Run(Claim(task_id, absl::StrCat("nurse-", pick(3))));
+      } else if (action == 13) {
+        (void)Run(Resolve(rng, clock_.Now()), "fp-resolve");
+      } else if (action == 14) {
+        (void)Run(Prefer(rng, clock_.Now()));
       } else if (pick(3) == 0) {
         (void)Run(Cancel(task_id, pick(2) == 0));
       }
@@ -174,6 +205,7 @@ class PropertyTest : public StoreFixture {
                automatic ? std::optional<absl::Time>(clock_.Now() + absl::Hours(1 + pick(30)))
                          : std::nullopt);
     AddWorkflowFields(rng, std::get<domain::CreateTaskCommand>(command));
+    std::get<domain::CreateTaskCommand>(command).patient_id = absl::StrCat("p", pick(6));
     (void)Run(std::move(command));
   }
 
@@ -291,6 +323,7 @@ std::map<std::string, int> Covered(const std::vector<v1::EventRecord>& log) {
   std::map<std::string, int> covered;
   for (const v1::EventRecord& e : log) {
     if (e.has_task_assigned()) ++covered["TaskAssigned"];
+    if (e.has_contact_preference_set()) ++covered["ContactPreferenceSet"];
     if (e.has_task_closed()) ++covered[v1::CloseReason_Name(e.task_closed().reason())];
     if (e.has_contact_logged() && !e.contact_logged().close_task() &&
         e.contact_logged().follow_up_date().empty()) {
@@ -310,7 +343,10 @@ TEST_F(PropertyTest, EveryAuditViewAgreesWithAnIndependentFoldOfTheLog) {
   const std::vector<v1::EventRecord> log = Events();
   ASSERT_EQ(log.size(), store_->HeadPosition());
   ASSERT_GT(log.size(), 150u);
-  EXPECT_GT(Covered(log)["TaskAssigned"], 0);
+  std::map<std::string, int> covered = Covered(log);
+  EXPECT_GT(covered["TaskAssigned"], 0);
+  EXPECT_GT(covered["ContactPreferenceSet"], 0);
+  EXPECT_GT(covered["APPOINTMENT_SCHEDULED"] + covered["CRITERIA_CLEARED"], 0);
 
   // Replay == live projection.
   EXPECT_TRUE(store_->VerifyProjections().ok());
@@ -321,7 +357,9 @@ TEST_F(PropertyTest, EveryAuditViewAgreesWithAnIndependentFoldOfTheLog) {
   EXPECT_TRUE(store_->VerifyLog().ok);
 
   std::map<std::string, std::vector<v1::EventRecord>> streams;
-  for (const v1::EventRecord& e : log) streams[e.task_id()].push_back(e);
+  for (const v1::EventRecord& e : log) {
+    if (!domain::IsPatientStream(e.task_id())) streams[e.task_id()].push_back(e);
+  }
   for (const auto& [task_id, stream] : streams) {
     ASSERT_NO_FATAL_FAILURE(CheckStream(task_id, stream));
   }
