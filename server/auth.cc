@@ -43,6 +43,10 @@ constexpr MethodRule kMethodTable[] = {
     {"/outreach.v1.TaskService/AssignTask", Access::kRoles, kWorkers},
     {"/outreach.v1.TaskService/ClaimTask", Access::kRoles, Role::kCoordinator | Role::kAdmin},
     {"/outreach.v1.TaskService/CancelTask", Access::kRoles, kWorkers},
+    {"/outreach.v1.TaskService/ResolveTasks", Access::kRoles, Role::kService | Role::kAdmin},
+    // PatientService
+    {"/outreach.v1.PatientService/SetContactPreference", Access::kRoles, kWorkers},
+    {"/outreach.v1.PatientService/GetPatientOutreach", Access::kRoles, kWorkers},
     // EventLog: auditors' reads
     {"/outreach.v1.EventLog/ReadEvents", Access::kRoles, kAuditors},
     {"/outreach.v1.EventLog/SubscribeEvents", Access::kRoles, kAuditors},

@@ -236,6 +236,42 @@ absl::StatusOr<domain::CancelTaskCommand> ToCommand(const v1::CancelTaskRequest&
   return command;
 }
 
+absl::StatusOr<domain::ResolveTasksCommand> ToCommand(const v1::ResolveTasksRequest& request,
+                                                      std::string actor) {
+  domain::ResolveTasksCommand command;
+  command.practice_id = request.practice_id();
+  command.patient_id = request.patient_id();
+  for (int category : request.categories()) {
+    command.categories.push_back(static_cast<v1::TaskCategory>(category));
+  }
+  command.reason = request.reason();
+  command.source_ref = request.source_ref();
+  absl::StatusOr<std::optional<absl::Time>> occurred_at =
+      OptionalTimestamp("occurred_at", request.has_occurred_at(), request.occurred_at());
+  if (!occurred_at.ok()) return occurred_at.status();
+  command.occurred_at = *occurred_at;
+  command.meta.actor = std::move(actor);
+  command.meta.request_id = request.request_id();
+  absl::Status shape = domain::ValidateShape(command);
+  if (!shape.ok()) return shape;
+  return command;
+}
+
+absl::StatusOr<domain::SetContactPreferenceCommand> ToCommand(
+    const v1::SetContactPreferenceRequest& request, std::string actor) {
+  domain::SetContactPreferenceCommand command;
+  command.practice_id = request.practice_id();
+  command.patient_id = request.patient_id();
+  command.do_not_contact = request.do_not_contact();
+  command.until_date = request.until_date();
+  command.reason = request.reason();
+  command.meta.actor = std::move(actor);
+  command.meta.request_id = request.request_id();
+  absl::Status shape = domain::ValidateShape(command);
+  if (!shape.ok()) return shape;
+  return command;
+}
+
 absl::StatusOr<store::ListQuery> ToListQuery(const v1::ListTasksRequest& request) {
   store::ListQuery query;
   for (int raw : request.statuses()) {
@@ -300,6 +336,17 @@ std::string Fingerprint(absl::string_view method, absl::string_view actor,
 
 std::string Fingerprint(absl::string_view method, absl::string_view actor,
                         const v1::CancelTaskRequest& request, absl::string_view on_behalf_of) {
+  return FingerprintWithoutId(method, actor, request, on_behalf_of);
+}
+
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::ResolveTasksRequest& request, absl::string_view on_behalf_of) {
+  return FingerprintWithoutId(method, actor, request, on_behalf_of);
+}
+
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::SetContactPreferenceRequest& request,
+                        absl::string_view on_behalf_of) {
   return FingerprintWithoutId(method, actor, request, on_behalf_of);
 }
 

@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "domain/task_rules.h"
 #include "outreach/v1/event_log.pb.h"
+#include "outreach/v1/patient_service.pb.h"
 #include "outreach/v1/task_service.pb.h"
 #include "store/access_log.h"
 #include "store/event_store.h"
@@ -46,6 +47,10 @@ absl::StatusOr<domain::AssignTaskCommand> ToCommand(const v1::AssignTaskRequest&
                                                     std::string actor);
 absl::StatusOr<domain::ClaimTaskCommand> ToCommand(const v1::ClaimTaskRequest& request,
                                                    std::string actor);
+absl::StatusOr<domain::ResolveTasksCommand> ToCommand(const v1::ResolveTasksRequest& request,
+                                                      std::string actor);
+absl::StatusOr<domain::SetContactPreferenceCommand> ToCommand(
+    const v1::SetContactPreferenceRequest& request, std::string actor);
 absl::StatusOr<domain::CancelTaskCommand> ToCommand(const v1::CancelTaskRequest& request,
                                                     std::string actor);
 
@@ -60,6 +65,11 @@ absl::StatusOr<store::ListQuery> ToListQuery(const v1::ListTasksRequest& request
 // nothing, so fingerprints kept before it existed still match). 32 raw bytes. The same request
 // retried by the same caller for the same person fingerprints the same; anything else that
 // reuses its request_id does not.
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::ResolveTasksRequest& request, absl::string_view on_behalf_of);
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::SetContactPreferenceRequest& request,
+                        absl::string_view on_behalf_of);
 std::string Fingerprint(absl::string_view method, absl::string_view actor,
                         const v1::CreateTaskRequest& request,
                         absl::string_view on_behalf_of = "");

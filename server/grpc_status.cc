@@ -1,8 +1,13 @@
 #include "server/grpc_status.h"
 
+#include <optional>
 #include <string>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/string_view.h"
+#include "domain/task_rules.h"
+#include "google/protobuf/any.pb.h"
+#include "outreach/v1/error_details.pb.h"
 
 namespace outreach::server {
 
@@ -67,10 +72,39 @@ std::string WithoutServerPaths(absl::string_view message) {
   return out;
 }
 
+namespace {
+
+// grpc-status-details-bin for a status that names an existing task (domain::
+// kExistingTaskIdPayload): google.rpc.Status with one google.rpc.ErrorInfo, reason
+// TASK_ALREADY_OPEN, metadata existing_task_id. Empty when there is nothing to add.
+std::string DetailsOf(const absl::Status& status, grpc::StatusCode code,
+                      const std::string& message) {
+  const auto existing = status.GetPayload(domain::kExistingTaskIdPayload);
+  if (!existing.has_value()) return "";
+  v1::ErrorInfo info;
+  info.set_reason("TASK_ALREADY_OPEN");
+  info.set_domain("outreach.v1");
+  (*info.mutable_metadata())["existing_task_id"] = std::string(*existing);
+  v1::RpcStatus details;
+  details.set_code(static_cast<int32_t>(code));
+  details.set_message(message);
+  google::protobuf::Any* any = details.add_details();
+  any->set_type_url("type.googleapis.com/google.rpc.ErrorInfo");
+  any->set_value(info.SerializeAsString());
+  return details.SerializeAsString();
+}
+
+}  // namespace
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  // Payloads (store::ServerDetail) stay on the server; a path that reached a message does too.
-  return grpc::Status(ToGrpcCode(status.code()), WithoutServerPaths(status.message()));
+  // Payloads (store::ServerDetail) stay on the server, but for the error details a client
+  // acts on (DetailsOf); a path that reached a message does too.
+  const grpc::StatusCode code = ToGrpcCode(status.code());
+  std::string message = WithoutServerPaths(status.message());
+  std::string details = DetailsOf(status, code, message);
+  if (details.empty()) return grpc::Status(code, std::move(message));
+  return grpc::Status(code, std::move(message), std::move(details));
 }
 
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,

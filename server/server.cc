@@ -44,7 +44,8 @@ int Millis(absl::Duration d) {
 
 // What reflection's list_services reports: every service this server serves.
 std::vector<std::string> ReflectedServices() {
-  return {"outreach.v1.TaskService", "outreach.v1.EventLog", "grpc.health.v1.Health",
+  return {"outreach.v1.TaskService", "outreach.v1.PatientService", "outreach.v1.EventLog",
+          "grpc.health.v1.Health",
           "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"};
 }
 
@@ -97,6 +98,11 @@ OutreachServer::OutreachServer(store::EventStore* store, const ServerOptions& op
           TaskService::Options{
               .on_writes_refused = [this](const absl::Status& why) { WritesRefused(why); },
               .read_only_investigation = options.read_only_investigation}),
+      patient_service_(
+          store, &security_,
+          TaskService::Options{
+              .on_writes_refused = [this](const absl::Status& why) { WritesRefused(why); },
+              .read_only_investigation = options.read_only_investigation}),
       event_log_service_(store, &security_),
       reflection_v1alpha_(NewReflectionV1alpha(&security_, ReflectedServices())),
       reflection_v1_(NewReflectionV1(&security_, ReflectedServices())),
@@ -129,6 +135,7 @@ absl::StatusOr<std::unique_ptr<OutreachServer>> OutreachServer::Start(const Serv
       &port);
   SetLimits(options, &builder);
   builder.RegisterService(&server->task_service_);
+  builder.RegisterService(&server->patient_service_);
   builder.RegisterService(&server->event_log_service_);
   builder.RegisterService(server->reflection_v1alpha_.get());
   builder.RegisterService(server->reflection_v1_.get());

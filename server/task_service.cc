@@ -25,6 +25,7 @@ constexpr absl::string_view kListTasksMethod = "/outreach.v1.TaskService/ListTas
 constexpr absl::string_view kAssignTaskMethod = "/outreach.v1.TaskService/AssignTask";
 constexpr absl::string_view kClaimTaskMethod = "/outreach.v1.TaskService/ClaimTask";
 constexpr absl::string_view kCancelTaskMethod = "/outreach.v1.TaskService/CancelTask";
+constexpr absl::string_view kResolveTasksMethod = "/outreach.v1.TaskService/ResolveTasks";
 
 }  // namespace
 
@@ -126,6 +127,52 @@ grpc::ServerUnaryReactor* TaskService::CancelTask(grpc::CallbackServerContext* c
                                                   const v1::CancelTaskRequest* request,
                                                   v1::Task* response) {
   return MutateAndRecord(context, kCancelTaskMethod, *request, response);
+}
+
+grpc::ServerUnaryReactor* TaskService::ResolveTasks(grpc::CallbackServerContext* context,
+                                                    const v1::ResolveTasksRequest* request,
+                                                    v1::ResolveTasksResponse* response) {
+  absl::StatusOr<Caller> caller = security_->Authorize(*context, kResolveTasksMethod);
+  if (!caller.ok()) return FinishNow(context, caller.status());
+  if (absl::Status s = CheckWritable(); !s.ok()) return FinishNow(context, s);
+  std::string fingerprint =
+      Fingerprint(kResolveTasksMethod, caller->principal, *request, caller->on_behalf_of);
+  absl::StatusOr<domain::ResolveTasksCommand> command = ToCommand(*request, caller->principal);
+  if (!command.ok()) return FinishNow(context, command.status());
+  // A principal limited to practices names one of them (checked here, so a replay is refused
+  // too; the rules check it again with the command).
+  if (absl::Status s = CheckPracticeAccess(*caller, request->practice_id()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  command->meta.on_behalf_of = caller->on_behalf_of;
+  command->meta.practices = caller->practices;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // The closed tasks come back whole (every contact's notes): a read of patient data, recorded
+  // before it is sent, with the query (the patient) as its filter.
+  CallSecurity::Access access;
+  access.filter = FilterText(*request);
+  store_->Submit(*std::move(command), std::move(fingerprint),
+                 [this, reactor, response, context, caller = *std::move(caller),
+                  access = std::move(access)](
+                     absl::StatusOr<store::CommandResult> result) mutable {
+                   if (!result.ok()) {
+                     if (absl::IsUnavailable(result.status())) NoteRefusedWrite();
+                     reactor->Finish(ToGrpcStatus(result.status()));
+                     return;
+                   }
+                   for (v1::Task& task : result->tasks) {
+                     access.task_ids.push_back(task.task_id());
+                     *response->add_tasks() = std::move(task);
+                   }
+                   access.count = access.task_ids.size();
+                   security_->RecordAccess(caller, *context, kResolveTasksMethod,
+                                           std::move(access), [reactor](absl::Status recorded) {
+                                             reactor->Finish(recorded.ok()
+                                                                 ? grpc::Status::OK
+                                                                 : ToGrpcStatus(recorded));
+                                           });
+                 });
+  return reactor;
 }
 
 template <class Request>

@@ -83,6 +83,9 @@ class TaskService final : public v1::TaskService::CallbackService {
   grpc::ServerUnaryReactor* CancelTask(grpc::CallbackServerContext* context,
                                        const v1::CancelTaskRequest* request,
                                        v1::Task* response) override;
+  grpc::ServerUnaryReactor* ResolveTasks(grpc::CallbackServerContext* context,
+                                         const v1::ResolveTasksRequest* request,
+                                         v1::ResolveTasksResponse* response) override;
 
  private:
   // The steps of every mutation that answers with the whole task (LogContact, AssignTask,

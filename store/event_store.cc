@@ -12,6 +12,7 @@
 #include "store/log_fold.h"
 #include "store/log_reader.h"
 #include "store/log_verifier.h"
+#include "store/patient_outreach.h"
 #include "store/projection_rows.h"
 #include "store/projections/expiry.h"
 #include "store/recovery.h"
@@ -220,6 +221,12 @@ absl::StatusOr<ListPage> EventStore::ListTasks(const ListQuery& query) const {
   const Database::ReadView view(database);
   return ListWorklist(database.db(), database.cf(keys::kWorklist), database.cf(keys::kTasks),
                       view.options().snapshot, query);
+}
+
+absl::StatusOr<v1::PatientOutreach> EventStore::GetPatientOutreach(
+    absl::string_view practice_id, absl::string_view patient_id) const {
+  const absl::CivilDay today = absl::ToCivilDay(impl_->clock->Now(), impl_->options.time_zone);
+  return ReadPatientOutreach(*impl_->database, practice_id, patient_id, today);
 }
 
 absl::StatusOr<std::vector<v1::EventRecord>> EventStore::ReadEvents(uint64_t from_position,

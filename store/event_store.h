@@ -52,6 +52,7 @@
 #include "absl/time/time.h"
 #include "domain/task_rules.h"
 #include "outreach/v1/events.pb.h"
+#include "outreach/v1/patient_service.pb.h"
 #include "outreach/v1/task.pb.h"
 #include "store/access_log.h"
 #include "store/clock.h"
@@ -238,6 +239,10 @@ class EventStore {
   absl::StatusOr<std::vector<HistoryEntry>> GetTaskHistory(absl::string_view task_id) const;
   // A worklist page, served from the index rows (never a scan of every task).
   absl::StatusOr<ListPage> ListTasks(const ListQuery& query) const;
+  // The patient's contact preference and outreach summary in a practice (store/
+  // patient_outreach.h); "today" is the store's clock in its time zone.
+  absl::StatusOr<v1::PatientOutreach> GetPatientOutreach(absl::string_view practice_id,
+                                                         absl::string_view patient_id) const;
   // Up to `limit` events (0 = no limit) with position >= from_position, in position order;
   // only task `task_id`'s events when it is not empty.
   absl::StatusOr<std::vector<v1::EventRecord>> ReadEvents(uint64_t from_position,

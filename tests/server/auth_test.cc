@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "openssl/sha.h"
 #include "outreach/v1/event_log.pb.h"
+#include "outreach/v1/patient_service.pb.h"
 #include "outreach/v1/task_service.grpc.pb.h"
 #include "tests/testing/test_ca.h"
 
@@ -271,6 +272,12 @@ const std::map<std::string, std::vector<Role>>& ExpectedMatrix() {
       {absl::StrCat(kTaskService, "ClaimTask"), {Role::kCoordinator, Role::kAdmin}},
       {absl::StrCat(kTaskService, "CancelTask"),
        {Role::kCoordinator, Role::kService, Role::kAdmin}},
+      // Issue 13: resolution from outside, the patient's preference and summary.
+      {absl::StrCat(kTaskService, "ResolveTasks"), {Role::kService, Role::kAdmin}},
+      {"/outreach.v1.PatientService/SetContactPreference",
+       {Role::kCoordinator, Role::kService, Role::kAdmin}},
+      {"/outreach.v1.PatientService/GetPatientOutreach",
+       {Role::kCoordinator, Role::kService, Role::kAdmin}},
       {absl::StrCat(kEventLog, "ReadEvents"), {Role::kAuditor, Role::kAdmin}},
       {absl::StrCat(kEventLog, "SubscribeEvents"), {Role::kAuditor, Role::kAdmin}},
       {absl::StrCat(kEventLog, "VerifyLog"), {Role::kAuditor, Role::kAdmin}},
@@ -324,7 +331,9 @@ TEST_F(AuthenticatorTest, TheTableCoversEveryOutreachRpcAndNothingElseOfOurs) {
   // And every outreach RPC in the generated services is in the expected matrix.
   for (const google::protobuf::ServiceDescriptor* service :
        {v1::GetTaskRequest::descriptor()->file()->FindServiceByName("TaskService"),
-        v1::ReadEventsRequest::descriptor()->file()->FindServiceByName("EventLog")}) {
+        v1::ReadEventsRequest::descriptor()->file()->FindServiceByName("EventLog"),
+        v1::GetPatientOutreachRequest::descriptor()->file()->FindServiceByName(
+            "PatientService")}) {
     ASSERT_NE(service, nullptr);
     for (int i = 0; i < service->method_count(); ++i) {
       const std::string method =
@@ -351,7 +360,7 @@ TEST_F(AuthenticatorTest, EveryRpcByEveryRoleIsAllowedExactlyAsTheTableSays) {
       ++checked;
     }
   }
-  EXPECT_EQ(checked, 12 * 4);
+  EXPECT_EQ(checked, 15 * 4);  // 15 outreach RPCs x 4 roles
 }
 
 TEST_F(AuthenticatorTest, TheCallerIsThePrincipal) {

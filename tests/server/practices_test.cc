@@ -458,6 +458,39 @@ TEST_F(LimitedPrincipalTest, EveryMutationOfAnotherPracticesTaskIsDeniedAndAppen
   EXPECT_TRUE(tasks_->CancelTask(As("admin-all").get(), CancelRequest("s1"), &task).ok());
 }
 
+TEST_F(LimitedPrincipalTest, PatientRpcsNameOnlyItsPractices) {
+  const uint64_t head = LogHead();
+  v1::ResolveTasksRequest resolve;
+  resolve.set_practice_id("south");
+  resolve.set_patient_id("patient-1");
+  resolve.set_reason(v1::APPOINTMENT_SCHEDULED);
+  v1::ResolveTasksResponse resolved;
+  ExpectDenied(tasks_->ResolveTasks(As("svc-north").get(), resolve, &resolved), "ResolveTasks");
+  resolve.clear_practice_id();  // the default practice
+  ExpectDenied(tasks_->ResolveTasks(As("svc-north").get(), resolve, &resolved),
+               "ResolveTasks in the default practice");
+  v1::SetContactPreferenceRequest preference;
+  preference.set_practice_id("south");
+  preference.set_patient_id("patient-1");
+  preference.set_do_not_contact(true);
+  v1::PatientOutreach outreach;
+  ExpectDenied(patients_->SetContactPreference(As("nurse-north").get(), preference, &outreach),
+               "SetContactPreference");
+  EXPECT_EQ(LogHead(), head);
+  v1::GetPatientOutreachRequest get;
+  get.set_practice_id("south");
+  get.set_patient_id("patient-1");
+  ExpectDenied(patients_->GetPatientOutreach(As("nurse-north").get(), get, &outreach),
+               "GetPatientOutreach");
+  // In its own practice: allowed.
+  get.set_practice_id("north");
+  ASSERT_TRUE(patients_->GetPatientOutreach(As("nurse-north").get(), get, &outreach).ok());
+  EXPECT_EQ(outreach.open_tasks_size(), 2);
+  resolve.set_practice_id("north");
+  ASSERT_TRUE(tasks_->ResolveTasks(As("svc-north").get(), resolve, &resolved).ok());
+  EXPECT_EQ(resolved.tasks_size(), 2);
+}
+
 TEST_F(LimitedPrincipalTest, TheLogIsReadOneTaskOfItsPracticesAtATime) {
   int count = 0;
   ExpectDenied(ReadEventsAs("auditor-north", "s1", &count), "ReadEvents s1");

@@ -240,6 +240,27 @@ class SecurityTest : public ServerFixture {
     return tasks_->CancelTask(Context(call).get(), request, &task);
   }
 
+  // ResolveTasks and PatientService: on a patient of their own (no task to close).
+  grpc::Status CallPatientRpc(const std::string& name, const CallOptions& call) {
+    if (name == "ResolveTasks") {
+      v1::ResolveTasksRequest request;
+      request.set_patient_id("p-matrix");
+      request.set_reason(v1::APPOINTMENT_SCHEDULED);
+      v1::ResolveTasksResponse response;
+      return tasks_->ResolveTasks(Context(call).get(), request, &response);
+    }
+    v1::PatientOutreach outreach;
+    if (name == "SetContactPreference") {
+      v1::SetContactPreferenceRequest request;
+      request.set_patient_id(absl::StrCat("p-matrix-", ++created_));
+      request.set_do_not_contact(true);
+      return patients_->SetContactPreference(Context(call).get(), request, &outreach);
+    }
+    v1::GetPatientOutreachRequest request;
+    request.set_patient_id("p-matrix");
+    return patients_->GetPatientOutreach(Context(call).get(), request, &outreach);
+  }
+
   // Calls `method` (a full name from the role table) with a valid request as `call`, on
   // `task_id` (TargetOf) where it takes one.
   grpc::Status CallRpc(const std::string& method, const CallOptions& call,
@@ -247,6 +268,9 @@ class SecurityTest : public ServerFixture {
     const std::string name = method.substr(method.rfind('/') + 1);
     if (name == "AssignTask" || name == "ClaimTask" || name == "CancelTask") {
       return CallWorkflowRpc(name, call, task_id);
+    }
+    if (name == "ResolveTasks" || absl::StartsWith(method, "/outreach.v1.PatientService/")) {
+      return CallPatientRpc(name, call);
     }
     if (absl::StartsWith(method, "/outreach.v1.TaskService/")) {
       if (name == "CreateTask") return Create(call, absl::StrCat("matrix-", ++created_));
@@ -322,8 +346,8 @@ TEST_F(SecurityTest, EveryRpcByEveryCallerGetsExactlyWhatTheRoleTableSays) {
       ++checked;
     }
   }
-  // 12 outreach RPCs x 6 callers.
-  EXPECT_EQ(checked, 12 * 6);
+  // 15 outreach RPCs x 6 callers.
+  EXPECT_EQ(checked, 15 * 6);
 }
 
 TEST_F(SecurityTest, RepeatedCredentialsOrOnBehalfOfAreRefused) {

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "domain/validation.h"
 #include "outreach/v1/event_log.grpc.pb.h"
+#include "outreach/v1/patient_service.grpc.pb.h"
 #include "outreach/v1/task_service.grpc.pb.h"
 #include "server/server.h"
 #include "store/clock.h"
@@ -41,6 +42,7 @@ class ServerFixture : public ::testing::Test {
 
   void TearDown() override {
     tasks_.reset();
+    patients_.reset();
     events_.reset();
     channel_.reset();
     server_.reset();
@@ -81,6 +83,7 @@ class ServerFixture : public ::testing::Test {
     channel_ = std::move(channel);
     tasks_ = v1::TaskService::NewStub(channel_);
     events_ = v1::EventLog::NewStub(channel_);
+    patients_ = v1::PatientService::NewStub(channel_);
   }
 
   // A context with a short deadline and, when `actor` is not empty, x-actor metadata.
@@ -230,6 +233,7 @@ class ServerFixture : public ::testing::Test {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::TaskService::Stub> tasks_;
   std::unique_ptr<v1::EventLog::Stub> events_;
+  std::unique_ptr<v1::PatientService::Stub> patients_;
 };
 
 }  // namespace outreach::server::testing

@@ -1,0 +1,119 @@
+#include "server/patient_service.h"
+
+#include <utility>
+
+#include "domain/task_rules.h"
+#include "domain/validation.h"
+#include "server/convert.h"
+#include "server/grpc_status.h"
+
+namespace outreach::server {
+namespace {
+
+constexpr absl::string_view kSetContactPreferenceMethod =
+    "/outreach.v1.PatientService/SetContactPreference";
+constexpr absl::string_view kGetPatientOutreachMethod =
+    "/outreach.v1.PatientService/GetPatientOutreach";
+
+std::string PracticeOf(const std::string& practice_id) {
+  return practice_id.empty() ? domain::kDefaultPracticeId : practice_id;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* PatientService::SetContactPreference(
+    grpc::CallbackServerContext* context, const v1::SetContactPreferenceRequest* request,
+    v1::PatientOutreach* response) {
+  absl::StatusOr<Caller> caller = security_->Authorize(*context, kSetContactPreferenceMethod);
+  if (!caller.ok()) return FinishNow(context, caller.status());
+  if (read_only_investigation_) {
+    return FinishNow(context, absl::FailedPreconditionError(kReadOnlyInvestigation));
+  }
+  std::string fingerprint = Fingerprint(kSetContactPreferenceMethod, caller->principal, *request,
+                                        caller->on_behalf_of);
+  absl::StatusOr<domain::SetContactPreferenceCommand> command =
+      ToCommand(*request, caller->principal);
+  if (!command.ok()) return FinishNow(context, command.status());
+  // A principal limited to practices names one of them (checked here, so a replay is refused
+  // too; the rules check it again with the command).
+  if (absl::Status s = CheckPracticeAccess(*caller, request->practice_id()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  command->meta.on_behalf_of = caller->on_behalf_of;
+  command->meta.practices = caller->practices;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::string practice_id = PracticeOf(request->practice_id());
+  std::string patient_id = request->patient_id();
+  std::string filter = FilterText(*request);
+  // The answer is read on the store's completion thread, once the change is durable: a few
+  // point reads (the patient's row and its open tasks).
+  store_->Submit(*std::move(command), std::move(fingerprint),
+                 [this, reactor, response, context, caller = *std::move(caller),
+                  practice_id = std::move(practice_id), patient_id = std::move(patient_id),
+                  filter = std::move(filter)](absl::StatusOr<store::CommandResult> result) mutable {
+                   if (!result.ok()) {
+                     if (absl::IsUnavailable(result.status()) && on_writes_refused_) {
+                       if (absl::Status why = store_->WriteHealth(); !why.ok()) {
+                         on_writes_refused_(why);
+                       }
+                     }
+                     reactor->Finish(ToGrpcStatus(result.status()));
+                     return;
+                   }
+                   ReadRecordAndFinish(reactor, *context, caller, kSetContactPreferenceMethod,
+                                       practice_id, patient_id, std::move(filter), response);
+                 });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PatientService::GetPatientOutreach(
+    grpc::CallbackServerContext* context, const v1::GetPatientOutreachRequest* request,
+    v1::PatientOutreach* response) {
+  absl::StatusOr<Caller> caller = security_->Authorize(*context, kGetPatientOutreachMethod);
+  if (!caller.ok()) return FinishNow(context, caller.status());
+  if (absl::Status s = domain::ValidateOptionalId("practice_id", request->practice_id());
+      !s.ok()) {
+    return FinishNow(context, s);
+  }
+  if (request->patient_id().empty()) {
+    return FinishNow(context, absl::InvalidArgumentError("patient_id: required"));
+  }
+  if (absl::Status s = domain::ValidateId("patient_id", request->patient_id()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  if (absl::Status s = CheckPracticeAccess(*caller, request->practice_id()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ReadRecordAndFinish(reactor, *context, *caller, kGetPatientOutreachMethod,
+                      PracticeOf(request->practice_id()), request->patient_id(),
+                      FilterText(*request), response);
+  return reactor;
+}
+
+void PatientService::ReadRecordAndFinish(grpc::ServerUnaryReactor* reactor,
+                                         const grpc::CallbackServerContext& context,
+                                         const Caller& caller, absl::string_view method,
+                                         const std::string& practice_id,
+                                         const std::string& patient_id, std::string filter,
+                                         v1::PatientOutreach* response) const {
+  absl::StatusOr<v1::PatientOutreach> outreach =
+      store_->GetPatientOutreach(practice_id, patient_id);
+  if (!outreach.ok()) {
+    reactor->Finish(ToGrpcStatus(outreach.status()));
+    return;
+  }
+  *response = *std::move(outreach);
+  // Patient data (the open tasks with their notes, the preference): recorded before it is sent.
+  CallSecurity::Access access;
+  for (const v1::Task& task : response->open_tasks()) access.task_ids.push_back(task.task_id());
+  access.count = access.task_ids.size();
+  access.filter = std::move(filter);
+  security_->RecordAccess(caller, context, method, std::move(access),
+                          [reactor](absl::Status recorded) {
+                            reactor->Finish(recorded.ok() ? grpc::Status::OK
+                                                          : ToGrpcStatus(recorded));
+                          });
+}
+
+}  // namespace outreach::server

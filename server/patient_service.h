@@ -1,0 +1,54 @@
+// PatientService (outreach.v1): a patient's contact preference in a practice, and the summary a
+// rule engine checks before it opens a task. Authorization, the access records and a read-only
+// server's refusals work as in TaskService (server/task_service.h).
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "outreach/v1/patient_service.grpc.pb.h"
+#include "server/call_security.h"
+#include "server/task_service.h"
+#include "store/event_store.h"
+
+namespace outreach::server {
+
+class PatientService final : public v1::PatientService::CallbackService {
+ public:
+  PatientService(store::EventStore* store, const CallSecurity* security,
+                 TaskService::Options options)
+      : store_(store),
+        security_(security),
+        on_writes_refused_(std::move(options.on_writes_refused)),
+        read_only_investigation_(options.read_only_investigation) {}
+  PatientService(const PatientService&) = delete;
+  PatientService& operator=(const PatientService&) = delete;
+
+  // Sets the preference (closing the patient's open tasks when do_not_contact is set), then
+  // answers with the patient's outreach as it is once the change is durable.
+  grpc::ServerUnaryReactor* SetContactPreference(grpc::CallbackServerContext* context,
+                                                 const v1::SetContactPreferenceRequest* request,
+                                                 v1::PatientOutreach* response) override;
+  // A patient never seen: an empty record (its ids only), not NOT_FOUND.
+  grpc::ServerUnaryReactor* GetPatientOutreach(grpc::CallbackServerContext* context,
+                                               const v1::GetPatientOutreachRequest* request,
+                                               v1::PatientOutreach* response) override;
+
+ private:
+  // Reads the patient's outreach into `response`, records the read, and finishes `reactor`.
+  void ReadRecordAndFinish(grpc::ServerUnaryReactor* reactor,
+                           const grpc::CallbackServerContext& context, const Caller& caller,
+                           absl::string_view method, const std::string& practice_id,
+                           const std::string& patient_id, std::string filter,
+                           v1::PatientOutreach* response) const;
+
+  store::EventStore* const store_;
+  const CallSecurity* const security_;
+  const TaskService::WritesRefusedCallback on_writes_refused_;
+  const bool read_only_investigation_;
+};
+
+}  // namespace outreach::server
