@@ -132,7 +132,8 @@ std::optional<absl::StatusOr<CommandResult>> CommandProcessor::Replayed(
         absl::StrCat("requests: row for \"", request_id, "\" is malformed"));
   }
   if (record.fingerprint() != fingerprint) return reused();
-  std::vector<std::pair<std::string, int64_t>> streams = {{record.task_id(), record.task_version()}};
+  std::vector<std::pair<std::string, int64_t>> streams = {
+      {record.task_id(), record.task_version()}};
   for (const storage::v1::StreamVersion& more : record.more_streams()) {
     streams.emplace_back(more.task_id(), more.version());
   }

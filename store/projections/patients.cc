@@ -158,7 +158,8 @@ class PatientsProjectionImpl final : public Projection {
     const bool task = stream.after != nullptr;
     const std::string& practice_id =
         task ? stream.after->practice_id() : stream.patient->practice_id();
-    const std::string& patient_id = task ? stream.after->patient_id() : stream.patient->patient_id();
+    const std::string& patient_id =
+        task ? stream.after->patient_id() : stream.patient->patient_id();
     absl::StatusOr<std::optional<PatientRow>> stored =
         ReadPatientRow(reader, practice_id, patient_id);
     if (!stored.ok()) return stored.status();

@@ -133,7 +133,7 @@ TEST_F(PatientServiceTest, CreateTaskWhileTheSameCategoryIsOpenIsAlreadyExistsNa
   ASSERT_EQ(details.details_size(), 1);
   EXPECT_EQ(details.details(0).type_url(), "type.googleapis.com/google.rpc.ErrorInfo");
   v1::ErrorInfo info;
-  ASSERT_TRUE(details.details(0).UnpackTo(&info) || info.ParseFromString(details.details(0).value()));
+  ASSERT_TRUE(info.ParseFromString(details.details(0).value()));
   EXPECT_EQ(info.reason(), "TASK_ALREADY_OPEN");
   EXPECT_EQ(info.metadata().at("existing_task_id"), "recall-1");
   EXPECT_EQ(Head(), head);
