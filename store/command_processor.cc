@@ -93,6 +93,8 @@ CommandProcessor::CommandProcessor(const Database& database, const SchemaRegistr
       options_(options),
       cache_(options.cached_tasks) {}
 
+CommandProcessor::Batch::Batch() = default;
+
 void CommandProcessor::Begin(SortedRows& rows) {
   rows.Clear();
   batch_.emplace();

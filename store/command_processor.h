@@ -99,6 +99,9 @@ class CommandProcessor {
   using State = std::shared_ptr<const v1::Task>;  // nullptr: no such task
   // What the batch has decided so far: read by its later commands before the database.
   struct Batch {
+    // Declared here, defined in the .cc: clang 14 (the fuzz build) cannot tell a nested class
+    // with member initializers default-constructible inside its enclosing class.
+    Batch();
     LogHead cursor;
     absl::flat_hash_map<std::string, State> tasks;
     struct Request {
