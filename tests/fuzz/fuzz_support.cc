@@ -132,13 +132,19 @@ void CheckOutcome(const FixedState& before, const domain::Command& command, std:
         domain::IsExpired(*before.task, Now())) {
       Fail(where + "a contact was accepted on a missing, closed or expired task");
     }
-    const bool shape_ok = c->close_task
-                              ? count == 2 && after.status() == v1::CLOSED &&
-                                    after.close_reason() == v1::CONTACT_OUTCOME &&
-                                    after.closing_outcome() == c->outcome &&
-                                    after.follow_up_date().empty()
-                              : count == 1 && after.status() == v1::IN_PROGRESS &&
-                                    after.follow_up_date() == c->follow_up_date;
+    // Log and Close (DO_NOT_CONTACT for REQUESTED_NO_CONTACT); Log Contact (the given date, or
+    // the cadence's); or the contact that reaches max_attempts, closed with MAX_ATTEMPTS.
+    const v1::CloseReason close_reason =
+        c->outcome == v1::REQUESTED_NO_CONTACT ? v1::DO_NOT_CONTACT : v1::CONTACT_OUTCOME;
+    const bool shape_ok =
+        c->close_task
+            ? count == 2 && after.status() == v1::CLOSED && after.close_reason() == close_reason &&
+                  after.closing_outcome() == c->outcome && after.follow_up_date().empty()
+            : (count == 1 && after.status() == v1::IN_PROGRESS &&
+               (c->follow_up_date.empty() ? !after.follow_up_date().empty()
+                                          : after.follow_up_date() == c->follow_up_date)) ||
+                  (count == 2 && after.status() == v1::CLOSED &&
+                   after.close_reason() == v1::MAX_ATTEMPTS);
     if (!shape_ok || after.contacts_size() != before.task->contacts_size() + 1 ||
         after.contacts(after.contacts_size() - 1).outcome() != c->outcome) {
       Fail(absl::StrCat(where, "contact left ", after.DebugString()));
@@ -238,8 +244,19 @@ void CheckDecide(const domain::Command& command) {
     }
     v1::Task next = state.task.value_or(v1::Task());
     std::vector<StoredEvent> stream = state.events;
+    std::size_t task_events = 0;
     for (domain::NewEvent& ne : *decided) {
       StoredEvent event = std::move(ne.event);
+      if (domain::IsPatientStream(event.task_id())) {
+        // REQUESTED_NO_CONTACT: the patient's do-not-contact, on the patient's own stream.
+        if (!event.has_contact_preference_set() ||
+            !event.contact_preference_set().do_not_contact()) {
+          Fail(absl::StrCat(state.name, ": a patient's stream got an unexpected event\n",
+                            event.DebugString()));
+        }
+        continue;
+      }
+      ++task_events;
       Stamp(event, task_id, next.version() + 1, stream.size() + 1, Now());
       if (absl::Status s = domain::Apply(next, event); !s.ok()) {
         Fail(absl::StrCat(state.name, ": Apply rejected an event Decide produced: ", s.ToString(),
@@ -248,7 +265,7 @@ void CheckDecide(const domain::Command& command) {
       CheckCodecRoundTrip(event);
       stream.push_back(std::move(event));
     }
-    CheckOutcome(state, command, decided->size(), next);
+    CheckOutcome(state, command, task_events, next);
 
     // A projection is exactly the fold of its stream: a rebuild from the log gives the same bytes.
     v1::Task rebuilt;
