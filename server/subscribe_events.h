@@ -30,8 +30,10 @@
 
 #include <cstdint>
 #include <deque>
+#include <string>
 #include <thread>
 #include <unordered_set>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -78,6 +80,17 @@ class SubscriptionHub {
 
   // Subscriptions not yet done (for tests and diagnostics).
   std::size_t OpenCount() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Monitoring: each consumer's open subscriptions and how far the furthest behind is from
+  // `head` (events at or below it it has not been sent, filtered ones included). Consumers are
+  // the subscribing principals; past kMaxConsumers distinct ones, the rest count as "other".
+  static constexpr std::size_t kMaxConsumers = 64;
+  struct ConsumerLag {
+    std::string consumer;
+    uint64_t subscriptions = 0;
+    uint64_t lag = 0;
+  };
+  std::vector<ConsumerLag> ConsumerLags(uint64_t head) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   friend class SubscribeEventsReactor;
