@@ -84,7 +84,7 @@ inline void Error(absl::string_view msg, std::initializer_list<Field> fields = {
 }
 
 // The record as it would be written (without the newline); for tests.
-std::string FormatRecord(Format format, absl::string_view program, Level level, absl::string_view msg,
-                    std::initializer_list<Field> fields);
+std::string FormatRecord(Format format, absl::string_view program, Level level,
+                         absl::string_view msg, std::initializer_list<Field> fields);
 
 }  // namespace outreach::logging

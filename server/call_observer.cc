@@ -51,7 +51,7 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
   CallInterceptor(CallObserver* observer, grpc::experimental::ServerRpcInfo* info)
       : observer_(observer),
         context_(info->server_context()),
-        method_(info->method()),
+        method_(info->method() != nullptr ? info->method() : "unknown"),
         started_(absl::Now()),
         // Only our own services' requests are protobuf messages we know to read (gRPC's health
         // service receives raw bytes).

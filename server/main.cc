@@ -207,6 +207,21 @@ absl::Status ConfigureLogging() {
   return absl::OkStatus();
 }
 
+// Stops the metrics reading the store and the server when it goes out of scope: declared after
+// both, it goes first, on every return path.
+class MetricsWatchEnd {
+ public:
+  explicit MetricsWatchEnd(outreach::server::Metrics* metrics) : metrics_(metrics) {}
+  MetricsWatchEnd(const MetricsWatchEnd&) = delete;
+  MetricsWatchEnd& operator=(const MetricsWatchEnd&) = delete;
+  ~MetricsWatchEnd() {
+    if (metrics_ != nullptr) metrics_->Unwatch();
+  }
+
+ private:
+  outreach::server::Metrics* const metrics_;
+};
+
 // --metrics-listen: serves /metrics from now on (UNAVAILABLE if it cannot bind).
 absl::Status StartMetrics(Config& config) {
   const std::string listen = absl::GetFlag(FLAGS_metrics_listen);
@@ -240,7 +255,8 @@ void ParseFlags(int argc, char** argv) {
       "[--tls-cert=PEM --tls-key=PEM [--tls-client-ca=PEM]] "
       "[--insecure-listen] [--insecure-db-permissions] [--access-log-retention=6y] "
       "[--min-free-disk=auto] [--grpc-memory-limit-mib=256] [--max-connection-idle=5m] "
-      "[--read-only-investigation]\n"
+      "[--read-only-investigation] [--metrics-listen=127.0.0.1:9464] "
+      "[--log-format=text|json] [--log-level=info]\n"
       "Serves the outreach task service (outreach.v1.TaskService, outreach.v1.EventLog) over "
       "gRPC.");
   std::vector<std::string> normalized = outreach::server::NormalizeFlagNames(argc, argv);
@@ -516,6 +532,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<outreach::server::OutreachServer>> server =
       StartServer(config, store->get());
   if (!server.ok()) return Fail("cannot start server", server.status());
+  const MetricsWatchEnd metrics_watch_end(config.metrics.get());
   absl::StatusOr<std::unique_ptr<outreach::store::ExpiryScheduler>> scheduler =
       GoLive(config, store->get(), clock, server->get());
   if (!scheduler.ok()) return Fail("cannot close expired tasks", scheduler.status());

@@ -162,6 +162,8 @@ struct VerifyOptions {
   // to_position is 0). A different stored hash is reported as not ok with first_bad_position =
   // that position; head_position / head_hash then describe the log as stored.
   std::string expected_head_hash;
+  // Called every so many events checked (store/log_verifier.h), on the calling thread.
+  std::function<void(uint64_t checked)> progress;
 };
 
 // One event of a task's history, with the task's status on either side of it: the auditor's
