@@ -65,6 +65,7 @@ stop_server() {
   fi
 }
 cleanup() {
+  [[ $BASHPID == "$$" ]] || return 0  # a background subshell (the scraper) owns none of it
   stop_server
   rm -rf "$WORK"
 }
@@ -89,8 +90,27 @@ start_server() {
   METRICS_TARGET=$(sed -n 's/.*"metrics_address":"\([0-9.:]*\)".*/\1/p' "$log")
 }
 
+# start_quiet_server DB LOG: outreachd with --log-level=warning, which logs no address: on a
+# random port, tried again if taken (outreach-load then waits for it to accept).
+start_quiet_server() {
+  local db=$1 log=$2
+  for _ in $(seq 1 20); do
+    TARGET=127.0.0.1:$(( 20000 + RANDOM % 40000 ))
+    "$OUTREACHD" --db="$db" --listen="$TARGET" --time-zone=UTC --log-format=json \
+      --log-level=warning 2>"$log" &
+    SERVER_PID=$!
+    sleep 1
+    kill -0 "$SERVER_PID" 2>/dev/null && return 0
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+    rm -rf "$db"
+  done
+  echo "outreachd did not start" >&2; cat "$log" >&2; exit 1
+}
+
 # GET /metrics from METRICS_TARGET every second until killed (what a Prometheus scrape costs).
 scrape_every_second() {
+  trap - EXIT
   local host=${METRICS_TARGET%:*} port=${METRICS_TARGET##*:}
   while sleep 1; do
     { exec 3<>"/dev/tcp/$host/$port" &&
@@ -107,10 +127,12 @@ metrics_overhead() {
     local order=(off on quiet)
     (( round % 2 == 0 )) && order=(on off quiet)
     for setting in "${order[@]}"; do
-      local db=$WORK/metrics-$setting-$round flags=()
-      [[ $setting == on ]] && flags=(--metrics-listen=127.0.0.1:0)
-      [[ $setting == quiet ]] && flags=(--log-level=warning)
-      start_server "$db" "$db.log" "${flags[@]}"
+      local db=$WORK/metrics-$setting-$round
+      case $setting in
+        off) start_server "$db" "$db.log" ;;
+        on) start_server "$db" "$db.log" --metrics-listen=127.0.0.1:0 ;;
+        quiet) start_quiet_server "$db" "$db.log" ;;
+      esac
       if [[ $setting == on ]]; then
         scrape_every_second &
         SCRAPER_PID=$!
