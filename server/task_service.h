@@ -16,16 +16,12 @@
 // (domain::CommandMeta::practices), so the rules refuse another practice's task on the state
 // they decide with; a replayed result is checked again here.
 //
-// A server started read-only for investigation (outreachd --read-only-investigation) refuses
-// every mutation with FAILED_PRECONDITION kReadOnlyInvestigation before looking at the request.
-//
-// When a write comes back UNAVAILABLE and the store says it refuses writes (a failed write or
-// sync latched in EventStore::WriteHealth), the service reports it through `on_writes_refused`,
-// on the store's completion thread, before the call finishes: the check costs nothing on the
-// success path.
+// Every mutation goes through WriteCalls (server/write_call.h), with PatientService's: a server
+// started read-only for investigation (outreachd --read-only-investigation) refuses it with
+// FAILED_PRECONDITION kReadOnlyInvestigation before looking at the request, and a write the
+// store refuses because of a latched write error is reported through `on_writes_refused`.
 #pragma once
 
-#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -36,29 +32,17 @@
 #include "absl/status/statusor.h"
 #include "outreach/v1/task_service.grpc.pb.h"
 #include "server/call_security.h"
+#include "server/write_call.h"
 #include "store/event_store.h"
 
 namespace outreach::server {
 
-// The message of every mutation refused by a server started read-only for investigation.
-inline constexpr char kReadOnlyInvestigation[] = "server started read-only for investigation";
-
 class TaskService final : public v1::TaskService::CallbackService {
  public:
-  // Called with EventStore::WriteHealth() after a write the store refused; it must be cheap and
-  // must not wait on the store. May be empty.
-  using WritesRefusedCallback = std::function<void(const absl::Status& why)>;
-
-  struct Options {
-    WritesRefusedCallback on_writes_refused;  // may be empty
-    bool read_only_investigation = false;     // refuse every mutation (see above)
-  };
+  using Options = WriteOptions;  // server/write_call.h
 
   TaskService(store::EventStore* store, const CallSecurity* security, Options options)
-      : store_(store),
-        security_(security),
-        on_writes_refused_(std::move(options.on_writes_refused)),
-        read_only_investigation_(options.read_only_investigation) {}
+      : store_(store), security_(security), writes_(store, security, std::move(options)) {}
   TaskService(const TaskService&) = delete;
   TaskService& operator=(const TaskService&) = delete;
 
@@ -89,8 +73,8 @@ class TaskService final : public v1::TaskService::CallbackService {
 
  private:
   // The steps of every mutation that answers with the whole task (LogContact, AssignTask,
-  // ClaimTask, CancelTask): authorize, refuse on a read-only server, fingerprint, translate,
-  // and submit, recording the answer as a read of patient data.
+  // ClaimTask, CancelTask): WriteCalls::Prepare, then submit, recording the answer as a read of
+  // patient data.
   template <class Request>
   grpc::ServerUnaryReactor* MutateAndRecord(grpc::CallbackServerContext* context,
                                             absl::string_view method, const Request& request,
@@ -116,15 +100,10 @@ class TaskService final : public v1::TaskService::CallbackService {
                                               CallSecurity::Access access);
   // The task now, or as of the request's as_of_version / as_of_time.
   absl::StatusOr<v1::Task> ReadTask(const v1::GetTaskRequest& request) const;
-  // FAILED_PRECONDITION kReadOnlyInvestigation on a read-only server, else OK.
-  absl::Status CheckWritable() const;
-  // After an UNAVAILABLE write: tells on_writes_refused_ if the store has latched a write error.
-  void NoteRefusedWrite() const;
 
   store::EventStore* const store_;
   const CallSecurity* const security_;
-  const WritesRefusedCallback on_writes_refused_;
-  const bool read_only_investigation_;
+  const WriteCalls writes_;
 };
 
 }  // namespace outreach::server
