@@ -361,5 +361,36 @@ TEST_F(ObservabilityE2eTest, PrometheusScrapesTheWorkflowAndTheLogIsJsonWithoutP
   std::cout << lines << " log lines, " << requests << " request lines\n";
 }
 
+// Bad observability flags stop the start (exit 2) before the database is opened, naming the flag.
+TEST_F(ObservabilityE2eTest, ATakenMetricsAddressOrAnUnknownLogFormatStopsTheStart) {
+  // A port this test holds: the exposer cannot bind it.
+  const int held = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(held, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ASSERT_EQ(bind(held, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(held, 1), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(held, reinterpret_cast<sockaddr*>(&addr), &len);
+  e2e::Daemon taken(dir_ + "/db-taken", e2e::FreePort(), dir_ + "/taken.log",
+                    {absl::StrCat("--metrics-listen=127.0.0.1:", ntohs(addr.sin_port))});
+  taken.Start();
+  const int status = taken.WaitExit(absl::Seconds(20));
+  close(held);
+  ASSERT_TRUE(WIFEXITED(status)) << status << taken.Log();
+  EXPECT_EQ(WEXITSTATUS(status), 2) << taken.Log();
+  EXPECT_THAT(taken.Log(), HasSubstr("refusing to start: --metrics-listen: cannot serve on"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/db-taken/CURRENT"));  // never opened
+
+  e2e::Daemon xml(dir_ + "/db-xml", e2e::FreePort(), dir_ + "/xml.log", {"--log-format=xml"});
+  xml.Start();
+  const int xml_status = xml.WaitExit(absl::Seconds(20));
+  ASSERT_TRUE(WIFEXITED(xml_status)) << xml_status;
+  EXPECT_EQ(WEXITSTATUS(xml_status), 2);
+  EXPECT_THAT(xml.Log(), HasSubstr("--log-format: \"xml\" is not text or json"));
+}
+
 }  // namespace
 }  // namespace outreach
