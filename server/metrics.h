@@ -110,7 +110,8 @@ class Metrics {
   RpcMetrics rpc_;
   std::unique_ptr<StoreEvents> store_events_;
   std::shared_ptr<ScrapeCollector> scrape_;
-  std::unique_ptr<prometheus::Exposer> exposer_;  // last: stops serving first
+  std::unique_ptr<prometheus::Exposer> exposer_;  // stopped first, in the destructor
+  int port_ = 0;
   std::string address_;
 };
 
