@@ -1,5 +1,5 @@
-// OutreachServer: the gRPC server that serves TaskService and EventLog over one EventStore, with
-// gRPC health checking and server reflection.
+// OutreachServer: the gRPC server that serves TaskService, PatientService, EventLog and
+// AdminService over one EventStore, with gRPC health checking and server reflection.
 //
 // Security (README "Security"): ServerOptions::credentials (TLS or mTLS, see TlsCredentials, or
 // plaintext), ServerOptions::principals (the principals file; nullptr = local-development mode).
@@ -50,6 +50,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/admin_service.h"
 #include "server/auth.h"
 #include "server/call_security.h"
 #include "server/event_log_service.h"
@@ -119,6 +120,10 @@ struct ServerOptions {
   // The principals callers authenticate as; nullptr = local-development mode (every caller holds
   // every role, the actor is x-actor or "anonymous"). Must outlive the server.
   const PrincipalRegistry* principals = nullptr;
+  // AdminService.CreateBackup (server/admin_service.h): the BackupEngine directory live backups
+  // go to (empty: none), and how many of them are kept.
+  std::string backup_dir;
+  uint32_t backup_keep = 7;
 };
 
 // PEM contents for TLS: the server's certificate chain and key, and optionally the CA whose
@@ -192,6 +197,7 @@ class OutreachServer {
   TaskService task_service_;
   PatientService patient_service_;
   EventLogService event_log_service_;
+  AdminService admin_service_;
   std::unique_ptr<grpc::Service> reflection_v1alpha_;
   std::unique_ptr<grpc::Service> reflection_v1_;
   std::unique_ptr<grpc::Server> server_;

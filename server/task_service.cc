@@ -42,6 +42,9 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(grpc::CallbackServerContext* c
   command->meta.on_behalf_of = caller->on_behalf_of;
   // A principal limited to practices creates only in them: the rules refuse another practice.
   command->meta.practices = caller->practices;
+  if (absl::Status s = CheckRoute(*caller, request->practice_id()); !s.ok()) {
+    return FinishNow(context, s);
+  }
   // The response is the task as the caller just created it: nothing it did not send, so no
   // access record (README "The access log").
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -193,6 +196,9 @@ grpc::ServerUnaryReactor* TaskService::MutateAndRecord(grpc::CallbackServerConte
   // practice when they decide the command, on the state they decide it on: no read here, and no
   // window between a check and the write (a task's practice never changes).
   command->meta.practices = caller->practices;
+  if (absl::Status s = CheckTaskRoute(*caller, request.task_id()); !s.ok()) {
+    return FinishNow(context, s);
+  }
   // The response is the whole task, with every earlier contact's notes: a read of patient data,
   // recorded like GetTask before it is sent.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -233,6 +239,15 @@ absl::StatusOr<v1::Task> TaskService::ReadTask(const v1::GetTaskRequest& request
       break;
   }
   return store_->GetTask(request.task_id());
+}
+
+absl::Status TaskService::CheckTaskRoute(const Caller& caller, const std::string& task_id) const {
+  if (caller.routed_practice.empty()) return absl::OkStatus();
+  // A task's practice never changes: this read leaves no window before the write.
+  absl::StatusOr<v1::Task> task = store_->GetTask(task_id);
+  if (absl::IsNotFound(task.status())) return absl::OkStatus();  // the command says NOT_FOUND
+  if (!task.ok()) return task.status();
+  return CheckRoute(caller, task->practice_id());
 }
 
 absl::Status TaskService::CheckWritable() const {

@@ -16,6 +16,12 @@
 // (domain::CommandMeta::practices), so the rules refuse another practice's task on the state
 // they decide with; a replayed result is checked again here.
 //
+// Routing by practice (x-practice-id, README "Scaling"): a call whose x-practice-id is not the
+// practice its request names (CreateTask, ListTasks with practice_id, ResolveTasks) or the
+// practice of the task it names (GetTask, LogContact, AssignTask, ClaimTask, CancelTask) is
+// INVALID_ARGUMENT, before anything is written. An unfiltered ListTasks names no practice and
+// lists the shard's tasks.
+//
 // A server started read-only for investigation (outreachd --read-only-investigation) refuses
 // every mutation with FAILED_PRECONDITION kReadOnlyInvestigation before looking at the request.
 //
@@ -118,6 +124,9 @@ class TaskService final : public v1::TaskService::CallbackService {
   absl::StatusOr<v1::Task> ReadTask(const v1::GetTaskRequest& request) const;
   // FAILED_PRECONDITION kReadOnlyInvestigation on a read-only server, else OK.
   absl::Status CheckWritable() const;
+  // Before a command on an existing task: CheckRoute with the task's practice when the call
+  // came routed by x-practice-id (OK for a task that does not exist: the command says so).
+  absl::Status CheckTaskRoute(const Caller& caller, const std::string& task_id) const;
   // After an UNAVAILABLE write: tells on_writes_refused_ if the store has latched a write error.
   void NoteRefusedWrite() const;
 
