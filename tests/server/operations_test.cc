@@ -1,7 +1,7 @@
 // Issue 15 through the live server: AdminService.CreateBackup (a verified BackupEngine backup of
-// the live store, the newest --backup-keep kept, restorable) and its refusals; and the
-// x-practice-id route check (a call routed for one practice whose request names another is
-// INVALID_ARGUMENT and writes nothing).
+// the live store, the newest --backup-keep kept, restorable) and its refusals; the x-practice-id
+// route check (a call routed for one practice whose request names another is INVALID_ARGUMENT
+// and writes nothing); the plaintext health-only listener for probes.
 #include <chrono>
 #include <memory>
 #include <string>
@@ -10,6 +10,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "outreach/v1/admin_service.grpc.pb.h"
 #include "store/event_store.h"
 #include "tests/testing/server_fixture.h"
@@ -181,6 +182,49 @@ TEST_F(RoutedPracticeTest, AMalformedOrRepeatedRouteIsInvalidArgument) {
   twice->AddMetadata("x-practice-id", "north");
   EXPECT_EQ(tasks_->CreateTask(twice.get(), InPractice("t1", "north"), &task).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(store_->HeadPosition(), 0u);
+}
+
+// ---- The health-only listener (--health-listen) ------------------------------------------------
+
+class HealthListenerTest : public ServerFixture {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(OpenStore(TestStoreOptions()));
+    ServerOptions options;
+    options.health_listen_address = "127.0.0.1:0";
+    options.write_health_poll = absl::ZeroDuration();  // no watcher undoing WritesRefused
+    ASSERT_NO_FATAL_FAILURE(StartServer(options));
+    ASSERT_GT(server_->health_port(), 0);
+    health_channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->health_port()),
+                                          grpc::InsecureChannelCredentials());
+  }
+  grpc::health::v1::HealthCheckResponse::ServingStatus Status(const std::string& service) {
+    auto health = grpc::health::v1::Health::NewStub(health_channel_);
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    const grpc::Status status = health->Check(Context().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.status();
+  }
+  std::shared_ptr<grpc::Channel> health_channel_;
+};
+
+TEST_F(HealthListenerTest, ReportsTheMainServersStatusesAndServesNothingElse) {
+  using Health = grpc::health::v1::HealthCheckResponse;
+  EXPECT_EQ(Status(""), Health::SERVING);
+  EXPECT_EQ(Status("outreach.v1.TaskService"), Health::SERVING);
+  server_->WritesRefused(absl::UnavailableError("disk almost full: test"));
+  EXPECT_EQ(Status("outreach.v1.TaskService"), Health::NOT_SERVING);
+  EXPECT_EQ(Status("outreach.v1.EventLog"), Health::SERVING);
+  server_->SetServing(false);
+  EXPECT_EQ(Status(""), Health::NOT_SERVING);
+  // The task service is not there: the listener serves health alone.
+  auto tasks = v1::TaskService::NewStub(health_channel_);
+  v1::Task task;
+  EXPECT_EQ(tasks->CreateTask(Context().get(), ManualRequest("t1"), &task).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_EQ(store_->HeadPosition(), 0u);
 }
 
