@@ -193,6 +193,22 @@ TEST(LiveBackupE2eTest, ABackupUnderWriteLoadRestoresToTheSourcesLogUpToItsHead)
   }
 }
 
+TEST(LiveBackupE2eTest, ARefusedBackupExitsOneWithTheServersCode) {
+  testing::TempDir temp("outreach_live_backup_refused_");
+  const std::string dir = temp.path();
+  Daemon daemon(dir + "/db", FreePort(), dir + "/outreachd.log");  // no --backup-dir
+  ASSERT_NO_FATAL_FAILURE(daemon.Start());
+  ASSERT_TRUE(daemon.WaitServing()) << daemon.Log();
+  const ToolRun refused = RunCtl({"backup", "--server", daemon.address()}, dir);
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_THAT(refused.output, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_THAT(refused.output, HasSubstr("--backup-dir"));
+  const ToolRun unreadable = RunCtl(
+      {"backup", "--server", daemon.address(), "--token-file", dir + "/no-such-token"}, dir);
+  EXPECT_EQ(unreadable.exit_code, 1) << unreadable.output;
+  EXPECT_THAT(unreadable.output, HasSubstr("--token-file: cannot read"));
+}
+
 // ---- Scale-out by practice behind the router --------------------------------------------------
 
 constexpr char kRouterTemplate[] = OUTREACH_SOURCE_DIR "/deploy/router/outreach-router.conf";
