@@ -24,39 +24,25 @@ std::string PracticeOf(const std::string& practice_id) {
 grpc::ServerUnaryReactor* PatientService::SetContactPreference(
     grpc::CallbackServerContext* context, const v1::SetContactPreferenceRequest* request,
     v1::PatientOutreach* response) {
-  absl::StatusOr<Caller> caller = security_->Authorize(*context, kSetContactPreferenceMethod);
-  if (!caller.ok()) return FinishNow(context, caller.status());
-  if (read_only_investigation_) {
-    return FinishNow(context, absl::FailedPreconditionError(kReadOnlyInvestigation));
-  }
-  std::string fingerprint = Fingerprint(kSetContactPreferenceMethod, caller->principal, *request,
-                                        caller->on_behalf_of);
-  absl::StatusOr<domain::SetContactPreferenceCommand> command =
-      ToCommand(*request, caller->principal);
-  if (!command.ok()) return FinishNow(context, command.status());
+  auto write = writes_.Prepare(*context, kSetContactPreferenceMethod, *request);
+  if (!write.ok()) return FinishNow(context, write.status());
   // A principal limited to practices names one of them (checked here, so a replay is refused
   // too; the rules check it again with the command).
-  if (absl::Status s = CheckPracticeAccess(*caller, request->practice_id()); !s.ok()) {
+  if (absl::Status s = CheckPracticeAccess(write->caller, request->practice_id()); !s.ok()) {
     return FinishNow(context, s);
   }
-  command->meta.on_behalf_of = caller->on_behalf_of;
-  command->meta.practices = caller->practices;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::string practice_id = PracticeOf(request->practice_id());
   std::string patient_id = request->patient_id();
   std::string filter = FilterText(*request);
   // The answer is read on the store's completion thread, once the change is durable: a few
   // point reads (the patient's row and its open tasks).
-  store_->Submit(*std::move(command), std::move(fingerprint),
-                 [this, reactor, response, context, caller = *std::move(caller),
+  store_->Submit(std::move(write->command), std::move(write->fingerprint),
+                 [this, reactor, response, context, caller = std::move(write->caller),
                   practice_id = std::move(practice_id), patient_id = std::move(patient_id),
                   filter = std::move(filter)](absl::StatusOr<store::CommandResult> result) mutable {
                    if (!result.ok()) {
-                     if (absl::IsUnavailable(result.status()) && on_writes_refused_) {
-                       if (absl::Status why = store_->WriteHealth(); !why.ok()) {
-                         on_writes_refused_(why);
-                       }
-                     }
+                     writes_.NoteRefused(result.status());
                      reactor->Finish(ToGrpcStatus(result.status()));
                      return;
                    }

@@ -12,6 +12,7 @@
 #include "outreach/v1/patient_service.grpc.pb.h"
 #include "server/call_security.h"
 #include "server/task_service.h"
+#include "server/write_call.h"
 #include "store/event_store.h"
 
 namespace outreach::server {
@@ -20,10 +21,7 @@ class PatientService final : public v1::PatientService::CallbackService {
  public:
   PatientService(store::EventStore* store, const CallSecurity* security,
                  TaskService::Options options)
-      : store_(store),
-        security_(security),
-        on_writes_refused_(std::move(options.on_writes_refused)),
-        read_only_investigation_(options.read_only_investigation) {}
+      : store_(store), security_(security), writes_(store, security, std::move(options)) {}
   PatientService(const PatientService&) = delete;
   PatientService& operator=(const PatientService&) = delete;
 
@@ -47,8 +45,7 @@ class PatientService final : public v1::PatientService::CallbackService {
 
   store::EventStore* const store_;
   const CallSecurity* const security_;
-  const TaskService::WritesRefusedCallback on_writes_refused_;
-  const bool read_only_investigation_;
+  const WriteCalls writes_;
 };
 
 }  // namespace outreach::server

@@ -32,24 +32,14 @@ constexpr absl::string_view kResolveTasksMethod = "/outreach.v1.TaskService/Reso
 grpc::ServerUnaryReactor* TaskService::CreateTask(grpc::CallbackServerContext* context,
                                                   const v1::CreateTaskRequest* request,
                                                   v1::Task* response) {
-  absl::StatusOr<Caller> caller = security_->Authorize(*context, kCreateTaskMethod);
-  if (!caller.ok()) return FinishNow(context, caller.status());
-  if (absl::Status s = CheckWritable(); !s.ok()) return FinishNow(context, s);
-  std::string fingerprint =
-      Fingerprint(kCreateTaskMethod, caller->principal, *request, caller->on_behalf_of);
-  absl::StatusOr<domain::CreateTaskCommand> command = ToCommand(*request, caller->principal);
-  if (!command.ok()) return FinishNow(context, command.status());
-  command->meta.on_behalf_of = caller->on_behalf_of;
+  auto write = writes_.Prepare(*context, kCreateTaskMethod, *request);
+  if (!write.ok()) return FinishNow(context, write.status());
   // A principal limited to practices creates only in them: the rules refuse another practice.
-  command->meta.practices = caller->practices;
-  if (absl::Status s = CheckRoute(*caller, request->practice_id()); !s.ok()) {
-    return FinishNow(context, s);
-  }
   // The response is the task as the caller just created it: nothing it did not send, so no
   // access record (README "The access log").
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  SubmitAndFinish(reactor, response, *std::move(command), std::move(fingerprint),
-                  *std::move(caller));
+  SubmitAndFinish(reactor, response, std::move(write->command), std::move(write->fingerprint),
+                  std::move(write->caller));
   return reactor;
 }
 
@@ -135,31 +125,24 @@ grpc::ServerUnaryReactor* TaskService::CancelTask(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* TaskService::ResolveTasks(grpc::CallbackServerContext* context,
                                                     const v1::ResolveTasksRequest* request,
                                                     v1::ResolveTasksResponse* response) {
-  absl::StatusOr<Caller> caller = security_->Authorize(*context, kResolveTasksMethod);
-  if (!caller.ok()) return FinishNow(context, caller.status());
-  if (absl::Status s = CheckWritable(); !s.ok()) return FinishNow(context, s);
-  std::string fingerprint =
-      Fingerprint(kResolveTasksMethod, caller->principal, *request, caller->on_behalf_of);
-  absl::StatusOr<domain::ResolveTasksCommand> command = ToCommand(*request, caller->principal);
-  if (!command.ok()) return FinishNow(context, command.status());
+  auto write = writes_.Prepare(*context, kResolveTasksMethod, *request);
+  if (!write.ok()) return FinishNow(context, write.status());
   // A principal limited to practices names one of them (checked here, so a replay is refused
   // too; the rules check it again with the command).
-  if (absl::Status s = CheckPracticeAccess(*caller, request->practice_id()); !s.ok()) {
+  if (absl::Status s = CheckPracticeAccess(write->caller, request->practice_id()); !s.ok()) {
     return FinishNow(context, s);
   }
-  command->meta.on_behalf_of = caller->on_behalf_of;
-  command->meta.practices = caller->practices;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // The closed tasks come back whole (every contact's notes): a read of patient data, recorded
   // before it is sent, with the query (the patient) as its filter.
   CallSecurity::Access access;
   access.filter = FilterText(*request);
-  store_->Submit(*std::move(command), std::move(fingerprint),
-                 [this, reactor, response, context, caller = *std::move(caller),
+  store_->Submit(std::move(write->command), std::move(write->fingerprint),
+                 [this, reactor, response, context, caller = std::move(write->caller),
                   access = std::move(access)](
                      absl::StatusOr<store::CommandResult> result) mutable {
                    if (!result.ok()) {
-                     if (absl::IsUnavailable(result.status())) NoteRefusedWrite();
+                     writes_.NoteRefused(result.status());
                      reactor->Finish(ToGrpcStatus(result.status()));
                      return;
                    }
@@ -183,27 +166,17 @@ grpc::ServerUnaryReactor* TaskService::MutateAndRecord(grpc::CallbackServerConte
                                                        absl::string_view method,
                                                        const Request& request,
                                                        v1::Task* response) {
-  absl::StatusOr<Caller> caller = security_->Authorize(*context, method);
-  if (!caller.ok()) return FinishNow(context, caller.status());
-  if (absl::Status s = CheckWritable(); !s.ok()) return FinishNow(context, s);
-  std::string fingerprint =
-      Fingerprint(method, caller->principal, request, caller->on_behalf_of);
-  auto command = ToCommand(request, caller->principal);
-  if (!command.ok()) return FinishNow(context, command.status());
-  // (Decide checks the shape again with it set: ClaimTask's claimant may be that person.)
-  command->meta.on_behalf_of = caller->on_behalf_of;
-  // A principal limited to practices changes only their tasks. The rules check the task's
-  // practice when they decide the command, on the state they decide it on: no read here, and no
-  // window between a check and the write (a task's practice never changes).
-  command->meta.practices = caller->practices;
-  if (absl::Status s = CheckTaskRoute(*caller, request.task_id()); !s.ok()) {
-    return FinishNow(context, s);
-  }
+  // (Decide checks the shape again with on_behalf_of set: ClaimTask's claimant may be that
+  // person.) A principal limited to practices changes only their tasks: the rules check the
+  // task's practice when they decide the command, on the state they decide it on: no read
+  // here, and no window between a check and the write (a task's practice never changes).
+  auto write = writes_.Prepare(*context, method, request);
+  if (!write.ok()) return FinishNow(context, write.status());
   // The response is the whole task, with every earlier contact's notes: a read of patient data,
   // recorded like GetTask before it is sent.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  SubmitAndFinish(reactor, response, *std::move(command), std::move(fingerprint),
-                  *std::move(caller), RecordedRead{context, method});
+  SubmitAndFinish(reactor, response, std::move(write->command), std::move(write->fingerprint),
+                  std::move(write->caller), RecordedRead{context, method});
   return reactor;
 }
 
@@ -241,20 +214,6 @@ absl::StatusOr<v1::Task> TaskService::ReadTask(const v1::GetTaskRequest& request
   return store_->GetTask(request.task_id());
 }
 
-absl::Status TaskService::CheckTaskRoute(const Caller& caller, const std::string& task_id) const {
-  if (caller.routed_practice.empty()) return absl::OkStatus();
-  // A task's practice never changes: this read leaves no window before the write.
-  absl::StatusOr<v1::Task> task = store_->GetTask(task_id);
-  if (absl::IsNotFound(task.status())) return absl::OkStatus();  // the command says NOT_FOUND
-  if (!task.ok()) return task.status();
-  return CheckRoute(caller, task->practice_id());
-}
-
-absl::Status TaskService::CheckWritable() const {
-  if (!read_only_investigation_) return absl::OkStatus();
-  return absl::FailedPreconditionError(kReadOnlyInvestigation);
-}
-
 void TaskService::SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* response,
                                   domain::Command command, std::string fingerprint,
                                   Caller caller, std::optional<RecordedRead> read) {
@@ -264,7 +223,7 @@ void TaskService::SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* r
                      absl::StatusOr<store::CommandResult> result) mutable {
                    if (!result.ok()) {
                      // Health changes before the client hears of the refusal.
-                     if (absl::IsUnavailable(result.status())) NoteRefusedWrite();
+                     writes_.NoteRefused(result.status());
                      reactor->Finish(ToGrpcStatus(result.status()));
                      return;
                    }
@@ -290,12 +249,6 @@ void TaskService::SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* r
                                                                  : ToGrpcStatus(recorded));
                                            });
                  });
-}
-
-void TaskService::NoteRefusedWrite() const {
-  if (!on_writes_refused_) return;
-  // UNAVAILABLE also means "shutting down"; only a latched write error changes health.
-  if (absl::Status why = store_->WriteHealth(); !why.ok()) on_writes_refused_(why);
 }
 
 }  // namespace outreach::server

@@ -19,19 +19,15 @@
 // Routing by practice (x-practice-id, README "Scaling"): a call whose x-practice-id is not the
 // practice its request names (CreateTask, ListTasks with practice_id, ResolveTasks) or the
 // practice of the task it names (GetTask, LogContact, AssignTask, ClaimTask, CancelTask) is
-// INVALID_ARGUMENT, before anything is written. An unfiltered ListTasks names no practice and
-// lists the shard's tasks.
+// INVALID_ARGUMENT, before anything is written (writes: WriteCalls::Prepare). An unfiltered
+// ListTasks names no practice and lists the shard's tasks.
 //
-// A server started read-only for investigation (outreachd --read-only-investigation) refuses
-// every mutation with FAILED_PRECONDITION kReadOnlyInvestigation before looking at the request.
-//
-// When a write comes back UNAVAILABLE and the store says it refuses writes (a failed write or
-// sync latched in EventStore::WriteHealth), the service reports it through `on_writes_refused`,
-// on the store's completion thread, before the call finishes: the check costs nothing on the
-// success path.
+// Every mutation goes through WriteCalls (server/write_call.h), with PatientService's: a server
+// started read-only for investigation (outreachd --read-only-investigation) refuses it with
+// FAILED_PRECONDITION kReadOnlyInvestigation before looking at the request, and a write the
+// store refuses because of a latched write error is reported through `on_writes_refused`.
 #pragma once
 
-#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -42,29 +38,17 @@
 #include "absl/status/statusor.h"
 #include "outreach/v1/task_service.grpc.pb.h"
 #include "server/call_security.h"
+#include "server/write_call.h"
 #include "store/event_store.h"
 
 namespace outreach::server {
 
-// The message of every mutation refused by a server started read-only for investigation.
-inline constexpr char kReadOnlyInvestigation[] = "server started read-only for investigation";
-
 class TaskService final : public v1::TaskService::CallbackService {
  public:
-  // Called with EventStore::WriteHealth() after a write the store refused; it must be cheap and
-  // must not wait on the store. May be empty.
-  using WritesRefusedCallback = std::function<void(const absl::Status& why)>;
-
-  struct Options {
-    WritesRefusedCallback on_writes_refused;  // may be empty
-    bool read_only_investigation = false;     // refuse every mutation (see above)
-  };
+  using Options = WriteOptions;  // server/write_call.h
 
   TaskService(store::EventStore* store, const CallSecurity* security, Options options)
-      : store_(store),
-        security_(security),
-        on_writes_refused_(std::move(options.on_writes_refused)),
-        read_only_investigation_(options.read_only_investigation) {}
+      : store_(store), security_(security), writes_(store, security, std::move(options)) {}
   TaskService(const TaskService&) = delete;
   TaskService& operator=(const TaskService&) = delete;
 
@@ -95,8 +79,8 @@ class TaskService final : public v1::TaskService::CallbackService {
 
  private:
   // The steps of every mutation that answers with the whole task (LogContact, AssignTask,
-  // ClaimTask, CancelTask): authorize, refuse on a read-only server, fingerprint, translate,
-  // and submit, recording the answer as a read of patient data.
+  // ClaimTask, CancelTask): WriteCalls::Prepare, then submit, recording the answer as a read of
+  // patient data.
   template <class Request>
   grpc::ServerUnaryReactor* MutateAndRecord(grpc::CallbackServerContext* context,
                                             absl::string_view method, const Request& request,
@@ -122,18 +106,10 @@ class TaskService final : public v1::TaskService::CallbackService {
                                               CallSecurity::Access access);
   // The task now, or as of the request's as_of_version / as_of_time.
   absl::StatusOr<v1::Task> ReadTask(const v1::GetTaskRequest& request) const;
-  // FAILED_PRECONDITION kReadOnlyInvestigation on a read-only server, else OK.
-  absl::Status CheckWritable() const;
-  // Before a command on an existing task: CheckRoute with the task's practice when the call
-  // came routed by x-practice-id (OK for a task that does not exist: the command says so).
-  absl::Status CheckTaskRoute(const Caller& caller, const std::string& task_id) const;
-  // After an UNAVAILABLE write: tells on_writes_refused_ if the store has latched a write error.
-  void NoteRefusedWrite() const;
 
   store::EventStore* const store_;
   const CallSecurity* const security_;
-  const WritesRefusedCallback on_writes_refused_;
-  const bool read_only_investigation_;
+  const WriteCalls writes_;
 };
 
 }  // namespace outreach::server

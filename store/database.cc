@@ -14,6 +14,8 @@
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "store/info_log.h"
+#include "store/projection.h"
+#include "store/projections/registry.h"
 #include "store/rocks.h"
 
 namespace outreach::store {
@@ -39,24 +41,37 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
   return options;
 }
 
+// How each family is read: the projections say so for theirs (store/projection.h); the log's
+// "events" are read by position, also on the write path (the head's hash), and the metadata and
+// the access log are small or scanned.
+std::vector<FamilyReads> ReadsOfFamilies() {
+  std::vector<FamilyReads> reads(keys::kNumCfs, FamilyReads::kRanges);
+  reads[keys::kEvents] = FamilyReads::kPointLookups;
+  for (const Projection* projection : RegisteredProjections()) {
+    for (const FamilySpec& family : projection->families()) reads[family.id] = family.reads;
+  }
+  return reads;
+}
+
 // Every column family, tuned for how it is read.
 std::vector<rocksdb::ColumnFamilyDescriptor> Families(std::size_t block_cache_bytes) {
   auto cache = rocksdb::NewLRUCache(block_cache_bytes);
+  const std::vector<FamilyReads> reads = ReadsOfFamilies();
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (int cf = 0; cf < keys::kNumCfs; ++cf) {
-    const bool bloom = cf == keys::kTasks || cf == keys::kRequests || cf == keys::kEvents;
-    families.emplace_back(keys::ColumnFamilyNames()[cf], FamilyOptions(cache, bloom));
+    const bool point_lookups = reads[cf] == FamilyReads::kPointLookups;
+    families.emplace_back(keys::ColumnFamilyNames()[cf], FamilyOptions(cache, point_lookups));
     rocksdb::ColumnFamilyOptions& family = families.back().options;
     if (cf == keys::kEvents) {
       // Positions only grow: each insert starts from where the last one ended (one hint,
       // for the empty prefix) instead of from the top of the skip list.
       family.memtable_insert_with_hint_prefix_extractor.reset(
           rocksdb::NewFixedPrefixTransform(0));
-    }
-    if (cf == keys::kTasks || cf == keys::kRequests) {
-      // The writer looks up every command's task and request id, mostly absent from the
-      // memtable (a new request id; a task last written before the last flush): a memtable
-      // bloom filter answers those without a skip-list search.
+    } else if (point_lookups) {
+      // The writer looks these keys up for every command (its tasks, its request id, its
+      // patients), mostly absent from the memtable (a new request id; a row last written
+      // before the last flush): a memtable bloom filter answers those without a skip-list
+      // search.
       family.memtable_whole_key_filtering = true;
       family.memtable_prefix_bloom_size_ratio = 0.02;
     }

@@ -13,8 +13,10 @@
 // The stored bytes must be the same either way: the tests compare DumpProjections after live
 // writes with the one after a rebuild.
 //
-// Adding one: a file in store/projections/ implementing Projection, its families in keys::Cf
-// (and ColumnFamilyNames), and one line in store/projections/registry.cc.
+// Adding one: a file in store/projections/ implementing Projection (its families, how they are
+// read, the live rows, the fold), and one line in store/projections/registry.cc; a new family
+// also needs its id and name in keys.h (keys::Cf, ColumnFamilyNames), where every family's key
+// grammar is written down (the stored format).
 //
 // Projections are stateless and immutable: thread-safe. A ProjectionFold belongs to one fold.
 #pragma once
@@ -89,14 +91,29 @@ class ProjectionFold {
   virtual absl::Status Finish(const FoldedLog& folded) = 0;
 };
 
+// How a projection's column family is read, so that the store tunes it (store/database.cc):
+// the projection says it, not a list kept elsewhere.
+enum class FamilyReads {
+  kRanges,        // scanned in key order (the worklist, expiry, a stream's positions)
+  kPointLookups,  // looked up by whole key on the write path, often absent (a new task, a new
+                  // request id, a patient's first task): bloom filters in the tables and the
+                  // memtable answer a miss without a search
+};
+
+struct FamilySpec {
+  keys::Cf id;
+  FamilyReads reads;
+};
+
 class Projection {
  public:
   virtual ~Projection() = default;
 
   // For messages and logs.
   virtual absl::string_view name() const = 0;
-  // The column families it owns (no two projections share one), in the order Emit emits them.
-  virtual absl::Span<const keys::Cf> families() const = 0;
+  // The column families it owns (no two projections share one), in the order Emit emits them,
+  // and how each is read.
+  virtual absl::Span<const FamilySpec> families() const = 0;
 
   // Live: adds to `rows` the rows of its families that `change` puts or deletes. Only rows that
   // change: each is a memtable insert, the writer's main cost. An error fails the command: the

@@ -37,7 +37,7 @@ class ExpiryFold final : public ProjectionFold {
 class ExpiryProjectionImpl final : public PerStreamProjection {
  public:
   absl::string_view name() const override { return "expiry"; }
-  absl::Span<const keys::Cf> families() const override { return kFamilies; }
+  absl::Span<const FamilySpec> families() const override { return kFamilies; }
 
   absl::Status OnStream(const StreamChange& change, SortedRows& rows) const override {
     const std::optional<std::string> new_row = keys::ExpiryRowFor(*change.after);
@@ -63,7 +63,7 @@ class ExpiryProjectionImpl final : public PerStreamProjection {
   }
 
  private:
-  static constexpr keys::Cf kFamilies[] = {keys::kExpiry};
+  static constexpr FamilySpec kFamilies[] = {{keys::kExpiry, FamilyReads::kRanges}};
 };
 
 }  // namespace

@@ -130,7 +130,7 @@ class PatientsFold final : public ProjectionFold {
 class PatientsProjectionImpl final : public Projection {
  public:
   absl::string_view name() const override { return "patients"; }
-  absl::Span<const keys::Cf> families() const override { return kFamilies; }
+  absl::Span<const FamilySpec> families() const override { return kFamilies; }
 
   absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
     for (const StreamChange& stream : change.streams) {
@@ -181,7 +181,7 @@ class PatientsProjectionImpl final : public Projection {
     return absl::OkStatus();
   }
 
-  static constexpr keys::Cf kFamilies[] = {keys::kPatients};
+  static constexpr FamilySpec kFamilies[] = {{keys::kPatients, FamilyReads::kPointLookups}};
 };
 
 }  // namespace

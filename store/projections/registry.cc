@@ -21,7 +21,7 @@ ProjectionSet RegisteredProjections() {
 std::vector<keys::Cf> FamiliesOf(ProjectionSet projections) {
   std::vector<keys::Cf> families;
   for (const Projection* projection : projections) {
-    for (keys::Cf family : projection->families()) families.push_back(family);
+    for (const FamilySpec& family : projection->families()) families.push_back(family.id);
   }
   return families;
 }

@@ -77,7 +77,7 @@ class RequestsFold final : public ProjectionFold {
 class RequestsProjectionImpl final : public Projection {
  public:
   absl::string_view name() const override { return "requests"; }
-  absl::Span<const keys::Cf> families() const override { return kFamilies; }
+  absl::Span<const FamilySpec> families() const override { return kFamilies; }
 
   absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
     if (change.request_id.empty()) return absl::OkStatus();
@@ -105,7 +105,7 @@ class RequestsProjectionImpl final : public Projection {
   }
 
  private:
-  static constexpr keys::Cf kFamilies[] = {keys::kRequests};
+  static constexpr FamilySpec kFamilies[] = {{keys::kRequests, FamilyReads::kPointLookups}};
 };
 
 }  // namespace

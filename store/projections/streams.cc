@@ -16,7 +16,7 @@ void AppendStreamNumber(std::string* out, uint64_t value) {  // fixed64_be
 class StreamsProjectionImpl final : public Projection {
  public:
   absl::string_view name() const override { return "streams"; }
-  absl::Span<const keys::Cf> families() const override { return kFamilies; }
+  absl::Span<const FamilySpec> families() const override { return kFamilies; }
 
   // Every stream's, tasks' and patients' alike.
   absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
@@ -53,7 +53,7 @@ class StreamsProjectionImpl final : public Projection {
   }
 
  private:
-  static constexpr keys::Cf kFamilies[] = {keys::kStreams};
+  static constexpr FamilySpec kFamilies[] = {{keys::kStreams, FamilyReads::kRanges}};
 };
 
 }  // namespace

@@ -38,7 +38,7 @@ absl::Status TaskRow(const v1::Task& task, absl::string_view contacts, std::stri
 class TasksProjectionImpl final : public PerStreamProjection {
  public:
   absl::string_view name() const override { return "tasks"; }
-  absl::Span<const keys::Cf> families() const override { return kFamilies; }
+  absl::Span<const FamilySpec> families() const override { return kFamilies; }
 
   absl::Status OnStream(const StreamChange& change, SortedRows& rows) const override {
     rows.Put(keys::kTasks, change.task_id, keys::EncodeTask(*change.after));
@@ -63,7 +63,7 @@ class TasksProjectionImpl final : public PerStreamProjection {
   }
 
  private:
-  static constexpr keys::Cf kFamilies[] = {keys::kTasks};
+  static constexpr FamilySpec kFamilies[] = {{keys::kTasks, FamilyReads::kPointLookups}};
 };
 
 }  // namespace

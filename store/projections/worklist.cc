@@ -48,7 +48,7 @@ class WorklistFold final : public ProjectionFold {
 class WorklistProjectionImpl final : public PerStreamProjection {
  public:
   absl::string_view name() const override { return "worklist"; }
-  absl::Span<const keys::Cf> families() const override { return kFamilies; }
+  absl::Span<const FamilySpec> families() const override { return kFamilies; }
 
   absl::Status OnStream(const StreamChange& change, SortedRows& rows) const override {
     const WorklistRows new_rows = WorklistRowsOf(*change.after);
@@ -86,7 +86,7 @@ class WorklistProjectionImpl final : public PerStreamProjection {
   }
 
  private:
-  static constexpr keys::Cf kFamilies[] = {keys::kWorklist};
+  static constexpr FamilySpec kFamilies[] = {{keys::kWorklist, FamilyReads::kRanges}};
 };
 
 }  // namespace

@@ -13,11 +13,14 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "rocksdb/table.h"
+#include "store/database.h"
 #include "store/keys.h"
 #include "store/log_fold.h"
 #include "store/projections/registry.h"
 #include "store/projections/requests.h"
 #include "store/sorted_rows.h"
+#include "tests/testing/temp_dir.h"
 
 namespace outreach::store {
 namespace {
@@ -44,7 +47,7 @@ class EventsPerActorFold final : public ProjectionFold {
 class EventsPerActor final : public Projection {
  public:
   absl::string_view name() const override { return "events_per_actor"; }
-  absl::Span<const keys::Cf> families() const override { return kFamilies; }
+  absl::Span<const FamilySpec> families() const override { return kFamilies; }
 
   absl::Status OnCommand(const CommandChange& change, SortedRows& rows) const override {
     for (const StreamChange& stream : change.streams) {
@@ -83,7 +86,7 @@ class EventsPerActor final : public Projection {
   }
 
  private:
-  static constexpr keys::Cf kFamilies[] = {kCounterFamily};
+  static constexpr FamilySpec kFamilies[] = {{kCounterFamily, FamilyReads::kPointLookups}};
 };
 
 // The writer's view for these tests: an empty store, plus the batch's rows.
@@ -118,8 +121,29 @@ TEST(ProjectionRegistryTest, EveryProjectionFamilyIsOwnedOnceInFamilyOrder) {
             expected);
   for (const Projection* projection : RegisteredProjections()) {
     EXPECT_EQ(projection->families().size(), 1u) << projection->name();
-    EXPECT_EQ(keys::ColumnFamilyNames()[projection->families()[0]], projection->name());
+    EXPECT_EQ(keys::ColumnFamilyNames()[projection->families()[0].id], projection->name());
   }
+}
+
+// The store tunes each projection's families as the projection says they are read: bloom
+// filters in the tables and the memtable for point lookups, none for ranges.
+TEST(ProjectionRegistryTest, TheStoreTunesEachFamilyAsItsProjectionReadsIt) {
+  outreach::testing::TempDir dir("outreach_projection_test_");
+  absl::StatusOr<std::unique_ptr<Database>> database = Database::Open(dir.path(), {});
+  ASSERT_TRUE(database.ok()) << database.status();
+  int point_lookups = 0;
+  for (const Projection* projection : RegisteredProjections()) {
+    for (const FamilySpec& family : projection->families()) {
+      const rocksdb::Options options = (*database)->db()->GetOptions((*database)->cf(family.id));
+      const auto* table = options.table_factory->GetOptions<rocksdb::BlockBasedTableOptions>();
+      ASSERT_NE(table, nullptr) << projection->name();
+      const bool lookups = family.reads == FamilyReads::kPointLookups;
+      point_lookups += lookups ? 1 : 0;
+      EXPECT_EQ(table->filter_policy != nullptr, lookups) << projection->name();
+      EXPECT_EQ(options.memtable_whole_key_filtering, lookups) << projection->name();
+    }
+  }
+  EXPECT_EQ(point_lookups, 3);  // tasks, requests, patients
 }
 
 TEST(EventDerivedProjectionTest, TheFoldEmitsWhatTheLiveUpdatesWrote) {
