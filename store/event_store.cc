@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "store/backup.h"
+#include "store/consumer_checkpoints.h"
 #include "store/database.h"
 #include "store/disk_space.h"
 #include "store/event_writer.h"
@@ -49,6 +50,7 @@ class EventStore::Impl {
     // every column family's flush is done, so a crash mid-flush recovers as usual.
     const bool flush = writer != nullptr && writer->MayWriteOnClose();
     writer.reset();
+    consumers.reset();   // its writer uses the database
     access_log.reset();  // its writer uses the database
     if (database != nullptr) database->Close(flush);
   }
@@ -61,6 +63,7 @@ class EventStore::Impl {
     if (!recovered.ok()) return recovered.status();
     head.Publish(recovered->head.position);
     if (absl::Status s = OpenAccessLog(); !s.ok()) return s;
+    OpenConsumers();
     if (database->read_only()) return absl::OkStatus();
     WriterOptions writer_options;
     writer_options.processor.time_zone = options.time_zone;
@@ -89,6 +92,15 @@ class EventStore::Impl {
     return absl::OkStatus();
   }
 
+  // The durable consumers' checkpoints, over their own family (absent in a database written
+  // before it existed and opened read-only).
+  void OpenConsumers() {
+    if (database->cf(keys::kConsumers) == nullptr) return;
+    consumers = std::make_unique<ConsumerCheckpoints>(
+        database->db(), database->cf(keys::kConsumers), clock, [this] { return head.Head(); },
+        options.sync_writes, database->read_only());
+  }
+
   LogReader log() const { return LogReader(database->db(), &database->handles(), schemas); }
 
   const StoreOptions options;
@@ -101,6 +113,7 @@ class EventStore::Impl {
   std::unique_ptr<Database> database;
   std::unique_ptr<AccessLog> access_log;  // over the "access_log" family; reset before the DB
   std::unique_ptr<EventWriter> writer;    // nullptr when read-only
+  std::unique_ptr<ConsumerCheckpoints> consumers;  // over "consumers"; reset before the DB
 };
 
 EventStore::EventStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -328,5 +341,7 @@ absl::Status EventStore::CatchUpWithPrimary() {
 }
 
 AccessLog* EventStore::access_log() const { return impl_->access_log.get(); }
+
+ConsumerCheckpoints* EventStore::consumers() const { return impl_->consumers.get(); }
 
 }  // namespace outreach::store

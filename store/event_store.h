@@ -66,6 +66,8 @@ class Env;
 
 namespace outreach::store {
 
+class ConsumerCheckpoints;
+
 // What a write to a read-only store is refused with (FAILED_PRECONDITION).
 inline constexpr char kReadOnlyMessage[] = "store is open read-only: writes are refused";
 
@@ -318,6 +320,10 @@ class EventStore {
   // valid while it lives. Read-only on a read-only store; nullptr on a read-only store whose
   // database was written before the access log existed.
   AccessLog* access_log() const;
+  // The durable consumers' checkpoints (store/consumer_checkpoints.h); owned by the store, valid
+  // while it lives. Acks are refused on a read-only store; nullptr on a read-only store whose
+  // database was written before consumers existed.
+  ConsumerCheckpoints* consumers() const;
 
   class Impl;
 

@@ -41,7 +41,7 @@ std::string SerializeDeterministic(const Message& message) {
 const std::vector<std::string>& ColumnFamilyNames() {
   static const std::vector<std::string>* const kNames = new std::vector<std::string>{
       "default",  "events",   "streams",  "tasks",     "worklist",
-      "expiry",   "requests", "patients", "access_log"};
+      "expiry",   "requests", "patients", "access_log", "consumers"};
   return *kNames;
 }
 

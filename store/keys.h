@@ -56,6 +56,8 @@
 //               outreach.storage.v1.PatientRow (store/projections/patients.h; format 5)
 //   "access_log": the read-access audit log, see store/access_log.h (not a projection; a
 //               database written before it existed gets it, empty, at the next read-write open)
+//   "consumers": the durable consumers' checkpoints, see store/consumer_checkpoints.h (not a
+//               projection: never rebuilt; created empty like "access_log")
 //
 // A reader that finds a projection_format it does not know rebuilds the projections (everything
 // but "events" and the "head"/"checkpoint" rows) from the log. Pure functions; thread-safe.
@@ -80,7 +82,7 @@ namespace outreach::store::keys {
 // Column families, in the order Open creates their handles.
 enum Cf : int {
   kDefault = 0, kEvents, kStreams, kTasks, kWorklist, kExpiry, kRequests, kPatients, kAccessLog,
-  kNumCfs
+  kConsumers, kNumCfs
 };
 // The RocksDB name of each column family, indexed by Cf.
 const std::vector<std::string>& ColumnFamilyNames();

@@ -37,6 +37,7 @@
 #include "server/server.h"
 #include "server/startup_checks.h"
 #include "store/access_log.h"
+#include "store/consumer_checkpoints.h"
 #include "store/clock.h"
 #include "store/event_store.h"
 #include "tests/testing/server_fixture.h"
@@ -261,6 +262,30 @@ class SecurityTest : public ServerFixture {
     return patients_->GetPatientOutreach(Context(call).get(), request, &outreach);
   }
 
+  // The durable consumers' RPCs: Follow takes its first message, AckEvents acks position 1.
+  grpc::Status CallConsumerRpc(const std::string& name, const CallOptions& call) {
+    if (name == "Follow") {
+      auto context = Context(call);
+      auto reader = events_->Follow(context.get(), v1::FollowRequest());
+      v1::FollowMessage message;
+      if (reader->Read(&message)) {
+        context->TryCancel();
+        reader->Finish();
+        return grpc::Status::OK;
+      }
+      return reader->Finish();
+    }
+    if (name == "AckEvents") {
+      v1::AckEventsRequest request;
+      request.set_consumer(absl::StrCat("consumer-", ++created_));
+      request.set_position(1);
+      v1::AckEventsResponse response;
+      return events_->AckEvents(Context(call).get(), request, &response);
+    }
+    v1::ListConsumersResponse response;
+    return events_->ListConsumers(Context(call).get(), v1::ListConsumersRequest(), &response);
+  }
+
   // Calls `method` (a full name from the role table) with a valid request as `call`, on
   // `task_id` (TargetOf) where it takes one.
   grpc::Status CallRpc(const std::string& method, const CallOptions& call,
@@ -297,6 +322,9 @@ class SecurityTest : public ServerFixture {
         return events_->GetTaskHistory(Context(call).get(), request, &response);
       }
       if (name == "ReadAccessLog") return ReadAccess(call, v1::ReadAccessLogRequest(), nullptr);
+      if (name == "Follow" || name == "AckEvents" || name == "ListConsumers") {
+        return CallConsumerRpc(name, call);
+      }
     }
     ADD_FAILURE() << method << " is in the role table but this test cannot call it";
     return grpc::Status(grpc::StatusCode::INTERNAL, "untested method");
@@ -328,6 +356,7 @@ TEST_F(SecurityTest, EveryRpcByEveryCallerGetsExactlyWhatTheRoleTableSays) {
       const std::string task_id = TargetOf(method);
       const uint64_t head = store_->HeadPosition();
       const uint64_t access_head = AccessHead();
+      const std::size_t consumers = store_->consumers()->List()->size();
       const grpc::Status status =
           CallRpc(method, CallOptions{credential.token, "", ""}, task_id);
       grpc::StatusCode want = grpc::StatusCode::UNAUTHENTICATED;
@@ -342,12 +371,14 @@ TEST_F(SecurityTest, EveryRpcByEveryCallerGetsExactlyWhatTheRoleTableSays) {
             << method << " by " << credential.name << " appended an event";
         EXPECT_EQ(AccessHead(), access_head)
             << method << " by " << credential.name << " appended an access record";
+        EXPECT_EQ(store_->consumers()->List()->size(), consumers)
+            << method << " by " << credential.name << " stored a checkpoint";
       }
       ++checked;
     }
   }
-  // 15 outreach RPCs x 6 callers.
-  EXPECT_EQ(checked, 15 * 6);
+  // 18 outreach RPCs (15, and Follow, AckEvents, ListConsumers) x 6 callers.
+  EXPECT_EQ(checked, 18 * 6);
 }
 
 TEST_F(SecurityTest, RepeatedCredentialsOrOnBehalfOfAreRefused) {
