@@ -57,6 +57,8 @@ constexpr MethodRule kMethodTable[] = {
     {"/outreach.v1.EventLog/Follow", Access::kRoles, kConsumers},
     {"/outreach.v1.EventLog/AckEvents", Access::kRoles, kConsumers},
     {"/outreach.v1.EventLog/ListConsumers", Access::kRoles, kConsumers},
+    // ReportService: no patient data, every role
+    {"/outreach.v1.ReportService/GetOutreachStats", Access::kRoles, kReaders},
     // Standard services
     {"/grpc.health.v1.Health/Check", Access::kOpen, 0},
     {"/grpc.health.v1.Health/Watch", Access::kOpen, 0},

@@ -53,6 +53,7 @@
 #include "server/auth.h"
 #include "server/call_security.h"
 #include "server/event_log_service.h"
+#include "server/report_service.h"
 #include "server/patient_service.h"
 #include "server/refusal_log.h"
 #include "server/task_service.h"
@@ -192,6 +193,7 @@ class OutreachServer {
   TaskService task_service_;
   PatientService patient_service_;
   EventLogService event_log_service_;
+  ReportService report_service_;
   std::unique_ptr<grpc::Service> reflection_v1alpha_;
   std::unique_ptr<grpc::Service> reflection_v1_;
   std::unique_ptr<grpc::Server> server_;

@@ -229,6 +229,15 @@ absl::StatusOr<std::vector<HistoryEntry>> EventStore::GetTaskHistory(
   return TaskHistory(impl_->log(), view.options(), task_id);
 }
 
+absl::StatusOr<std::vector<v1::OutreachStats>> EventStore::GetOutreachStats(
+    StatsQuery query) const {
+  const Database& database = *impl_->database;
+  const Database::ReadView view(database);
+  query.time_zone = impl_->options.time_zone;
+  return ComputeOutreachStats(database.db(), database.cf(keys::kStats), view.options().snapshot,
+                              query);
+}
+
 absl::StatusOr<ListPage> EventStore::ListTasks(const ListQuery& query) const {
   const Database& database = *impl_->database;
   const Database::ReadView view(database);

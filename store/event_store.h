@@ -55,6 +55,7 @@
 #include "outreach/v1/patient_service.pb.h"
 #include "outreach/v1/task.pb.h"
 #include "store/access_log.h"
+#include "store/outreach_stats.h"
 #include "store/clock.h"
 #include "store/command_processor.h"
 #include "store/event_codec.h"
@@ -245,6 +246,9 @@ class EventStore {
   // patient_outreach.h); "today" is the store's clock in its time zone.
   absl::StatusOr<v1::PatientOutreach> GetPatientOutreach(absl::string_view practice_id,
                                                          absl::string_view patient_id) const;
+  // ReportService.GetOutreachStats from the "stats" projection (store/outreach_stats.h), its
+  // days in the store's time zone (query.time_zone is set from it).
+  absl::StatusOr<std::vector<v1::OutreachStats>> GetOutreachStats(StatsQuery query) const;
   // Up to `limit` events (0 = no limit) with position >= from_position, in position order;
   // only task `task_id`'s events when it is not empty.
   absl::StatusOr<std::vector<v1::EventRecord>> ReadEvents(uint64_t from_position,

@@ -32,6 +32,7 @@
 #include "openssl/sha.h"
 #include "rocksdb/env.h"
 #include "outreach/v1/event_log.grpc.pb.h"
+#include "outreach/v1/report_service.grpc.pb.h"
 #include "outreach/v1/task_service.grpc.pb.h"
 #include "server/auth.h"
 #include "server/server.h"
@@ -326,6 +327,14 @@ class SecurityTest : public ServerFixture {
         return CallConsumerRpc(name, call);
       }
     }
+    if (method == "/outreach.v1.ReportService/GetOutreachStats") {
+      v1::GetOutreachStatsRequest request;
+      request.set_from_date("2025-03-01");
+      request.set_to_date("2025-03-31");
+      v1::GetOutreachStatsResponse response;
+      return v1::ReportService::NewStub(channel_)->GetOutreachStats(Context(call).get(), request,
+                                                                    &response);
+    }
     ADD_FAILURE() << method << " is in the role table but this test cannot call it";
     return grpc::Status(grpc::StatusCode::INTERNAL, "untested method");
   }
@@ -377,8 +386,8 @@ TEST_F(SecurityTest, EveryRpcByEveryCallerGetsExactlyWhatTheRoleTableSays) {
       ++checked;
     }
   }
-  // 18 outreach RPCs (15, and Follow, AckEvents, ListConsumers) x 6 callers.
-  EXPECT_EQ(checked, 18 * 6);
+  // 19 outreach RPCs (15, Follow, AckEvents, ListConsumers, GetOutreachStats) x 6 callers.
+  EXPECT_EQ(checked, 19 * 6);
 }
 
 TEST_F(SecurityTest, RepeatedCredentialsOrOnBehalfOfAreRefused) {
