@@ -59,12 +59,6 @@
 //   "stats":    (format 7; store/projections/outreach_stats.h)
 //               'b' practice_id '\0' period: fixed32_be assignee '\0' category: u8
 //                 -> deterministic serialization of outreach.storage.v1.StatsBucket
-//               'f' practice_id '\0' period: fixed32_be assignee '\0' category: u8 task_id
-//                 -> seconds: fixed64_be (two's complement): creation to the task's first logged
-//                    contact, in that contact's period and under its assignee
-//               's' (the same key) -> seconds from creation to a scheduled close, in its period
-//               (samples are rows of their own so that a bucket row stays small: the medians
-//               are exact over every sample in the range)
 //               't' task_id -> deterministic serialization of outreach.storage.v1.StatsTask
 //               period := unix seconds / 900 (15 minutes: every time zone's midnight is a
 //               period boundary, so a report's days in --time-zone are whole ranges of periods)
@@ -192,8 +186,6 @@ inline constexpr int64_t kStatsPeriodSeconds = 900;
 uint32_t StatsPeriod(absl::Time time);  // clamped to 1.. (0 means "none" in the rows)
 absl::Time StatsPeriodStart(uint32_t period);
 inline constexpr char kStatsBucketTag = 'b';
-inline constexpr char kStatsFirstContactTag = 'f';
-inline constexpr char kStatsScheduledTag = 's';
 // tag practice_id '\0'
 std::string StatsPracticePrefix(char tag, absl::string_view practice_id);
 // A bucket key ('b'), or with a task_id a sample key ('f', 's').

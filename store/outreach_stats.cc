@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/functional/function_ref.h"
@@ -26,19 +27,26 @@ struct Sums {
   uint64_t reached = 0;
   std::map<int, uint64_t> reasons;
   uint64_t scheduled = 0;
-  std::vector<int64_t> first_contact_seconds;
-  std::vector<int64_t> scheduled_seconds;
+  std::map<int64_t, uint64_t> first_contact_seconds;  // value -> how many
+  std::map<int64_t, uint64_t> scheduled_seconds;
 };
 
-// Exact median (the mean of the two middle values for an even count); 0 for none.
-double Median(std::vector<int64_t>& values) {
-  if (values.empty()) return 0;
-  const std::size_t mid = values.size() / 2;
-  std::nth_element(values.begin(), values.begin() + mid, values.end());
-  const double upper = static_cast<double>(values[mid]);
-  if (values.size() % 2 == 1) return upper;
-  const double lower = static_cast<double>(*std::max_element(values.begin(), values.begin() + mid));
-  return (lower + upper) / 2;
+// Exact median of the counted values (the mean of the two middle ones for an even count); 0 for
+// none.
+double Median(const std::map<int64_t, uint64_t>& counts) {
+  uint64_t total = 0;
+  for (const auto& [value, count] : counts) total += count;
+  if (total == 0) return 0;
+  // The values at ranks (total - 1) / 2 and total / 2 (0-based).
+  const uint64_t low_rank = (total - 1) / 2, high_rank = total / 2;
+  std::optional<int64_t> low;
+  uint64_t seen = 0;
+  for (const auto& [value, count] : counts) {
+    seen += count;
+    if (!low.has_value() && seen > low_rank) low = value;
+    if (seen > high_rank) return (static_cast<double>(*low) + static_cast<double>(value)) / 2;
+  }
+  return 0;  // not reached
 }
 
 uint64_t CountBefore(const google::protobuf::Map<uint32_t, uint64_t>& counts, uint32_t start) {
@@ -59,6 +67,10 @@ void Add(const storage::v1::StatsBucket& bucket, bool by_assignee, uint32_t rang
   sums.contacted += CountBefore(by_assignee ? bucket.assignee_periods_by_previous()
                                             : bucket.task_periods_by_previous(),
                                 range_start);
+  for (const auto& [seconds, n] : bucket.first_contact_seconds()) {
+    sums.first_contact_seconds[seconds] += n;
+  }
+  for (const auto& [seconds, n] : bucket.scheduled_seconds()) sums.scheduled_seconds[seconds] += n;
 }
 
 v1::OutreachStats ToRow(std::string key, Sums& sums) {
@@ -195,19 +207,6 @@ absl::Status ScanPractice(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* stats,
     Add(bucket, query.group_by == Request::ASSIGNEE, range_start, sums);
     return absl::OkStatus();
   });
-  for (const char tag : {keys::kStatsFirstContactTag, keys::kStatsScheduledTag}) {
-    if (!s.ok()) return s;
-    s = ScanRows(db, stats, read, tag, practice, range, [&](const StatsRow& row) {
-      uint64_t seconds = 0;
-      if (!keys::DecodeFixed64BE(row.value, &seconds)) {
-        return absl::DataLossError(absl::StrCat("stats: malformed sample of practice ", practice));
-      }
-      Sums& sums = groups[GroupOf(query, range, row, &range_start)];
-      (tag == keys::kStatsScheduledTag ? sums.scheduled_seconds : sums.first_contact_seconds)
-          .push_back(static_cast<int64_t>(seconds));
-      return absl::OkStatus();
-    });
-  }
   return s;
 }
 

@@ -10,6 +10,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -24,59 +26,101 @@ using storage::v1::StatsBucket;
 using storage::v1::StatsTask;
 using storage::v1::StoredEvent;
 
-// Where the applier reads and writes whole rows of the "stats" family.
+// The rows the applier works on, decoded: loaded on first use (Load), changed in place, and
+// encoded once at the end (Encoded: the changed rows, in key order).
 class StatsRows {
  public:
   virtual ~StatsRows() = default;
-  virtual absl::StatusOr<std::optional<std::string>> Get(const std::string& key) = 0;
-  virtual void Put(const std::string& key, std::string value) = 0;
+
+  // The bucket at `key`, empty if there is none yet; marked changed.
+  absl::StatusOr<StatsBucket*> Bucket(const std::string& key) {
+    auto [it, inserted] = buckets_.try_emplace(key);
+    if (inserted) {
+      absl::Status s = Decode(key, it->second);
+      if (!s.ok()) {
+        buckets_.erase(it);
+        return s;
+      }
+    }
+    return &it->second;
+  }
+  // The task row at `key` (DATA_LOSS when there is none); ChangedTask marks it changed.
+  absl::StatusOr<StatsTask*> Task(const std::string& key) {
+    auto [it, inserted] = tasks_.try_emplace(key);
+    if (inserted) {
+      absl::StatusOr<bool> found = DecodeTask(key, it->second);
+      if (!found.ok() || !*found) {
+        tasks_.erase(it);
+        return found.ok() ? absl::DataLossError(absl::StrCat("stats: no row ", key))
+                          : found.status();
+      }
+    }
+    return &it->second;
+  }
+  StatsTask* NewTask(const std::string& key) {
+    StatsTask* task = &tasks_[key];
+    changed_tasks_.insert(key);
+    return task;
+  }
+  void ChangedTask(const std::string& key) { changed_tasks_.insert(key); }
+
+  std::vector<std::pair<std::string, std::string>> Encoded() const {
+    std::vector<std::pair<std::string, std::string>> rows;
+    rows.reserve(buckets_.size() + changed_tasks_.size());
+    for (const auto& [key, bucket] : buckets_) rows.emplace_back(key, keys::EncodeMessage(bucket));
+    for (const std::string& key : changed_tasks_) {
+      rows.emplace_back(key, keys::EncodeMessage(tasks_.at(key)));
+    }
+    std::sort(rows.begin(), rows.end());
+    return rows;
+  }
+
+ protected:
+  // The stored row, if any (the fold keeps every row here: none).
+  virtual absl::StatusOr<std::optional<std::string>> Load(const std::string& key) const = 0;
+
+ private:
+  template <typename Message>
+  absl::StatusOr<bool> DecodeInto(const std::string& key, Message& message) const {
+    absl::StatusOr<std::optional<std::string>> raw = Load(key);
+    if (!raw.ok()) return raw.status();
+    if (!raw->has_value()) return false;
+    if (!message.ParseFromString(**raw)) {
+      return absl::DataLossError(absl::StrCat("stats: malformed row ", absl::CEscape(key)));
+    }
+    return true;
+  }
+  absl::Status Decode(const std::string& key, StatsBucket& bucket) const {
+    return DecodeInto(key, bucket).status();
+  }
+  absl::StatusOr<bool> DecodeTask(const std::string& key, StatsTask& task) const {
+    return DecodeInto(key, task);
+  }
+
+  absl::node_hash_map<std::string, StatsBucket> buckets_;
+  absl::node_hash_map<std::string, StatsTask> tasks_;
+  absl::flat_hash_set<std::string> changed_tasks_;
 };
 
-// The live rows: the writer's (RowReader), with this command's own puts on top, handed to the
-// batch once the command's events are applied.
+// The live rows: the writer's (RowReader) under this command's own.
 class LiveRows final : public StatsRows {
  public:
   explicit LiveRows(const RowReader& reader) : reader_(reader) {}
-  absl::StatusOr<std::optional<std::string>> Get(const std::string& key) override {
-    if (auto it = puts_.find(key); it != puts_.end()) return it->second;
+
+ private:
+  absl::StatusOr<std::optional<std::string>> Load(const std::string& key) const override {
     return reader_.Get(keys::kStats, key);
   }
-  void Put(const std::string& key, std::string value) override {
-    puts_[key] = std::move(value);
-  }
-  void WriteTo(SortedRows& rows) const {
-    for (const auto& [key, value] : puts_) rows.Put(keys::kStats, key, value);
-  }
-
- private:
   const RowReader& reader_;
-  std::map<std::string, std::string> puts_;
 };
 
-// The rebuild's rows: every row in memory, in key order (std::string orders bytewise).
+// The rebuild's rows: all of them in memory.
 class FoldRows final : public StatsRows {
- public:
-  absl::StatusOr<std::optional<std::string>> Get(const std::string& key) override {
-    if (auto it = rows_.find(key); it != rows_.end()) return it->second;
+ private:
+  absl::StatusOr<std::optional<std::string>> Load(const std::string& /*key*/) const override {
     return std::nullopt;
   }
-  void Put(const std::string& key, std::string value) override { rows_[key] = std::move(value); }
-  const std::map<std::string, std::string>& rows() const { return rows_; }
-
- private:
-  std::map<std::string, std::string> rows_;
 };
-
-template <typename Message>
-absl::StatusOr<Message> Read(StatsRows& rows, const std::string& key) {
-  absl::StatusOr<std::optional<std::string>> raw = rows.Get(key);
-  if (!raw.ok()) return raw.status();
-  Message message;
-  if (raw->has_value() && !message.ParseFromString(**raw)) {
-    return absl::DataLossError(absl::StrCat("stats: malformed row ", absl::CEscape(key)));
-  }
-  return message;
-}
 
 // Moves a counted (task, period) pair from one "previous period" to another.
 void Count(google::protobuf::Map<uint32_t, uint64_t>& counts, uint32_t previous, int delta) {
@@ -108,63 +152,41 @@ class StatsApplier {
 
   absl::Status Mutate(const StatsTask& task, uint32_t period, const std::string& assignee,
                       Mutation mutate) {
-    const std::string key =
-        keys::StatsKey(keys::kStatsBucketTag, task.practice_id(), period, assignee,
-                       static_cast<v1::TaskCategory>(task.category()));
-    absl::StatusOr<StatsBucket> bucket = Read<StatsBucket>(rows_, key);
+    absl::StatusOr<StatsBucket*> bucket =
+        rows_.Bucket(keys::StatsKey(keys::kStatsBucketTag, task.practice_id(), period, assignee,
+                                    static_cast<v1::TaskCategory>(task.category())));
     if (!bucket.ok()) return bucket.status();
-    mutate(*bucket);
-    rows_.Put(key, keys::EncodeMessage(*bucket));
+    mutate(**bucket);
     return absl::OkStatus();
   }
 
-  // A median's sample of the task (written once: a first contact, a scheduled close).
-  void PutSample(char tag, const StatsTask& task, uint32_t period, const std::string& task_id,
-                 int64_t seconds) {
-    rows_.Put(keys::StatsKey(tag, task.practice_id(), period, task.assignee(),
-                             static_cast<v1::TaskCategory>(task.category()), task_id),
-              keys::EncodeFixed64BE(static_cast<uint64_t>(seconds)));
-  }
-
-  absl::StatusOr<StatsTask> Task(const StoredEvent& event) {
-    absl::StatusOr<std::optional<std::string>> raw = rows_.Get(keys::StatsTaskKey(event.task_id()));
-    if (!raw.ok()) return raw.status();
-    StatsTask task;
-    if (!raw->has_value() || !task.ParseFromString(**raw)) {
-      return absl::DataLossError(
-          absl::StrCat("stats: no readable row for task ", event.task_id(), " at position ",
-                       event.position()));
-    }
-    return task;
-  }
-
-  void PutTask(const std::string& task_id, const StatsTask& task) {
-    rows_.Put(keys::StatsTaskKey(task_id), keys::EncodeMessage(task));
+  absl::StatusOr<StatsTask*> Task(const StoredEvent& event) {
+    return rows_.Task(keys::StatsTaskKey(event.task_id()));
   }
 
   absl::Status Created(const StoredEvent& event) {
     const v1::TaskCreated& created = event.task_created();
-    StatsTask task;
+    StatsTask& task = *rows_.NewTask(keys::StatsTaskKey(event.task_id()));
     task.set_practice_id(created.practice_id());
     task.set_category(created.category());
     task.set_created_micros(absl::ToUnixMicros(domain::FromProto(event.recorded_at())));
     task.set_assignee(created.assignee());
-    PutTask(event.task_id(), task);
     return Mutate(task, keys::StatsPeriod(domain::FromProto(event.recorded_at())),
                   task.assignee(), [](StatsBucket& b) { b.set_created(b.created() + 1); });
   }
 
   absl::Status Assigned(const StoredEvent& event) {
-    absl::StatusOr<StatsTask> task = Task(event);
+    absl::StatusOr<StatsTask*> task = Task(event);
     if (!task.ok()) return task.status();
-    task->set_assignee(event.task_assigned().assignee());
-    PutTask(event.task_id(), *task);
+    (*task)->set_assignee(event.task_assigned().assignee());
+    rows_.ChangedTask(keys::StatsTaskKey(event.task_id()));
     return absl::OkStatus();
   }
 
   absl::Status Contacted(const StoredEvent& event) {
-    absl::StatusOr<StatsTask> task = Task(event);
-    if (!task.ok()) return task.status();
+    absl::StatusOr<StatsTask*> found = Task(event);
+    if (!found.ok()) return found.status();
+    StatsTask* task = *found;
     const absl::Time at = domain::FromProto(event.occurred_at());
     const uint32_t period = keys::StatsPeriod(at);
     const v1::ContactOutcome outcome = event.contact_logged().outcome();
@@ -174,15 +196,15 @@ class StatsApplier {
     absl::Status s = Mutate(*task, period, task->assignee(), [&](StatsBucket& b) {
       ++(*b.mutable_contacts_by_outcome())[outcome];
       if (domain::IsReached(outcome)) b.set_reached(b.reached() + 1);
+      if (first) ++(*b.mutable_first_contact_seconds())[seconds];
     });
     if (!s.ok()) return s;
-    if (first) PutSample(keys::kStatsFirstContactTag, *task, period, event.task_id(), seconds);
     if (s = Chain(*task, period, /*by_assignee=*/false); !s.ok()) return s;
     if (s = Chain(*task, period, /*by_assignee=*/true); !s.ok()) return s;
     StatsTask::Contact* contact = task->add_contacts();
     contact->set_period(period);
     contact->set_assignee(task->assignee());
-    PutTask(event.task_id(), *task);
+    rows_.ChangedTask(keys::StatsTaskKey(event.task_id()));
     return absl::OkStatus();
   }
 
@@ -213,8 +235,9 @@ class StatsApplier {
   }
 
   absl::Status Closed(const StoredEvent& event) {
-    absl::StatusOr<StatsTask> task = Task(event);
-    if (!task.ok()) return task.status();
+    absl::StatusOr<StatsTask*> found = Task(event);
+    if (!found.ok()) return found.status();
+    const StatsTask* task = *found;
     const v1::TaskClosed& closed = event.task_closed();
     const absl::Time at = domain::FromProto(event.recorded_at());
     const bool scheduled =
@@ -222,11 +245,11 @@ class StatsApplier {
         closed.reason() == v1::APPOINTMENT_SCHEDULED;
     const int64_t seconds =
         absl::ToInt64Seconds(at - absl::FromUnixMicros(task->created_micros()));
-    const uint32_t period = keys::StatsPeriod(at);
-    if (scheduled) PutSample(keys::kStatsScheduledTag, *task, period, event.task_id(), seconds);
-    return Mutate(*task, period, task->assignee(), [&](StatsBucket& b) {
+    return Mutate(*task, keys::StatsPeriod(at), task->assignee(), [&](StatsBucket& b) {
       ++(*b.mutable_closed_by_reason())[closed.reason()];
-      if (scheduled) b.set_scheduled(b.scheduled() + 1);
+      if (!scheduled) return;
+      b.set_scheduled(b.scheduled() + 1);
+      ++(*b.mutable_scheduled_seconds())[seconds];
     });
   }
 
@@ -266,7 +289,7 @@ class OutreachStatsProjectionImpl final : public Projection {
     for (const StoredEvent* event : events) {
       if (absl::Status s = applier.Apply(*event); !s.ok()) return s;
     }
-    live.WriteTo(rows);
+    for (const auto& [key, value] : live.Encoded()) rows.Put(keys::kStats, key, value);
     return absl::OkStatus();
   }
 
@@ -276,7 +299,7 @@ class OutreachStatsProjectionImpl final : public Projection {
 
   absl::Status Emit(const FoldedLog& /*folded*/, const ProjectionFold* own,
                     RowSink emit) const override {
-    for (const auto& [key, value] : static_cast<const StatsFold*>(own)->rows().rows()) {
+    for (const auto& [key, value] : static_cast<const StatsFold*>(own)->rows().Encoded()) {
       if (absl::Status s = emit(keys::kStats, key, value); !s.ok()) return s;
     }
     return absl::OkStatus();
