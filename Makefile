@@ -10,7 +10,12 @@
 #                     TSan (gcc, -O1) in ./build-tsan; any report fails (tests/tsan.supp lists
 #                     the RocksDB-internal reports it suppresses, and why)
 #   make fuzz-smoke   the libFuzzer targets (clang-14) in ./build-fuzz, FUZZ_SMOKE_SECONDS each
+#   make test-deploy  issue 15's deployment, with the real tools: `make image`, the systemd test
+#                     image (a Debian root with systemd, from mmdebstrap), the npm validator, then
+#                     the "deploy" tests (tests/deploy: the image under podman, the unit under
+#                     systemd-analyze and booted in a container, the Kubernetes manifests)
 # and, outside `make test`:
+#   make image        the outreachd OCI image (deploy/image/), IMAGE=localhost/outreach:latest
 #   make fuzz         the same targets, FUZZ_SECONDS (default 60) each
 BUILD_DIR ?= build
 ASAN_DIR  ?= build-asan
@@ -24,6 +29,12 @@ FUZZ_SECONDS       ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_CC  ?= clang-14
 FUZZ_CXX ?= clang++-14
+IMAGE    ?= localhost/outreach:latest
+SYSTEMD_TEST_IMAGE ?= localhost/outreach-systemd-test:latest
+NPM_DIR  ?= $(BUILD_DIR)/deploy-npm
+# podman on machines like CI's (runc, cgroupfs, file events logger, ulimits within the hard
+# limits): deploy/image/containers.conf. Empty: podman's own configuration.
+PODMAN_CONF ?= $(CURDIR)/deploy/image/containers.conf
 # New build trees use Ninja (ninja-build, from deploy/install-deps.sh): it compiles a target's
 # files while the libraries it links are still being built, which keeps both cores busy where
 # make's per-target steps leave one idle. CMake reads this only when it creates a tree: a tree made
@@ -57,13 +68,16 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 STAGE = .ci/stage
 STAGES_FILE = build-logs/stages.txt
 
-.PHONY: all deps configure build run test test-unit test-asan test-tsan fuzz fuzz-smoke \
-        asan-build tsan-build fuzz-build clean
+.PHONY: all deps deploy-deps configure build run test test-unit test-asan test-tsan fuzz \
+        fuzz-smoke asan-build tsan-build fuzz-build clean image test-deploy
 
 all: build
 
 deps:
 	./deploy/install-deps.sh
+
+deploy-deps:
+	./deploy/install-deps.sh --deploy
 
 configure: deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release
@@ -76,16 +90,36 @@ run: build
 
 # Every stage, in order; stops at the first that fails. The summary lines are printed again at
 # the end so that a CI log ends with the whole picture.
-test: deps
+test: deps deploy-deps
 	@mkdir -p build-logs && rm -f $(STAGES_FILE)
-	@$(MAKE) --no-print-directory STAGE_SUMMARY=$(CURDIR)/$(STAGES_FILE) DEPS= \
-	  test-unit test-asan test-tsan fuzz-smoke; \
+	@$(MAKE) --no-print-directory STAGE_SUMMARY=$(CURDIR)/$(STAGES_FILE) DEPS= DEPLOY_DEPS= \
+	  test-unit test-deploy test-asan test-tsan fuzz-smoke; \
 	  status=$$?; echo "== make test"; cat $(STAGES_FILE); exit $$status
 
 test-unit: $(DEPS)
 	@$(STAGE) build sh -c 'cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release \
 	  --log-level=WARNING && cmake --build $(BUILD_DIR) -j$(JOBS)'
-	@$(STAGE) test-unit $(CTEST) --test-dir $(BUILD_DIR) --timeout 600
+	@$(STAGE) test-unit $(CTEST) --test-dir $(BUILD_DIR) --timeout 600 -LE deploy
+
+DEPLOY_DEPS ?= deploy-deps
+PODMAN_ENV = $(if $(PODMAN_CONF),CONTAINERS_CONF=$(PODMAN_CONF))
+
+image: $(DEPLOY_DEPS) build
+	$(PODMAN_ENV) deploy/image/build-image.sh $(BUILD_DIR) $(IMAGE)
+
+# Builds what the deploy tests run (Release binaries, the two images, the npm validator), then
+# runs them. The systemd root is cached in $(BUILD_DIR)/deploy-cache.
+test-deploy: $(DEPS) $(DEPLOY_DEPS)
+	@$(STAGE) deploy-build sh -c 'cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release \
+	  --log-level=WARNING && cmake --build $(BUILD_DIR) -j$(JOBS) \
+	  --target outreachd outreachctl deploy_test && \
+	  $(PODMAN_ENV) deploy/image/build-image.sh $(BUILD_DIR) $(IMAGE) && \
+	  $(PODMAN_ENV) deploy/systemd/build-test-image.sh $(BUILD_DIR) $(SYSTEMD_TEST_IMAGE) && \
+	  mkdir -p $(NPM_DIR) && cp tests/deploy/k8s/package.json tests/deploy/k8s/package-lock.json \
+	  $(NPM_DIR)/ && npm ci --prefix $(NPM_DIR) --no-audit --no-fund --loglevel=error'
+	@$(STAGE) test-deploy env $(PODMAN_ENV) OUTREACH_IMAGE=$(IMAGE) \
+	  OUTREACH_SYSTEMD_IMAGE=$(SYSTEMD_TEST_IMAGE) OUTREACH_NODE_MODULES=$(abspath $(NPM_DIR))/node_modules \
+	  $(CTEST) --test-dir $(BUILD_DIR) --timeout 600 -L deploy
 
 asan-build: $(DEPS)
 	@$(STAGE) asan-build sh -c 'cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug \

@@ -128,15 +128,32 @@ CLI::App* AddRebuild(CLI::App& app, RebuildFlags& flags) {
 }
 
 CLI::App* AddBackup(CLI::App& app, BackupFlags& flags) {
-  CLI::App* backup = app.add_subcommand("backup", "back up a data directory");
+  CLI::App* backup = app.add_subcommand("backup", "back up a data directory, or a live server");
   Describe(
       *backup,
-      "Adds a consistent backup of DIR to the backup directory DIR2 (RocksDB BackupEngine: files\n"
-      "are checksummed, and unchanged ones are shared between backups), then verifies it. Needs\n"
-      "the directory to itself: stop outreachd first.");
-  AddFlag(*backup, "--db", flags.db, "DIR", "the data directory")->required();
-  AddFlag(*backup, "--to", flags.to, "DIR2", "the backup directory (created if missing)")
-      ->required();
+      "Offline (--db --to): adds a consistent backup of DIR to the backup directory DIR2\n"
+      "(RocksDB BackupEngine: files are checksummed, and unchanged ones are shared between\n"
+      "backups), then verifies it. Needs the directory to itself: stop outreachd first.\n"
+      "Live (--server): asks a running outreachd (AdminService.CreateBackup, admin role) to add a\n"
+      "verified backup to its own --backup-dir while it keeps serving; it keeps its newest\n"
+      "--backup-keep backups. Restore either kind with `outreachctl restore`.");
+  CLI::Option* db = AddFlag(*backup, "--db", flags.db, "DIR", "the data directory (offline)");
+  CLI::Option* to =
+      AddFlag(*backup, "--to", flags.to, "DIR2", "the backup directory (offline; created if "
+              "missing)");
+  CLI::Option* server = AddFlag(*backup, "--server", flags.server, "HOST:PORT",
+                                "a running outreachd to back up live (into its --backup-dir)");
+  CLI::Option* token = AddFlag(*backup, "--token-file", flags.token_file, "FILE",
+                               "file holding an admin principal's bearer token (--server)");
+  CLI::Option* ca = AddFlag(*backup, "--tls-ca", flags.tls_ca, "PEM",
+                            "CA certificate to verify the server's TLS with (--server; absent: "
+                            "plaintext)");
+  db->needs(to);
+  to->needs(db);
+  server->excludes(db)->excludes(to);
+  token->needs(server);
+  ca->needs(server);
+  backup->require_option(1, 0);  // --db --to, or --server
   return backup;
 }
 

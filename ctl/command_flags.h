@@ -35,9 +35,14 @@ struct RebuildFlags {
   std::string db;
 };
 
+// Either offline (db and to) or live (server: AdminService.CreateBackup on a running outreachd,
+// which writes into its own --backup-dir).
 struct BackupFlags {
   std::string db;
   std::string to;
+  std::string server;      // host:port; set: a live backup
+  std::string token_file;  // the admin principal's bearer token (first line); empty: none sent
+  std::string tls_ca;      // PEM CA to verify the server's TLS certificate; empty: plaintext
 };
 
 struct RestoreFlags {

@@ -4,11 +4,13 @@
 //   outreachctl export  --db DIR [--from N] [--task ID]
 //   outreachctl rebuild --db DIR
 //   outreachctl backup  --db DIR --to DIR2
+//   outreachctl backup  --server HOST:PORT [--token-file FILE] [--tls-ca PEM]
 //   outreachctl restore --from DIR2 --db DIR3
 //
 // verify and export open the directory as a RocksDB secondary instance (a scratch directory
 // under $TMPDIR holds its info log), so they work beside a running outreachd, which holds the
-// LOCK file. rebuild and backup need the directory to themselves (outreachd stopped, or a copy).
+// LOCK file. rebuild and backup --db need the directory to themselves (outreachd stopped, or a
+// copy); backup --server asks a running outreachd to back itself up (ctl/remote_backup.h).
 //
 // The command line (flags, help, value checks) is ctl/command_flags.{h,cc}. Exit codes: 0 success
 // (verify: every check holds), 1 failure (the message says what failed), 2 bad usage (the message
@@ -31,6 +33,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "ctl/command_flags.h"
+#include "ctl/remote_backup.h"
 #include "store/event_json.h"
 #include "store/event_store.h"
 
@@ -206,7 +209,24 @@ int Run(const RebuildFlags& flags) {
   return kExitOk;
 }
 
+// Live: the server backs itself up into its --backup-dir.
+int RunOnServer(const BackupFlags& flags) {
+  absl::StatusOr<v1::CreateBackupResponse> made = CreateBackupOnServer(flags);
+  if (!made.ok()) return Failure("backup", made.status().ToString());
+  std::string kept;
+  for (uint32_t id : made->kept_backup_ids()) absl::StrAppend(&kept, kept.empty() ? "" : ",", id);
+  std::printf("backup: %s (live, into its --backup-dir)\nbackup_id: %u\n"
+              "covers_through_position: %llu\nsize_bytes: %llu\nfile_count: %u\n"
+              "kept_backup_ids: %s\n",
+              flags.server.c_str(), made->backup_id(),
+              static_cast<unsigned long long>(made->covers_through_position()),
+              static_cast<unsigned long long>(made->size_bytes()), made->file_count(),
+              kept.c_str());
+  return kExitOk;
+}
+
 int Run(const BackupFlags& flags) {
+  if (!flags.server.empty()) return RunOnServer(flags);
   absl::StatusOr<std::unique_ptr<store::EventStore>> opened = OpenExclusive(flags.db);
   if (!opened.ok()) return Failure("backup", opened.status().ToString());
   if (absl::Status s = (*opened)->BackupTo(flags.to); !s.ok()) {

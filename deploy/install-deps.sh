@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that building, running and testing outreach need.
 # Idempotent: installs only what is missing. Runs apt-get as root, or through sudo otherwise.
+#   deploy/install-deps.sh            building, running, the unit and sanitizer tests
+#   deploy/install-deps.sh --deploy   also what `make image` and `make test-deploy` need
 set -euo pipefail
 
 PACKAGES=(
@@ -25,6 +27,20 @@ PACKAGES=(
   # /usr/sbin/nginx itself with its own configuration on loopback; the system service is not used.
   nginx
 )
+# The deployment (issue 15), with --deploy: podman and buildah build and run the image (runc as
+# the runtime, catatonit as the pods' init for `podman kube play`, the CNI plugins for published
+# ports); mmdebstrap makes the Debian root with systemd that the unit boots in; yamllint and
+# kubectl check the Kubernetes manifests (kubectl: the machine's own when present, else Debian's
+# kubernetes-client); npm installs the test-only schema validator (tests/deploy/k8s).
+if [ "${1:-}" = "--deploy" ]; then
+  PACKAGES+=(podman buildah runc catatonit containernetworking-plugins
+             golang-github-containers-common mmdebstrap uidmap
+             systemd yamllint binutils)
+  command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
+  # A machine's own Node.js (its npm inside) is kept; Debian's otherwise.
+  command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
+fi
+
 # Packages that must be at least this version: nginx's rapid-reset mitigation (CVE-2023-44487)
 # is in Debian 12's 1.22.1-9+deb12u11 (bookworm-security); an older one is upgraded.
 MIN_VERSIONS=(

@@ -59,6 +59,8 @@ constexpr MethodRule kMethodTable[] = {
     {"/outreach.v1.EventLog/ListConsumers", Access::kRoles, kConsumers},
     // ReportService: no patient data, every role
     {"/outreach.v1.ReportService/GetOutreachStats", Access::kRoles, kReaders},
+    // Operations (issue 15): a live backup into the server's --backup-dir.
+    {"/outreach.v1.AdminService/CreateBackup", Access::kRoles, Roles(Role::kAdmin)},
     // Standard services
     {"/grpc.health.v1.Health/Check", Access::kOpen, 0},
     {"/grpc.health.v1.Health/Watch", Access::kOpen, 0},
@@ -455,11 +457,26 @@ bool Caller::MaySee(absl::string_view practice_id) const {
 }
 
 absl::Status CheckPracticeAccess(const Caller& caller, absl::string_view practice_id) {
-  if (caller.MaySee(practice_id)) return absl::OkStatus();
-  return absl::PermissionDeniedError(absl::StrCat(
-      "practice_id: principal ", caller.principal, " is limited to practices ",
-      absl::StrJoin(caller.practices, ", "), " (not \"",
-      practice_id.empty() ? absl::string_view(domain::kDefaultPracticeId) : practice_id, "\")"));
+  const absl::string_view practice =
+      practice_id.empty() ? absl::string_view(domain::kDefaultPracticeId) : practice_id;
+  if (!caller.MaySee(practice_id)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("practice_id: principal ", caller.principal, " is limited to practices ",
+                     absl::StrJoin(caller.practices, ", "), " (not \"", practice, "\")"));
+  }
+  return CheckRoute(caller, practice_id);
+}
+
+absl::Status CheckRoute(const Caller& caller, absl::string_view practice_id) {
+  const absl::string_view practice =
+      practice_id.empty() ? absl::string_view(domain::kDefaultPracticeId) : practice_id;
+  if (caller.routed_practice.empty() || caller.routed_practice == practice) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "x-practice-id: the call was routed for practice \"", caller.routed_practice,
+      "\" but its request is about practice \"", practice,
+      "\"; send the practice the request names"));
 }
 
 absl::Status Authenticator::Recheck(const Caller& caller, absl::string_view method) const {

@@ -159,13 +159,23 @@ struct Caller {
   // (always so in development mode).
   std::vector<std::string> practices;
   bool limited() const { return !practices.empty(); }
+  // The "x-practice-id" metadata a router routed the call by (empty: none sent). A request that
+  // names another practice is refused (CheckPracticeAccess).
+  std::string routed_practice;
   // Whether the caller may see and change the tasks of `practice_id` (empty = "default").
   bool MaySee(absl::string_view practice_id) const;
 };
 
 // PERMISSION_DENIED naming practice_id unless caller.MaySee(practice_id): "practice_id:
-// principal P is limited to practices a, b (not "c")".
+// principal P is limited to practices a, b (not "c")". Then INVALID_ARGUMENT if the call was
+// routed by an x-practice-id other than practice_id (empty = "default"): the request contradicts
+// the route it took, so a router's table and a client's requests that disagree cannot put a
+// practice's events on the wrong shard (README "Scaling"). INVALID_ARGUMENT rather than
+// FAILED_PRECONDITION: the call is wrong whatever the server's state, and retrying it cannot help.
 absl::Status CheckPracticeAccess(const Caller& caller, absl::string_view practice_id);
+// The second half of CheckPracticeAccess alone: INVALID_ARGUMENT if the call's x-practice-id is
+// set and is not practice_id (empty = "default").
+absl::Status CheckRoute(const Caller& caller, absl::string_view practice_id);
 
 class Authenticator {
  public:

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "domain/validation.h"
 #include "server/convert.h"
 
 namespace outreach::server {
@@ -85,6 +86,13 @@ absl::StatusOr<Caller> CallSecurity::Identify(const grpc::CallbackServerContext&
     return absl::InvalidArgumentError(absl::StrCat(
         kActorMetadataKey, ": not accepted when callers are authenticated; the actor is the "
         "authenticated principal (", caller->principal, ")"));
+  }
+  if (std::optional<std::string> route = OneValue(context, kPracticeIdMetadataKey, &repeated)) {
+    if (repeated || !domain::IsValidId(*route)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          kPracticeIdMetadataKey, ": send one practice id (1-64 characters of [A-Za-z0-9._:-])"));
+    }
+    caller->routed_practice = *std::move(route);
   }
   return caller;
 }

@@ -41,6 +41,8 @@ namespace outreach::server {
 
 inline constexpr char kAuthorizationMetadataKey[] = "authorization";
 inline constexpr char kOnBehalfOfMetadataKey[] = "x-on-behalf-of";
+// The practice a router (deploy/router/) routed the call by; see CheckPracticeAccess.
+inline constexpr char kPracticeIdMetadataKey[] = "x-practice-id";
 
 class CallSecurity {
  public:
@@ -56,8 +58,9 @@ class CallSecurity {
   // UNAUTHENTICATED (missing, repeated, short or unknown credentials), PERMISSION_DENIED (the
   // role table or x-on-behalf-of from a non-service principal), INVALID_ARGUMENT (malformed or
   // repeated x-on-behalf-of or x-actor; x-actor at all when principals are configured), in that
-  // order: the credentials are judged before any other metadata. Every refusal goes to the
-  // RefusalLog (counted, and logged at a limited rate).
+  // order: the credentials are judged before any other metadata. A malformed or repeated
+  // x-practice-id is INVALID_ARGUMENT; a valid one is Caller::routed_practice. Every refusal
+  // goes to the RefusalLog (counted, and logged at a limited rate).
   absl::StatusOr<Caller> Authorize(const grpc::CallbackServerContext& context,
                                    absl::string_view method) const;
 

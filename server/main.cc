@@ -95,6 +95,16 @@ ABSL_FLAG(int, grpc_memory_limit_mib, 256,
 ABSL_FLAG(absl::Duration, max_connection_idle, absl::Minutes(5),
           "close a connection with no call in flight for this long, e.g. 5m, 30s "
           "(also spelled --max-connection-idle)");
+ABSL_FLAG(std::string, health_listen, "",
+          "also serve grpc.health.v1 alone, in plaintext, on this host:port (for probes that "
+          "cannot speak TLS, e.g. Kubernetes gRPC probes); absent: none "
+          "(also spelled --health-listen)");
+ABSL_FLAG(std::string, backup_dir, "",
+          "directory that AdminService.CreateBackup (`outreachctl backup --server`) adds live "
+          "BackupEngine backups to; absent: live backups are refused (also spelled --backup-dir)");
+ABSL_FLAG(uint32_t, backup_keep, 7,
+          "live backups kept in --backup-dir: older ones are deleted after each new one "
+          "verifies; 0 keeps every one (also spelled --backup-keep)");
 
 namespace {
 
@@ -200,7 +210,8 @@ void ParseFlags(int argc, char** argv) {
       "[--tls-cert=PEM --tls-key=PEM [--tls-client-ca=PEM]] "
       "[--insecure-listen] [--insecure-db-permissions] [--access-log-retention=6y] "
       "[--min-free-disk=auto] [--grpc-memory-limit-mib=256] [--max-connection-idle=5m] "
-      "[--read-only-investigation]\n"
+      "[--read-only-investigation] [--backup-dir=DIR [--backup-keep=7]] "
+      "[--health-listen=HOST:PORT]\n"
       "Serves the outreach task service (outreach.v1.TaskService, outreach.v1.EventLog) over "
       "gRPC.");
   std::vector<std::string> normalized = outreach::server::NormalizeFlagNames(argc, argv);
@@ -366,6 +377,9 @@ absl::StatusOr<std::unique_ptr<outreach::server::OutreachServer>> StartServer(
   options.memory_quota_bytes =
       static_cast<std::size_t>(std::max(1, absl::GetFlag(FLAGS_grpc_memory_limit_mib))) << 20;
   options.max_connection_idle = absl::GetFlag(FLAGS_max_connection_idle);
+  options.health_listen_address = absl::GetFlag(FLAGS_health_listen);
+  options.backup_dir = absl::GetFlag(FLAGS_backup_dir);
+  options.backup_keep = absl::GetFlag(FLAGS_backup_keep);
   return outreach::server::OutreachServer::Start(options, store);
 }
 

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
 
@@ -45,7 +46,7 @@ int Millis(absl::Duration d) {
 // What reflection's list_services reports: every service this server serves.
 std::vector<std::string> ReflectedServices() {
   return {"outreach.v1.TaskService", "outreach.v1.PatientService", "outreach.v1.EventLog",
-          "outreach.v1.ReportService",
+          "outreach.v1.ReportService", "outreach.v1.AdminService",
           "grpc.health.v1.Health",
           "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"};
 }
@@ -74,6 +75,26 @@ void SetLimits(const ServerOptions& options, grpc::ServerBuilder* builder) {
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                               Millis(options.min_client_ping_interval));
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, options.max_ping_strikes);
+}
+
+// The health-only listener: a server with no service of ours, so that gRPC's default health
+// service is all it serves; `fallback` (gRPC's generic service, which answers every other method
+// UNIMPLEMENTED) makes it a callback server, which needs no completion queue of ours.
+// Plaintext: it says only whether the server is serving.
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartHealthServer(
+    const std::string& address, grpc::CallbackGenericService* fallback, int* port) {
+  grpc::ServerBuilder builder;
+  builder.RegisterCallbackGenericService(fallback);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), port);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 8);
+  builder.SetMaxReceiveMessageSize(4 << 10);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || *port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("health listen: cannot serve on \"", address, "\""));
+  }
+  return server;
 }
 
 }  // namespace
@@ -106,6 +127,9 @@ OutreachServer::OutreachServer(store::EventStore* store, const ServerOptions& op
               .read_only_investigation = options.read_only_investigation}),
       event_log_service_(store, &security_),
       report_service_(store, &security_),
+      admin_service_(store, &security_,
+                     AdminService::Options{.backup_dir = options.backup_dir,
+                                           .backup_keep = options.backup_keep}),
       reflection_v1alpha_(NewReflectionV1alpha(&security_, ReflectedServices())),
       reflection_v1_(NewReflectionV1(&security_, ReflectedServices())),
       address_(options.listen_address),
@@ -140,6 +164,7 @@ absl::StatusOr<std::unique_ptr<OutreachServer>> OutreachServer::Start(const Serv
   builder.RegisterService(&server->patient_service_);
   builder.RegisterService(&server->event_log_service_);
   builder.RegisterService(&server->report_service_);
+  builder.RegisterService(&server->admin_service_);
   builder.RegisterService(server->reflection_v1alpha_.get());
   builder.RegisterService(server->reflection_v1_.get());
   server->server_ = builder.BuildAndStart();
@@ -149,6 +174,13 @@ absl::StatusOr<std::unique_ptr<OutreachServer>> OutreachServer::Start(const Serv
   }
   server->port_ = port;
   server->address_ = WithPort(options.listen_address, port);
+  if (!options.health_listen_address.empty()) {
+    absl::StatusOr<std::unique_ptr<grpc::Server>> health =
+        StartHealthServer(options.health_listen_address, &server->health_fallback_,
+                          &server->health_port_);
+    if (!health.ok()) return health.status();
+    server->health_server_ = *std::move(health);
+  }
   server->SetServing(false);
   if (options.write_health_poll > absl::ZeroDuration()) {
     OutreachServer* self = server.get();
@@ -193,13 +225,15 @@ void OutreachServer::NoteWriteHealth(const absl::Status& health) {
 }
 
 void OutreachServer::PublishHealth() {
-  grpc::HealthCheckServiceInterface* health =
-      server_ == nullptr ? nullptr : server_->GetHealthCheckService();
-  if (health == nullptr) return;  // (After Shutdown gRPC ignores these calls.)
-  health->SetServingStatus(serving_);  // "" and every registered name
-  for (const char* name : kServiceNames) {
-    const bool writes = absl::string_view(name) == kWritingService;
-    health->SetServingStatus(name, serving_ && (!writes || writes_refused_.ok()));
+  for (grpc::Server* server : {server_.get(), health_server_.get()}) {
+    grpc::HealthCheckServiceInterface* health =
+        server == nullptr ? nullptr : server->GetHealthCheckService();
+    if (health == nullptr) continue;  // (After Shutdown gRPC ignores these calls.)
+    health->SetServingStatus(serving_);  // "" and every registered name
+    for (const char* name : kServiceNames) {
+      const bool writes = absl::string_view(name) == kWritingService;
+      health->SetServingStatus(name, serving_ && (!writes || writes_refused_.ok()));
+    }
   }
 }
 
@@ -233,8 +267,14 @@ void OutreachServer::Shutdown(absl::Duration deadline) {
   }
   // Subscriptions never end by themselves: end them now rather than at the deadline.
   event_log_service_.StopSubscriptions();
+  if (health_server_ != nullptr) {
+    if (grpc::HealthCheckServiceInterface* health = health_server_->GetHealthCheckService()) {
+      health->Shutdown();
+    }
+  }
   server_->Shutdown(absl::ToChronoTime(absl::Now() + deadline));
   server_->Wait();
+  if (health_server_ != nullptr) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
 }
 
 }  // namespace outreach::server

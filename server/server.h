@@ -1,5 +1,5 @@
-// OutreachServer: the gRPC server that serves TaskService and EventLog over one EventStore, with
-// gRPC health checking and server reflection.
+// OutreachServer: the gRPC server that serves TaskService, PatientService, EventLog and
+// AdminService over one EventStore, with gRPC health checking and server reflection.
 //
 // Security (README "Security"): ServerOptions::credentials (TLS or mTLS, see TlsCredentials, or
 // plaintext), ServerOptions::principals (the principals file; nullptr = local-development mode).
@@ -25,6 +25,9 @@
 // logged to stderr with the raw cause (store::ServerDetail: RocksDB's message, file paths);
 // clients see only the refusal's words.
 //
+// ServerOptions::health_listen_address adds a plaintext listener with nothing but the health
+// service, kept in step with the main one: every other call there is UNIMPLEMENTED.
+//
 // Read-only investigation (ServerOptions::read_only_investigation, over a store opened with
 // EventStore::OpenReadOnly): every mutation is FAILED_PRECONDITION ("server started read-only for
 // investigation") and "outreach.v1.TaskService" reports NOT_SERVING from the start, while reads,
@@ -43,6 +46,7 @@
 #include <string>
 #include <thread>
 
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
@@ -50,6 +54,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/admin_service.h"
 #include "server/auth.h"
 #include "server/call_security.h"
 #include "server/event_log_service.h"
@@ -66,6 +71,10 @@ namespace outreach::server {
 struct ServerOptions {
   // host:port; port 0 picks a free port (see OutreachServer::port()).
   std::string listen_address = "127.0.0.1:50051";
+  // Optional host:port of a second, plaintext listener that serves grpc.health.v1 only, with the
+  // same statuses as the main one (see Health below): for probes that cannot speak TLS, such as
+  // Kubernetes' gRPC probes, while the main port serves TLS. Empty: none.
+  std::string health_listen_address;
   // A larger request fails with RESOURCE_EXHAUSTED before it is parsed (the largest valid
   // request, a LogContact with 4000 characters of notes, is far below). gRPC 1.51 checks this
   // only once the whole message has arrived, so it does not bound what a call holds while its
@@ -120,6 +129,10 @@ struct ServerOptions {
   // The principals callers authenticate as; nullptr = local-development mode (every caller holds
   // every role, the actor is x-actor or "anonymous"). Must outlive the server.
   const PrincipalRegistry* principals = nullptr;
+  // AdminService.CreateBackup (server/admin_service.h): the BackupEngine directory live backups
+  // go to (empty: none), and how many of them are kept.
+  std::string backup_dir;
+  uint32_t backup_keep = 7;
 };
 
 // PEM contents for TLS: the server's certificate chain and key, and optionally the CA whose
@@ -150,6 +163,8 @@ class OutreachServer {
   // The bound port, and "host:port" with it (useful when listening on port 0).
   int port() const { return port_; }
   const std::string& address() const { return address_; }
+  // The health-only listener's bound port (0 without ServerOptions::health_listen_address).
+  int health_port() const { return health_port_; }
 
   // Calls refused by authentication or authorization, by reason (the refusals are also logged,
   // rate-limited: server/refusal_log.h).
@@ -194,9 +209,13 @@ class OutreachServer {
   PatientService patient_service_;
   EventLogService event_log_service_;
   ReportService report_service_;
+  AdminService admin_service_;
   std::unique_ptr<grpc::Service> reflection_v1alpha_;
   std::unique_ptr<grpc::Service> reflection_v1_;
   std::unique_ptr<grpc::Server> server_;
+  grpc::CallbackGenericService health_fallback_;  // every method but health: UNIMPLEMENTED
+  std::unique_ptr<grpc::Server> health_server_;  // health only; nullptr without the option
+  int health_port_ = 0;
   std::string address_;
   int port_ = 0;
   bool shut_down_ = false;

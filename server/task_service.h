@@ -16,6 +16,12 @@
 // (domain::CommandMeta::practices), so the rules refuse another practice's task on the state
 // they decide with; a replayed result is checked again here.
 //
+// Routing by practice (x-practice-id, README "Scaling"): a call whose x-practice-id is not the
+// practice its request names (CreateTask, ListTasks with practice_id, ResolveTasks) or the
+// practice of the task it names (GetTask, LogContact, AssignTask, ClaimTask, CancelTask) is
+// INVALID_ARGUMENT, before anything is written (writes: WriteCalls::Prepare). An unfiltered
+// ListTasks names no practice and lists the shard's tasks.
+//
 // Every mutation goes through WriteCalls (server/write_call.h), with PatientService's: a server
 // started read-only for investigation (outreachd --read-only-investigation) refuses it with
 // FAILED_PRECONDITION kReadOnlyInvestigation before looking at the request, and a write the

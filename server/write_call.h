@@ -4,7 +4,9 @@
 //     started read-only for investigation (FAILED_PRECONDITION kReadOnlyInvestigation, before
 //     looking at the request); fingerprint the request (what its request id stands for);
 //     translate it into the domain command (server/convert.h); stamp the caller's on-behalf-of
-//     and practices on the command, so the rules decide with them;
+//     and practices on the command, so the rules decide with them; check the route the call
+//     took (x-practice-id, CheckRoute in server/auth.h) against the practice the request names
+//     or, for a request naming a task, the task's practice: INVALID_ARGUMENT before any write;
 //   after an UNAVAILABLE result: when the store has latched a write error
 //     (EventStore::WriteHealth), report it through on_writes_refused, on the store's completion
 //     thread, before the call finishes (so health changes before the client hears of it). The
@@ -78,6 +80,7 @@ class WriteCalls {
     if (!command.ok()) return command.status();
     command->meta.on_behalf_of = caller->on_behalf_of;
     command->meta.practices = caller->practices;
+    if (absl::Status s = CheckRequestRoute(*caller, request); !s.ok()) return s;
     return PreparedWrite<CommandOf<Request>>{*std::move(caller), *std::move(command),
                                              std::move(fingerprint)};
   }
@@ -90,6 +93,22 @@ class WriteCalls {
   }
 
  private:
+  // CheckRoute with the practice `request` names, or with the practice of the task it names
+  // (a task that does not exist passes: the command then says NOT_FOUND). A task's practice
+  // never changes, so the read leaves no window before the write.
+  template <class Request>
+  absl::Status CheckRequestRoute(const Caller& caller, const Request& request) const {
+    if (caller.routed_practice.empty()) return absl::OkStatus();
+    if constexpr (requires { request.practice_id(); }) {
+      return CheckRoute(caller, request.practice_id());
+    } else {
+      absl::StatusOr<v1::Task> task = store_->GetTask(request.task_id());
+      if (absl::IsNotFound(task.status())) return absl::OkStatus();
+      if (!task.ok()) return task.status();
+      return CheckRoute(caller, task->practice_id());
+    }
+  }
+
   store::EventStore* const store_;
   const CallSecurity* const security_;
   const WritesRefusedCallback on_writes_refused_;

@@ -12,7 +12,28 @@
 
 namespace outreach::store {
 
-absl::Status BackupLiveDatabase(rocksdb::DB* db, const std::string& backup_dir) {
+namespace {
+
+// The summary of backup `id`, and the ids left in the directory.
+absl::StatusOr<BackupSummary> Summarize(rocksdb::BackupEngine& engine, rocksdb::BackupID id) {
+  std::vector<rocksdb::BackupInfo> backups;
+  engine.GetBackupInfo(&backups);
+  BackupSummary summary;
+  summary.backup_id = id;
+  for (const rocksdb::BackupInfo& info : backups) {
+    summary.kept_backup_ids.push_back(info.backup_id);
+    if (info.backup_id != id) continue;
+    summary.size_bytes = info.size;
+    summary.file_count = info.number_files;
+    summary.created_at = absl::FromUnixSeconds(info.timestamp);
+  }
+  return summary;
+}
+
+}  // namespace
+
+absl::StatusOr<BackupSummary> BackupLiveDatabase(rocksdb::DB* db, const std::string& backup_dir,
+                                                 uint32_t keep_last) {
   // Everything acknowledged is in the WAL file before its bytes are copied.
   rocksdb::Status s = db->FlushWAL(/*sync=*/true);
   if (!s.ok()) return FromRocks(s, "backup: flushing the WAL");
@@ -29,7 +50,11 @@ absl::Status BackupLiveDatabase(rocksdb::DB* db, const std::string& backup_dir) 
   if (!s.ok()) return FromRocks(s, absl::StrCat("backup: writing to ", backup_dir));
   s = engine->VerifyBackup(id, /*verify_with_checksum=*/true);
   if (!s.ok()) return FromRocks(s, absl::StrCat("backup: verifying backup ", id));
-  return absl::OkStatus();
+  if (keep_last > 0) {
+    s = engine->PurgeOldBackups(keep_last);
+    if (!s.ok()) return FromRocks(s, absl::StrCat("backup: deleting backups older than ", id));
+  }
+  return Summarize(*engine, id);
 }
 
 absl::Status RestoreLatestBackup(const std::string& backup_dir, const std::string& db_dir) {

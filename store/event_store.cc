@@ -330,12 +330,17 @@ absl::Status EventStore::ResumeWrites() {
 }
 
 absl::Status EventStore::BackupTo(const std::string& backup_dir) {
+  return BackupLive(backup_dir, /*keep_last=*/0).status();
+}
+
+absl::StatusOr<BackupSummary> EventStore::BackupLive(const std::string& backup_dir,
+                                                     uint32_t keep_last) {
   if (impl_->writer == nullptr) {
     return absl::FailedPreconditionError(
         "store is open read-only: back up from the process that has it open for writing, or "
         "offline");
   }
-  return BackupLiveDatabase(impl_->database->db(), backup_dir);
+  return BackupLiveDatabase(impl_->database->db(), backup_dir, keep_last);
 }
 
 absl::Status EventStore::CatchUpWithPrimary() {

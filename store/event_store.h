@@ -56,6 +56,7 @@
 #include "outreach/v1/task.pb.h"
 #include "store/access_log.h"
 #include "store/outreach_stats.h"
+#include "store/backup.h"
 #include "store/clock.h"
 #include "store/command_processor.h"
 #include "store/event_codec.h"
@@ -315,6 +316,9 @@ class EventStore {
   // then the live files and WAL are copied and checksummed. Writes continue meanwhile.
   // FAILED_PRECONDITION on a read-only store.
   absl::Status BackupTo(const std::string& backup_dir);
+  // BackupTo, then all but the newest `keep_last` backups deleted (0: none), and what was made
+  // (store/backup.h). The live backup of AdminService.CreateBackup.
+  absl::StatusOr<BackupSummary> BackupLive(const std::string& backup_dir, uint32_t keep_last);
 
   // Read-only secondary stores: replays what the primary has written since, and moves the head.
   // FAILED_PRECONDITION on any other store.

@@ -415,7 +415,9 @@ TEST_F(OutreachctlTest, HelpOfACommandListsEachOfItsFlagsAndMarksTheRequiredOnes
   // Help wins over a missing required flag, and runs nothing.
   const Outcome backup = Ctl({"backup", "--help"});
   EXPECT_EQ(backup.exit_code, 0) << backup.err;
-  EXPECT_THAT(backup.out, HasSubstr("--to DIR2 REQUIRED"));
+  // Offline (--db and --to together) or live (--server): neither flag is required alone.
+  EXPECT_THAT(backup.out, HasSubstr("--to DIR2 Needs: --db"));
+  EXPECT_THAT(backup.out, HasSubstr("--server HOST:PORT Excludes: --db --to"));
   EXPECT_THAT(backup.out, Not(HasSubstr("head_position")));
 }
 
@@ -452,7 +454,10 @@ TEST_F(OutreachctlTest, BadUsageExitsTwoAndSaysWhatIsWrong) {
        "--expect-hash: \"gggg"},
       {{"export", "--db", "x", "--from", "one"}, "--from: \"one\" is not a whole number >= 0"},
       {{"export", "--db", "x", "--task", "no spaces"}, "--task: \"no spaces\" is not a task id"},
-      {{"backup", "--db", "x"}, "outreachctl backup: --to is required"},
+      {{"backup", "--db", "x"}, "outreachctl backup: --db requires --to"},
+      {{"backup"}, "outreachctl backup: "},
+      {{"backup", "--server", "127.0.0.1:1", "--db", "x", "--to", "y"}, "excludes"},
+      {{"backup", "--token-file", "t"}, "--token-file requires --server"},
       {{"restore", "--db", "x"}, "outreachctl restore: --from is required"},
   };
   for (const Case& c : cases) {
@@ -470,7 +475,7 @@ TEST_F(OutreachctlTest, AMissingRequiredFlagExitsTwoNamingItAndRunsNothing) {
   const std::string backups = root_ + "/backups";
   const Outcome backup = Ctl({"backup", "--to", backups});
   EXPECT_EQ(backup.exit_code, 2);
-  EXPECT_THAT(backup.err, HasSubstr("outreachctl backup: --db is required"));
+  EXPECT_THAT(backup.err, HasSubstr("outreachctl backup: --to requires --db"));
   EXPECT_THAT(backup.err, HasSubstr("run 'outreachctl backup --help' for usage"));
   EXPECT_EQ(backup.out, "");
   EXPECT_FALSE(std::filesystem::exists(backups));

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -38,7 +39,15 @@ class NginxProxy {
  public:
   // `dir`: an empty directory of the test's; `port`: where nginx listens; `upstream`: outreachd.
   NginxProxy(std::string dir, int port, std::string upstream)
-      : dir_(std::move(dir)), port_(port), upstream_(std::move(upstream)) {}
+      : NginxProxy(std::move(dir), port, kNginxTemplate, {{"@UPSTREAM@", std::move(upstream)}}) {}
+  // Another configuration template (e.g. deploy/router/outreach-router.conf): `replacements`
+  // are its placeholders other than @PREFIX@ (= `dir`) and @LISTEN@, which are filled in here.
+  NginxProxy(std::string dir, int port, std::string template_path,
+             std::vector<std::pair<std::string, std::string>> replacements)
+      : dir_(std::move(dir)),
+        port_(port),
+        template_path_(std::move(template_path)),
+        replacements_(std::move(replacements)) {}
   NginxProxy(const NginxProxy&) = delete;
   NginxProxy& operator=(const NginxProxy&) = delete;
   ~NginxProxy() { Stop(); }
@@ -50,14 +59,14 @@ class NginxProxy {
   // Renders the configuration and starts nginx; false (with `why`) if it does not answer an
   // HTTP/2 SETTINGS within 10 s.
   bool Start(std::string* why) {
-    std::ifstream in(kNginxTemplate);
+    std::ifstream in(template_path_);
     std::stringstream text;
     text << in.rdbuf();
-    if (text.str().empty()) return Fail(why, absl::StrCat("cannot read ", kNginxTemplate));
-    const std::string conf = absl::StrReplaceAll(
-        text.str(), {{"@PREFIX@", dir_},
-                     {"@LISTEN@", address()},
-                     {"@UPSTREAM@", upstream_}});
+    if (text.str().empty()) return Fail(why, absl::StrCat("cannot read ", template_path_));
+    std::vector<std::pair<std::string, std::string>> replacements = replacements_;
+    replacements.emplace_back("@PREFIX@", dir_);
+    replacements.emplace_back("@LISTEN@", address());
+    const std::string conf = absl::StrReplaceAll(text.str(), replacements);
     std::ofstream(dir_ + "/nginx.conf") << conf;
     chmod(dir_.c_str(), 0755);  // the worker runs as nobody when the test runs as root
     std::vector<std::string> args = {kNginxPath, "-p", dir_, "-e", dir_ + "/error.log",
@@ -111,7 +120,8 @@ class NginxProxy {
 
   const std::string dir_;
   const int port_;
-  const std::string upstream_;
+  const std::string template_path_;
+  const std::vector<std::pair<std::string, std::string>> replacements_;
   pid_t pid_ = 0;
 };
 

@@ -283,6 +283,8 @@ const std::map<std::string, std::vector<Role>>& ExpectedMatrix() {
       {absl::StrCat(kEventLog, "VerifyLog"), {Role::kAuditor, Role::kAdmin}},
       {absl::StrCat(kEventLog, "GetTaskHistory"), {Role::kAuditor, Role::kAdmin}},
       {absl::StrCat(kEventLog, "ReadAccessLog"), {Role::kAuditor, Role::kAdmin}},
+      // Issue 15: a live backup, admin only.
+      {"/outreach.v1.AdminService/CreateBackup", {Role::kAdmin}},
   };
   return *kMatrix;
 }
@@ -360,7 +362,7 @@ TEST_F(AuthenticatorTest, EveryRpcByEveryRoleIsAllowedExactlyAsTheTableSays) {
       ++checked;
     }
   }
-  EXPECT_EQ(checked, 15 * 4);  // 15 outreach RPCs x 4 roles
+  EXPECT_EQ(checked, 16 * 4);  // 16 outreach RPCs x 4 roles
 }
 
 TEST_F(AuthenticatorTest, TheCallerIsThePrincipal) {

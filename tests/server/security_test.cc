@@ -31,6 +31,7 @@
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "openssl/sha.h"
 #include "rocksdb/env.h"
+#include "outreach/v1/admin_service.grpc.pb.h"
 #include "outreach/v1/event_log.grpc.pb.h"
 #include "outreach/v1/report_service.grpc.pb.h"
 #include "outreach/v1/task_service.grpc.pb.h"
@@ -123,6 +124,7 @@ class SecurityTest : public ServerFixture {
   void StartPlaintext(bool development = false) {
     ServerOptions options;
     options.principals = development ? nullptr : registry_.get();
+    options.backup_dir = dir_ + "/backups";  // AdminService.CreateBackup in the matrix
     StartServer(options);
   }
 
@@ -326,6 +328,10 @@ class SecurityTest : public ServerFixture {
       if (name == "Follow" || name == "AckEvents" || name == "ListConsumers") {
         return CallConsumerRpc(name, call);
       }
+    } else if (method == "/outreach.v1.AdminService/CreateBackup") {
+      v1::CreateBackupResponse response;
+      auto admin = v1::AdminService::NewStub(channel_);
+      return admin->CreateBackup(Context(call).get(), v1::CreateBackupRequest(), &response);
     }
     if (method == "/outreach.v1.ReportService/GetOutreachStats") {
       v1::GetOutreachStatsRequest request;
@@ -386,8 +392,8 @@ TEST_F(SecurityTest, EveryRpcByEveryCallerGetsExactlyWhatTheRoleTableSays) {
       ++checked;
     }
   }
-  // 19 outreach RPCs (15, Follow, AckEvents, ListConsumers, GetOutreachStats) x 6 callers.
-  EXPECT_EQ(checked, 19 * 6);
+  // 20 outreach RPCs (16, and Follow, AckEvents, ListConsumers, GetOutreachStats) x 6 callers.
+  EXPECT_EQ(checked, 20 * 6);
 }
 
 TEST_F(SecurityTest, RepeatedCredentialsOrOnBehalfOfAreRefused) {
