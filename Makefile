@@ -24,6 +24,8 @@ FUZZ_DIR  ?= build-fuzz
 DB        ?= ./data
 LISTEN    ?= 127.0.0.1:50051
 TIME_ZONE ?= UTC
+# Prometheus metrics of `make run` (GET http://$(METRICS)/metrics); empty turns them off.
+METRICS   ?= 127.0.0.1:9464
 JOBS      ?= $(shell nproc)
 FUZZ_SECONDS       ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
@@ -86,7 +88,8 @@ build: configure
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
 run: build
-	$(BUILD_DIR)/server/outreachd --db $(DB) --listen $(LISTEN) --time-zone $(TIME_ZONE)
+	$(BUILD_DIR)/server/outreachd --db $(DB) --listen $(LISTEN) --time-zone $(TIME_ZONE) \
+	  --metrics-listen=$(METRICS)
 
 # Every stage, in order; stops at the first that fails. The summary lines are printed again at
 # the end so that a CI log ends with the whole picture.

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -33,6 +34,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "ctl/command_flags.h"
+#include "ctl/progress.h"
+#include "logging/log.h"
 #include "ctl/remote_backup.h"
 #include "store/event_json.h"
 #include "store/event_store.h"
@@ -40,9 +43,16 @@
 namespace outreach::ctl {
 namespace {
 
-int Failure(absl::string_view command, absl::string_view what) {
-  std::fprintf(stderr, "outreachctl %s: %s\n", std::string(command).c_str(),
-               std::string(what).c_str());
+// The process's log (logging/log.h), as text: "outreachctl <command>: <message>". Warnings and
+// errors only: a command's result is on stdout, and its progress is ctl/progress.h's.
+void ConfigureLog(absl::string_view command) {
+  logging::Configure({.program = absl::StrCat("outreachctl ", command),
+                      .format = logging::Format::kText,
+                      .level = logging::Level::kWarning});
+}
+
+int Failure(absl::string_view /*command*/, absl::string_view what) {
+  logging::Error(what);
   return kExitFailed;
 }
 
@@ -110,14 +120,18 @@ absl::StatusOr<std::unique_ptr<store::EventStore>> OpenExclusive(const std::stri
 }
 
 int Run(const VerifyFlags& flags) {
+  ConfigureLog("verify");
   store::VerifyOptions options;
   options.to_position = flags.to;
   options.expected_head_hash = absl::HexStringToBytes(flags.expect_hash);  // checked: hex
   // Without verification at open: the full check below reports a bad log with its position.
   absl::StatusOr<LiveView> view = OpenLive(flags.db, /*verify_on_open=*/false);
   if (!view.ok()) return Failure("verify", view.status().ToString());
+  Progress progress("verify", flags.to != 0 ? flags.to : view->store->HeadPosition());
+  options.progress = [&](uint64_t checked) { progress.Update(checked); };
   absl::StatusOr<store::VerifyReport> report = view->store->VerifyLog(options);
   if (!report.ok()) return Failure("verify", report.status().ToString());
+  progress.Finish(report->events_checked);
   std::printf("head_position: %llu\nhead_hash: %s\nevents_checked: %llu\n",
               static_cast<unsigned long long>(report->head_position),
               Hex(report->head_hash).c_str(),
@@ -158,50 +172,41 @@ int Run(const VerifyFlags& flags) {
 }
 
 int Run(const ExportFlags& flags) {
+  ConfigureLog("export");
   absl::StatusOr<LiveView> view = OpenLive(flags.db, /*verify_on_open=*/true);
   if (!view.ok()) return Failure("export", view.status().ToString());
+  // A task's events are not counted ahead: its export shows the count and the rate only.
+  const uint64_t head = view->store->HeadPosition();
+  const uint64_t from = std::max<uint64_t>(flags.from, 1);
+  Progress progress("export", flags.task.empty() && head >= from ? head - from + 1 : 0);
+  uint64_t lines = 0;
   absl::StatusOr<uint64_t> written = store::ExportJsonLines(
-      *view->store, flags.from, flags.task, [](absl::string_view line) {
+      *view->store, flags.from, flags.task, [&](absl::string_view line) {
         if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size()) {
           return absl::UnavailableError("writing to stdout failed");
         }
+        progress.Update(++lines);
         return absl::OkStatus();
       });
   if (std::fflush(stdout) != 0 && written.ok()) {
     written = absl::UnavailableError("writing to stdout failed");
   }
   if (!written.ok()) return Failure("export", written.status().ToString());
-  std::fprintf(stderr, "export: %llu events\n", static_cast<unsigned long long>(*written));
+  progress.Finish(*written);
   return kExitOk;
 }
 
 int Run(const RebuildFlags& flags) {
+  ConfigureLog("rebuild");
   absl::StatusOr<std::unique_ptr<store::EventStore>> opened = OpenExclusive(flags.db);
   if (!opened.ok()) return Failure("rebuild", opened.status().ToString());
   store::EventStore& store = **opened;
-  const absl::Time start = absl::Now();
-  auto rate = [&](uint64_t events) {
-    const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-    return seconds > 0 ? static_cast<double>(events) / seconds : 0.0;
-  };
+  Progress progress("rebuild", store.HeadPosition());
   absl::Status rebuilt = store.RebuildProjections(
-      [&](const store::RebuildProgress& progress) {
-        const double percent =
-            progress.head_position == 0
-                ? 100.0
-                : 100.0 * static_cast<double>(progress.events_folded) /
-                      static_cast<double>(progress.head_position);
-        std::fprintf(stderr, "rebuild: %llu/%llu events (%.1f%%), %.0f events/s\n",
-                     static_cast<unsigned long long>(progress.events_folded),
-                     static_cast<unsigned long long>(progress.head_position), percent,
-                     rate(progress.events_folded));
-      },
+      [&](const store::RebuildProgress& folded) { progress.Update(folded.events_folded); },
       /*every=*/10000);
   if (!rebuilt.ok()) return Failure("rebuild", rebuilt.ToString());
-  const absl::Duration took = absl::Now() - start;
-  std::fprintf(stderr, "rebuild: done: %llu events in %s (%.0f events/s)\n",
-               static_cast<unsigned long long>(store.HeadPosition()),
-               absl::FormatDuration(took).c_str(), rate(store.HeadPosition()));
+  progress.Finish(store.HeadPosition());
   if (absl::Status check = store.VerifyProjections(); !check.ok()) {
     return Failure("rebuild", absl::StrCat("the rebuilt projections do not verify: ",
                                            check.ToString()));
@@ -226,6 +231,7 @@ int RunOnServer(const BackupFlags& flags) {
 }
 
 int Run(const BackupFlags& flags) {
+  ConfigureLog("backup");
   if (!flags.server.empty()) return RunOnServer(flags);
   absl::StatusOr<std::unique_ptr<store::EventStore>> opened = OpenExclusive(flags.db);
   if (!opened.ok()) return Failure("backup", opened.status().ToString());
@@ -240,6 +246,7 @@ int Run(const BackupFlags& flags) {
 }
 
 int Run(const RestoreFlags& flags) {
+  ConfigureLog("restore");
   if (absl::Status s = store::EventStore::RestoreFrom(flags.from, flags.db); !s.ok()) {
     return Failure("restore", s.ToString());
   }

@@ -18,6 +18,12 @@ PACKAGES=(
   libssl-dev
   libgtest-dev libgmock-dev
   libbenchmark-dev
+  # Observability (README "Operations"): outreachd's /metrics (prometheus-cpp: registry and its
+  # HTTP exposer), its JSON log records (nlohmann-json, header-only), and Prometheus itself, whose
+  # server and promtool the tests run (the e2e scrape, the alert rules' unit tests); the system
+  # service it installs is not used.
+  prometheus-cpp-dev nlohmann-json3-dev
+  prometheus
   # make test's instrumented stages: gcc's ASan, UBSan and TSan runtimes (test-asan, test-tsan),
   # clang with libFuzzer and its sanitizer runtimes (fuzz-smoke, fuzz), and the symbolizer that
   # puts file:line into their reports.

@@ -1,6 +1,5 @@
 #include "server/admin_service.h"
 
-#include <cstdio>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -9,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "logging/log.h"
 #include "server/grpc_status.h"
 
 namespace outreach::server {
@@ -60,8 +60,8 @@ grpc::ServerUnaryReactor* AdminService::CreateBackup(grpc::CallbackServerContext
     previous = std::move(worker_);  // finished: running_ was false
   }
   if (previous.joinable()) previous.join();
-  absl::FPrintF(stderr, "outreachd: backup requested by %s into %s\n", caller->principal,
-                options_.backup_dir);
+  logging::Info(absl::StrFormat("backup requested by %s into %s", caller->principal,
+                                options_.backup_dir));
   absl::MutexLock lock(&mu_);
   worker_ = std::thread([this, reactor, response] { RunBackup(reactor, response); });
   return reactor;
@@ -75,15 +75,13 @@ void AdminService::RunBackup(grpc::ServerUnaryReactor* reactor,
       store_->BackupLive(options_.backup_dir, options_.backup_keep);
   if (summary.ok()) {
     ToResponse(*summary, covers_through, response);
-    absl::FPrintF(stderr,
-                  "outreachd: backup %d into %s: %d files, %d bytes, covers through position "
-                  "%d; kept backups %s\n",
-                  summary->backup_id, options_.backup_dir, summary->file_count,
-                  summary->size_bytes, covers_through,
-                  absl::StrJoin(summary->kept_backup_ids, ","));
+    logging::Info(absl::StrFormat(
+        "backup %d into %s: %d files, %d bytes, covers through position %d; kept backups %s",
+        summary->backup_id, options_.backup_dir, summary->file_count, summary->size_bytes,
+        covers_through, absl::StrJoin(summary->kept_backup_ids, ",")));
   } else {
-    absl::FPrintF(stderr, "outreachd: backup into %s failed: %s\n", options_.backup_dir,
-                  summary.status().ToString());
+    logging::Error(absl::StrFormat("backup into %s failed: %s", options_.backup_dir,
+                                   summary.status().ToString()));
   }
   {
     absl::MutexLock lock(&mu_);

@@ -1,6 +1,5 @@
 #include "server/call_security.h"
 
-#include <iostream>
 #include <memory>
 #include <iterator>
 #include <optional>
@@ -12,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "domain/validation.h"
+#include "logging/log.h"
 #include "server/convert.h"
 
 namespace outreach::server {
@@ -36,6 +36,10 @@ absl::StatusOr<Caller> CallSecurity::Authorize(const grpc::CallbackServerContext
   absl::StatusOr<Caller> caller = Identify(context, method, &principal);
   if (!caller.ok() && refusals_ != nullptr) {
     refusals_->Refused(caller.status(), principal, method, context.peer());
+  }
+  if (observer_ != nullptr) {
+    observer_->NoteCaller(&context, caller.ok() ? caller->principal : principal,
+                          caller.ok() ? caller->on_behalf_of : "");
   }
   return caller;
 }
@@ -102,15 +106,15 @@ void CallSecurity::RecordAccess(const Caller& caller, const grpc::CallbackServer
   if (access_log_ == nullptr) {
     // Read-only investigation: the database takes no record, so the read goes to the server's
     // log instead; the audit trail of that session is its log.
-    std::cerr << absl::StrCat(
-                     "outreachd: access (read-only investigation, not in the access log): "
-                     "principal=", caller.principal,
-                     caller.on_behalf_of.empty() ? "" : " on_behalf_of=", caller.on_behalf_of,
-                     " rpc=", method, " tasks=", absl::StrJoin(access.task_ids, ","),
-                     access.filter.empty() ? "" : " filter=", access.filter,
-                     " count=", access.count, " peer=", context.peer(), " time=",
-                     absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()))
-              << std::endl;
+    // (The filter is the request as text: this is the session's audit trail.)
+    logging::Info("access (read-only investigation, not in the access log):",
+                  {{"principal", caller.principal},
+                   {"on_behalf_of", caller.on_behalf_of},
+                   {"rpc", method},
+                   {"tasks", absl::StrJoin(access.task_ids, ",")},
+                   {"filter", access.filter},
+                   {"count", access.count},
+                   {"peer", context.peer()}});
     std::move(then)(absl::OkStatus());
     return;
   }

@@ -34,6 +34,7 @@
 #include "absl/strings/string_view.h"
 #include "outreach/v1/events.pb.h"
 #include "server/auth.h"
+#include "server/call_observer.h"
 #include "server/refusal_log.h"
 #include "store/access_log.h"
 
@@ -48,9 +49,13 @@ class CallSecurity {
  public:
   // `access_log` nullptr: reads are recorded on stderr only (see above). `refusals` nullptr:
   // refused calls are neither counted nor logged (tests); outreachd always passes one.
+  // `observer` nullptr: callers are not noted for the request log (server/call_observer.h).
   CallSecurity(const Authenticator* authenticator, store::AccessLog* access_log,
-               RefusalLog* refusals = nullptr)
-      : authenticator_(authenticator), access_log_(access_log), refusals_(refusals) {}
+               RefusalLog* refusals = nullptr, CallObserver* observer = nullptr)
+      : authenticator_(authenticator),
+        access_log_(access_log),
+        refusals_(refusals),
+        observer_(observer) {}
   CallSecurity(const CallSecurity&) = delete;
   CallSecurity& operator=(const CallSecurity&) = delete;
 
@@ -94,6 +99,7 @@ class CallSecurity {
   const Authenticator* const authenticator_;
   store::AccessLog* const access_log_;
   RefusalLog* const refusals_;
+  CallObserver* const observer_;
 };
 
 // A request as access-record text: its known fields only (unknown fields a client sends are

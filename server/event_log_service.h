@@ -72,6 +72,9 @@ class EventLogService final : public v1::EventLog::CallbackService {
   void RecheckSubscriptions() { subscriptions_.RecheckAll(); }
   // Subscriptions still open.
   std::size_t OpenSubscriptions() const { return subscriptions_.OpenCount(); }
+  std::vector<SubscriptionHub::ConsumerLag> ConsumerLags(uint64_t head) const {
+    return subscriptions_.ConsumerLags(head);
+  }
 
  private:
   store::EventStore* const store_;

@@ -41,7 +41,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/auth.h"
+#include "logging/log.h"
 #include "server/flag_names.h"
+#include "server/metrics.h"
 #include "server/practice_zones_file.h"
 #include "server/server.h"
 #include "server/startup_checks.h"
@@ -95,6 +97,15 @@ ABSL_FLAG(int, grpc_memory_limit_mib, 256,
 ABSL_FLAG(absl::Duration, max_connection_idle, absl::Minutes(5),
           "close a connection with no call in flight for this long, e.g. 5m, 30s "
           "(also spelled --max-connection-idle)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port to serve Prometheus metrics on (GET /metrics); empty = no metrics "
+          "(also spelled --metrics-listen)");
+ABSL_FLAG(std::string, log_format, "",
+          "text or json: the log on stderr, one record a line; empty = text when stderr is a "
+          "terminal, json otherwise (also spelled --log-format)");
+ABSL_FLAG(std::string, log_level, "info",
+          "debug, info, warning or error: records below it are not written; info includes a "
+          "line per RPC (also spelled --log-level)");
 ABSL_FLAG(std::string, health_listen, "",
           "also serve grpc.health.v1 alone, in plaintext, on this host:port (for probes that "
           "cannot speak TLS, e.g. Kubernetes gRPC probes); absent: none "
@@ -108,10 +119,12 @@ ABSL_FLAG(uint32_t, backup_keep, 7,
 
 namespace {
 
+namespace logging = outreach::logging;
+
 constexpr absl::Duration kDrainDeadline = absl::Seconds(5);
 
 int Fail(absl::string_view what, const absl::Status& status) {
-  absl::FPrintF(stderr, "outreachd: %s: %s\n", what, status.ToString());
+  logging::Error(absl::StrCat(what, ": ", status.ToString()));
   return 1;
 }
 
@@ -125,7 +138,7 @@ absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenForInvestigatio
 }
 
 int Refuse(absl::string_view why) {
-  absl::FPrintF(stderr, "outreachd: refusing to start: %s\n", why);
+  logging::Error(absl::StrCat("refusing to start: ", why));
   return 2;
 }
 
@@ -189,7 +202,48 @@ struct Config {
   std::string practice_zones_path;
   std::shared_ptr<outreach::store::PracticeZoneTable> practice_zones;
   bool read_only = false;
+  // --metrics-listen: nullptr when off. Started before the store opens, so that a rebuild at
+  // start-up shows its progress.
+  std::unique_ptr<outreach::server::Metrics> metrics;
 };
+
+// --log-format and --log-level: the process's log, before anything is logged.
+absl::Status ConfigureLogging() {
+  absl::StatusOr<logging::Format> format = logging::ParseFormat(absl::GetFlag(FLAGS_log_format));
+  if (!format.ok()) return format.status();
+  absl::StatusOr<logging::Level> level = logging::ParseLevel(absl::GetFlag(FLAGS_log_level));
+  if (!level.ok()) return level.status();
+  logging::Configure({.program = "outreachd", .format = *format, .level = *level});
+  return absl::OkStatus();
+}
+
+// Stops the metrics reading the store and the server when it goes out of scope: declared after
+// both, it goes first, on every return path.
+class MetricsWatchEnd {
+ public:
+  explicit MetricsWatchEnd(outreach::server::Metrics* metrics) : metrics_(metrics) {}
+  MetricsWatchEnd(const MetricsWatchEnd&) = delete;
+  MetricsWatchEnd& operator=(const MetricsWatchEnd&) = delete;
+  ~MetricsWatchEnd() {
+    if (metrics_ != nullptr) metrics_->Unwatch();
+  }
+
+ private:
+  outreach::server::Metrics* const metrics_;
+};
+
+// --metrics-listen: serves /metrics from now on (UNAVAILABLE if it cannot bind).
+absl::Status StartMetrics(Config& config) {
+  const std::string listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (listen.empty()) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<outreach::server::Metrics>> metrics =
+      outreach::server::Metrics::Start(listen, config.db);
+  if (!metrics.ok()) return metrics.status();
+  config.metrics = *std::move(metrics);
+  logging::Info(absl::StrCat("metrics on http://", config.metrics->address(), "/metrics"),
+                {{"metrics_address", config.metrics->address()}});
+  return absl::OkStatus();
+}
 
 // Opens the store for normal service: verified, with a writer.
 absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenForService(
@@ -200,6 +254,7 @@ absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenForService(
   options.clock = clock;
   options.access_log.retention = config.retention;
   options.min_free_disk_bytes = config.min_free_disk;
+  if (config.metrics != nullptr) options.observer = config.metrics->store_observer();
   return outreach::store::EventStore::Open(config.db, options);
 }
 
@@ -211,7 +266,8 @@ void ParseFlags(int argc, char** argv) {
       "[--insecure-listen] [--insecure-db-permissions] [--access-log-retention=6y] "
       "[--min-free-disk=auto] [--grpc-memory-limit-mib=256] [--max-connection-idle=5m] "
       "[--read-only-investigation] [--backup-dir=DIR [--backup-keep=7]] "
-      "[--health-listen=HOST:PORT]\n"
+      "[--health-listen=HOST:PORT] [--metrics-listen=127.0.0.1:9464] "
+      "[--log-format=text|json] [--log-level=info]\n"
       "Serves the outreach task service (outreach.v1.TaskService, outreach.v1.EventLog) over "
       "gRPC.");
   std::vector<std::string> normalized = outreach::server::NormalizeFlagNames(argc, argv);
@@ -264,8 +320,9 @@ absl::Status ReadPracticeZones(Config& config) {
     return absl::FailedPreconditionError(
         absl::StrCat("--practice-time-zones: ", zones.status().message()));
   }
-  absl::FPrintF(stderr, "outreachd: --practice-time-zones %s: %d practice(s); others in %s\n",
-                config.practice_zones_path, zones->size(), absl::GetFlag(FLAGS_time_zone));
+  logging::Info(absl::StrFormat("--practice-time-zones %s: %d practice(s); others in %s",
+                                config.practice_zones_path, zones->size(),
+                                absl::GetFlag(FLAGS_time_zone)));
   config.practice_zones =
       std::make_shared<outreach::store::PracticeZoneTable>(*std::move(zones));
   return absl::OkStatus();
@@ -298,43 +355,42 @@ absl::Status ReadStorage(Config& config) {
 void LogSecurity(const Config& config) {
   const bool mtls = !absl::GetFlag(FLAGS_tls_client_ca).empty();
   if (config.principals != nullptr) {
-    absl::FPrintF(stderr,
-                  "outreachd: --principals %s: %d principal(s); bearer tokens%s; every RPC "
-                  "checked against the role table; SIGHUP re-reads the file\n",
-                  config.principals->path(), config.principals->Current()->size(),
-                  mtls ? " and client certificates" : "");
+    logging::Info(absl::StrFormat(
+        "--principals %s: %d principal(s); bearer tokens%s; every RPC checked against the role "
+        "table; SIGHUP re-reads the file",
+        config.principals->path(), config.principals->Current()->size(),
+        mtls ? " and client certificates" : ""));
   } else {
-    absl::FPrintF(stderr,
-                  "outreachd: no --principals: local development mode, loopback only, actor "
-                  "anonymous or x-actor (every caller holds every role)\n");
+    logging::Info(
+        "no --principals: local development mode, loopback only, actor anonymous or x-actor "
+        "(every caller holds every role)");
   }
   if (config.listen.tls) {
-    absl::FPrintF(stderr, "outreachd: serving TLS%s\n",
-                  mtls ? " and requiring client certificates from --tls-client-ca (mTLS)" : "");
+    logging::Info(absl::StrCat(
+        "serving TLS",
+        mtls ? " and requiring client certificates from --tls-client-ca (mTLS)" : ""));
   } else if (outreach::server::InsecureListenWarning(config.listen)) {
-    absl::FPrintF(stderr,
-                  "outreachd: WARNING: --insecure-listen: serving PLAINTEXT on non-loopback "
-                  "address %s: bearer tokens and patient data cross the network unencrypted. "
-                  "Use --tls-cert and --tls-key.\n",
-                  config.listen.listen_address);
+    logging::Warning(absl::StrFormat(
+        "WARNING: --insecure-listen: serving PLAINTEXT on non-loopback address %s: bearer "
+        "tokens and patient data cross the network unencrypted. Use --tls-cert and --tls-key.",
+        config.listen.listen_address));
   } else {
-    absl::FPrintF(stderr, "outreachd: plaintext on loopback (no --tls-cert)\n");
+    logging::Info("plaintext on loopback (no --tls-cert)");
   }
 }
 
 void LogReadOnlyWarning(const std::string& db) {
-  absl::FPrintF(
-      stderr,
-      "outreachd: ****************************************************************\n"
-      "outreachd: WARNING: READ-ONLY INVESTIGATION MODE (--read-only-investigation)\n"
-      "outreachd: database %s opened read-only WITHOUT verifying its log.\n"
-      "outreachd: Every write is refused (FAILED_PRECONDITION), TaskService health is\n"
-      "outreachd: NOT_SERVING, and no task expires. Not for normal service: find the\n"
-      "outreachd: damage with VerifyLog or `outreachctl verify --db %s`.\n"
-      "outreachd: Reads are NOT recorded in the access log (the database is read-only);\n"
-      "outreachd: each one is written to this log instead (\"outreachd: access ...\").\n"
-      "outreachd: ****************************************************************\n",
-      db, db);
+  logging::Warning(absl::StrFormat(
+      "****************************************************************\n"
+      "WARNING: READ-ONLY INVESTIGATION MODE (--read-only-investigation)\n"
+      "database %s opened read-only WITHOUT verifying its log.\n"
+      "Every write is refused (FAILED_PRECONDITION), TaskService health is\n"
+      "NOT_SERVING, and no task expires. Not for normal service: find the\n"
+      "damage with VerifyLog or `outreachctl verify --db %s`.\n"
+      "Reads are NOT recorded in the access log (the database is read-only);\n"
+      "each one is written to this log instead (\"access ...\").\n"
+      "****************************************************************",
+      db, db));
 }
 
 // Opens the store as the flags say; on failure logs why (and, for damage, how to look at it)
@@ -351,19 +407,20 @@ absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenStore(
                       store.status());
     if (!config.read_only && absl::IsDataLoss(store.status())) {
       // Damage stops the start; say how to look at it without changing it.
-      absl::FPrintF(stderr,
-                    "outreachd: the database failed its integrity checks and will not be served.\n"
-                    "outreachd: `outreachctl verify --db %s` checks the whole log offline and "
-                    "names the first bad position;\n"
-                    "outreachd: `outreachd --db=%s --read-only-investigation` serves it read-only "
-                    "(writes refused) for investigation.\n",
-                    config.db, config.db);
+      logging::Error(absl::StrFormat(
+          "the database failed its integrity checks and will not be served.\n"
+          "`outreachctl verify --db %s` checks the whole log offline and names the first bad "
+          "position;\n"
+          "`outreachd --db=%s --read-only-investigation` serves it read-only (writes refused) "
+          "for investigation.",
+          config.db, config.db));
     }
     return store;
   }
   if (config.read_only) LogReadOnlyWarning(config.db);
-  absl::FPrintF(stderr, "outreachd: database %s opened%s, head position %d\n", config.db,
-                config.read_only ? " read-only" : "", (*store)->HeadPosition());
+  logging::Info(absl::StrFormat("database %s opened%s, head position %d", config.db,
+                                config.read_only ? " read-only" : "", (*store)->HeadPosition()),
+                {{"head_position", (*store)->HeadPosition()}});
   return store;
 }
 
@@ -380,7 +437,11 @@ absl::StatusOr<std::unique_ptr<outreach::server::OutreachServer>> StartServer(
   options.health_listen_address = absl::GetFlag(FLAGS_health_listen);
   options.backup_dir = absl::GetFlag(FLAGS_backup_dir);
   options.backup_keep = absl::GetFlag(FLAGS_backup_keep);
-  return outreach::server::OutreachServer::Start(options, store);
+  if (config.metrics != nullptr) options.rpc_metrics = config.metrics->rpc();
+  absl::StatusOr<std::unique_ptr<outreach::server::OutreachServer>> server =
+      outreach::server::OutreachServer::Start(options, store);
+  if (server.ok() && config.metrics != nullptr) config.metrics->Watch(store, server->get());
+  return server;
 }
 
 // Recovery (tasks that expired while the service was down close before anyone is served), then
@@ -391,16 +452,18 @@ absl::StatusOr<std::unique_ptr<outreach::store::ExpiryScheduler>> GoLive(
     outreach::server::OutreachServer* server) {
   if (config.read_only) {
     server->SetServing(true);
-    absl::FPrintF(stderr, "outreachd: serving READ-ONLY on %s (time zone %s)\n",
-                  server->address(), config.time_zone.name());
+    logging::Info(absl::StrFormat("serving READ-ONLY on %s (time zone %s)", server->address(),
+                                  config.time_zone.name()),
+                  {{"address", server->address()}});
     return nullptr;
   }
   absl::StatusOr<int> expired = ExpireDue(*store, clock->Now());
   if (!expired.ok()) return expired.status();
   server->SetServing(true);
   auto scheduler = std::make_unique<outreach::store::ExpiryScheduler>(store, clock);
-  absl::FPrintF(stderr, "outreachd: serving on %s (time zone %s; %d task(s) expired while down)\n",
-                server->address(), config.time_zone.name(), *expired);
+  logging::Info(absl::StrFormat("serving on %s (time zone %s; %d task(s) expired while down)",
+                                server->address(), config.time_zone.name(), *expired),
+                {{"address", server->address()}});
   return scheduler;
 }
 
@@ -408,15 +471,15 @@ absl::StatusOr<std::unique_ptr<outreach::store::ExpiryScheduler>> GoLive(
 void ReloadPrincipals(outreach::server::PrincipalRegistry* principals,
                       outreach::server::OutreachServer* server) {
   if (principals == nullptr) {
-    absl::FPrintF(stderr, "outreachd: SIGHUP: no --principals to re-read (development mode)\n");
+    logging::Info("SIGHUP: no --principals to re-read (development mode)");
     return;
   }
   if (absl::Status s = principals->Reload(); !s.ok()) {
-    absl::FPrintF(stderr, "outreachd: SIGHUP: principals NOT reloaded: %s\n", s.ToString());
+    logging::Error(absl::StrCat("SIGHUP: principals NOT reloaded: ", s.ToString()));
     return;
   }
-  absl::FPrintF(stderr, "outreachd: SIGHUP: principals reloaded from %s: %d principal(s)\n",
-                principals->path(), principals->Current()->size());
+  logging::Info(absl::StrFormat("SIGHUP: principals reloaded from %s: %d principal(s)",
+                                principals->path(), principals->Current()->size()));
   // Open streams of principals that are gone or lost the role end now, not at their next event.
   server->PrincipalsReloaded();
 }
@@ -428,17 +491,15 @@ void ReloadPracticeZones(const Config& config) {
   absl::StatusOr<outreach::domain::PracticeZones> zones =
       outreach::server::LoadPracticeZones(config.practice_zones_path);
   if (!zones.ok()) {
-    absl::FPrintF(stderr,
-                  "outreachd: SIGHUP: practice time zones NOT reloaded (keeping the previous "
-                  "ones): %s\n",
-                  zones.status().ToString());
+    logging::Error(absl::StrCat(
+        "SIGHUP: practice time zones NOT reloaded (keeping the previous ones): ",
+        zones.status().ToString()));
     return;
   }
   const std::size_t count = zones->size();
   config.practice_zones->Replace(*std::move(zones));
-  absl::FPrintF(stderr,
-                "outreachd: SIGHUP: practice time zones reloaded from %s: %d practice(s)\n",
-                config.practice_zones_path, count);
+  logging::Info(absl::StrFormat("SIGHUP: practice time zones reloaded from %s: %d practice(s)",
+                                config.practice_zones_path, count));
 }
 
 // Serves until SIGTERM or SIGINT (returned), reloading the principals and the practice time
@@ -458,6 +519,10 @@ int WaitForStop(const sigset_t& signals, const Config& config,
 
 int main(int argc, char** argv) {
   ParseFlags(argc, argv);
+  if (absl::Status s = ConfigureLogging(); !s.ok()) {
+    absl::FPrintF(stderr, "outreachd: refusing to start: %s\n", s.message());
+    return 2;
+  }
   // Everything this process creates (the database's directories and files, RocksDB's logs) is
   // its own only: 0700 directories, 0600 files, whatever the caller's umask.
   umask(077);
@@ -471,6 +536,7 @@ int main(int argc, char** argv) {
   if (absl::Status s = ReadSecurity(config); !s.ok()) return Refuse(s.message());
   if (absl::Status s = ReadStorage(config); !s.ok()) return Refuse(s.message());
   LogSecurity(config);
+  if (absl::Status s = StartMetrics(config); !s.ok()) return Refuse(s.message());
 
   outreach::store::Clock* clock = outreach::store::Clock::Real();
   int exit_code = 0;
@@ -480,17 +546,18 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<outreach::server::OutreachServer>> server =
       StartServer(config, store->get());
   if (!server.ok()) return Fail("cannot start server", server.status());
+  const MetricsWatchEnd metrics_watch_end(config.metrics.get());
   absl::StatusOr<std::unique_ptr<outreach::store::ExpiryScheduler>> scheduler =
       GoLive(config, store->get(), clock, server->get());
   if (!scheduler.ok()) return Fail("cannot close expired tasks", scheduler.status());
 
   const int stop = WaitForStop(signals, config, server->get());
-  absl::FPrintF(stderr, "outreachd: %s received, draining\n",
-                stop == SIGTERM ? "SIGTERM" : "SIGINT");
+  logging::Info(absl::StrCat(stop == SIGTERM ? "SIGTERM" : "SIGINT", " received, draining"));
   (*server)->Shutdown(kDrainDeadline);
   if (*scheduler != nullptr) (*scheduler)->Stop();
+  if (config.metrics != nullptr) config.metrics->Unwatch();  // before what it reads goes
   server->reset();
   store->reset();
-  absl::FPrintF(stderr, "outreachd: stopped\n");
+  logging::Info("stopped");
   return 0;
 }

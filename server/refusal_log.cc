@@ -1,19 +1,18 @@
 #include "server/refusal_log.h"
 
 #include <algorithm>
-#include <iostream>
 #include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "logging/log.h"
 
 namespace outreach::server {
 
 RefusalLog::RefusalLog(Sink sink, Now now)
-    : sink_(sink != nullptr ? std::move(sink)
-                            : Sink([](absl::string_view line) { std::cerr << line << std::endl; })),
+    : sink_(std::move(sink)),
       now_(now != nullptr ? std::move(now) : Now([] { return absl::Now(); })) {}
 
 void RefusalLog::Refused(const absl::Status& status, absl::string_view principal,
@@ -34,6 +33,10 @@ void RefusalLog::Refused(const absl::Status& status, absl::string_view principal
     lines_suppressed_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  if (sink_ == nullptr) {
+    LogRefusal(status, principal, method, peer, suppressed);
+    return;
+  }
   // The reason is escaped so that a line stays one line.
   std::string line = absl::StrFormat(
       "outreachd: refused: code=%s principal=%s method=%s peer=%s reason=\"%s\"",
@@ -43,6 +46,17 @@ void RefusalLog::Refused(const absl::Status& status, absl::string_view principal
     absl::StrAppend(&line, " (", suppressed, " refused call(s) before this one not logged)");
   }
   sink_(line);
+}
+
+void RefusalLog::LogRefusal(const absl::Status& status, absl::string_view principal,
+                            absl::string_view method, absl::string_view peer,
+                            uint64_t suppressed) {
+  logging::Warning("refused:", {{"code", absl::StatusCodeToString(status.code())},
+                                {"principal", principal.empty() ? "unknown" : principal},
+                                {"method", method},
+                                {"peer", peer},
+                                {"reason", status.message()},
+                                {"not_logged_before", suppressed}});
 }
 
 RefusalLog::Counts RefusalLog::counts() const {

@@ -34,7 +34,8 @@ class RefusalLog {
   static constexpr int kPerSecond = 5;
 
   // Where lines go (one call per line, without the newline) and what time it is; the defaults
-  // are stderr and absl::Now.
+  // are the process's log (logging/log.h: a warning "refused:" with code, principal, method,
+  // peer, reason and not_logged_before fields) and absl::Now.
   using Sink = std::function<void(absl::string_view line)>;
   using Now = std::function<absl::Time()>;
   explicit RefusalLog(Sink sink = nullptr, Now now = nullptr);
@@ -54,6 +55,9 @@ class RefusalLog {
   Counts counts() const;
 
  private:
+  // The default sink's record.
+  static void LogRefusal(const absl::Status& status, absl::string_view principal,
+                         absl::string_view method, absl::string_view peer, uint64_t suppressed);
   // Whether a line may be written now; takes a token from the bucket.
   bool TakeToken(uint64_t* suppressed_before) ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
-#include <cstdio>
 #include <memory>
 #include <string>
 #include <utility>
@@ -19,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "grpc/health/v1/health.pb.h"
+#include "logging/log.h"
 #include "server/reflection_service.h"
 #include "store/write_refusal.h"
 
@@ -112,9 +112,10 @@ std::shared_ptr<grpc::ServerCredentials> TlsCredentials(const TlsPem& pem) {
 OutreachServer::OutreachServer(store::EventStore* store, const ServerOptions& options)
     : store_(store),
       authenticator_(options.principals),
+      call_observer_(options.rpc_metrics),
       // A read-only investigation cannot write access records (see CallSecurity).
       security_(&authenticator_, options.read_only_investigation ? nullptr : store->access_log(),
-                &refusals_),
+                &refusals_, &call_observer_),
       task_service_(
           store, &security_,
           TaskService::Options{
@@ -160,6 +161,10 @@ absl::StatusOr<std::unique_ptr<OutreachServer>> OutreachServer::Start(const Serv
       options.credentials != nullptr ? options.credentials : grpc::InsecureServerCredentials(),
       &port);
   SetLimits(options, &builder);
+  // Every call's request log line and metrics (server/call_observer.h).
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> observers;
+  observers.push_back(server->call_observer_.NewFactory());
+  builder.experimental().SetInterceptorCreators(std::move(observers));
   builder.RegisterService(&server->task_service_);
   builder.RegisterService(&server->patient_service_);
   builder.RegisterService(&server->event_log_service_);
@@ -213,12 +218,13 @@ void OutreachServer::NoteWriteHealth(const absl::Status& health) {
                        Reason(health.message()) != Reason(writes_refused_.message());
   if (!changed) return;
   if (health.ok()) {
-    absl::FPrintF(stderr, "outreachd: %s reports SERVING again: the store accepts writes\n",
-                  kWritingService);
+    logging::Info(absl::StrFormat("%s reports SERVING again: the store accepts writes",
+                                  kWritingService));
   } else {
-    absl::FPrintF(stderr,
-                  "outreachd: %s reports NOT_SERVING: the store refuses writes: %s (cause: %s)\n",
-                  kWritingService, health.message(), store::ServerDetail(health));
+    logging::Error(absl::StrFormat("%s reports NOT_SERVING: the store refuses writes: %s "
+                                   "(cause: %s)",
+                                   kWritingService, health.message(),
+                                   store::ServerDetail(health)));
   }
   writes_refused_ = health;
   PublishHealth();

@@ -22,7 +22,7 @@
 // the writer's callback before its call finishes, and a watcher thread re-checks WriteHealth
 // every ServerOptions::write_health_poll, for writes that fail outside any call (the expiry
 // closer), for the reserve, and to report SERVING again once writes resume. Each change is
-// logged to stderr with the raw cause (store::ServerDetail: RocksDB's message, file paths);
+// logged (logging/log.h) with the raw cause (store::ServerDetail: RocksDB's message, file paths);
 // clients see only the refusal's words.
 //
 // ServerOptions::health_listen_address adds a plaintext listener with nothing but the health
@@ -45,6 +45,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
@@ -56,9 +57,11 @@
 #include "absl/time/time.h"
 #include "server/admin_service.h"
 #include "server/auth.h"
+#include "server/call_observer.h"
 #include "server/call_security.h"
 #include "server/event_log_service.h"
 #include "server/report_service.h"
+#include "server/metrics.h"
 #include "server/patient_service.h"
 #include "server/refusal_log.h"
 #include "server/task_service.h"
@@ -129,6 +132,9 @@ struct ServerOptions {
   // The principals callers authenticate as; nullptr = local-development mode (every caller holds
   // every role, the actor is x-actor or "anonymous"). Must outlive the server.
   const PrincipalRegistry* principals = nullptr;
+  // Where each RPC's code and duration are counted (server/metrics.h); nullptr = no metrics.
+  // Every call is logged either way (server/call_observer.h). Must outlive the server.
+  RpcMetrics* rpc_metrics = nullptr;
   // AdminService.CreateBackup (server/admin_service.h): the BackupEngine directory live backups
   // go to (empty: none), and how many of them are kept.
   std::string backup_dir;
@@ -172,6 +178,10 @@ class OutreachServer {
 
   // SubscribeEvents streams not yet finished (for tests and diagnostics).
   std::size_t OpenSubscriptions() const { return event_log_service_.OpenSubscriptions(); }
+  // Each subscribing consumer's lag behind `head` (server/subscribe_events.h).
+  std::vector<SubscriptionHub::ConsumerLag> ConsumerLags(uint64_t head) const {
+    return event_log_service_.ConsumerLags(head);
+  }
 
   // Sets the health status of "" and of every service in kServiceNames (kWritingService stays
   // NOT_SERVING once writes are refused).
@@ -204,6 +214,7 @@ class OutreachServer {
   store::EventStore* const store_;
   const Authenticator authenticator_;
   RefusalLog refusals_;
+  CallObserver call_observer_;
   const CallSecurity security_;
   TaskService task_service_;
   PatientService patient_service_;

@@ -1,11 +1,13 @@
 #include "server/subscribe_events.h"
 
 #include <algorithm>
+#include <atomic>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -132,6 +134,11 @@ class SubscriptionReactor final : public grpc::ServerWriteReactor<Message>, publ
     delete this;
   }
 
+  // Monitoring, from any thread while registered: who subscribes (the principal, or the actor in
+  // development mode) and the first position it does not have yet.
+  const std::string& consumer() const override { return caller_.principal; }
+  uint64_t resume_at() const override { return resume_at_.load(std::memory_order_relaxed); }
+
   void Resume() override { Pump(); }
 
   bool RequestRecheck() override {
@@ -189,6 +196,7 @@ class SubscriptionReactor final : public grpc::ServerWriteReactor<Message>, publ
         return;
       }
       if (index_ < page_.size()) {
+        resume_at_.store(page_[index_].position(), std::memory_order_relaxed);
         this->StartWrite(D::Wrap(&page_[index_++], &out_));
         return;
       }
@@ -212,6 +220,7 @@ class SubscriptionReactor final : public grpc::ServerWriteReactor<Message>, publ
         // A head published since the read (recorded by OnHead) means more to read now.
         if (cancelled_ || stop_ || known_head_ >= next_) continue;
         if (!D::kCaughtUp || caught_up_at_ == next_ - 1) {
+          resume_at_.store(next_, std::memory_order_relaxed);
           idle_ = true;
           wake_at_ = next_;
           return;
@@ -303,6 +312,8 @@ class SubscriptionReactor final : public grpc::ServerWriteReactor<Message>, publ
   Message out_;                        // Follow: the message in flight
   uint64_t caught_up_at_ = 0;          // Follow: next_ - 1 when the last caught_up was written
   std::optional<store::HeadListenerId> listener_;
+  // ResumePosition() as the driver last published it (for ConsumerLags).
+  std::atomic<uint64_t> resume_at_{next_};
 
   absl::Mutex mu_;
   bool idle_ ABSL_GUARDED_BY(mu_) = false;       // caught up; nobody drives it
@@ -349,6 +360,26 @@ void SubscriptionHub::RecheckAll() {
   for (Subscription* subscription : open_) {
     if (subscription->RequestRecheck()) wake_queue_.push_back(subscription);
   }
+}
+
+std::vector<SubscriptionHub::ConsumerLag> SubscriptionHub::ConsumerLags(uint64_t head) const {
+  absl::flat_hash_map<std::string, ConsumerLag> by_consumer;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const Subscription* subscription : open_) {
+      std::string name = subscription->consumer();
+      if (!by_consumer.contains(name) && by_consumer.size() >= kMaxConsumers) name = "other";
+      ConsumerLag& entry = by_consumer[name];
+      entry.consumer = name;
+      entry.subscriptions += 1;
+      const uint64_t have = subscription->resume_at() - 1;  // resume_at() >= 1
+      entry.lag = std::max(entry.lag, head > have ? head - have : 0);
+    }
+  }
+  std::vector<ConsumerLag> lags;
+  lags.reserve(by_consumer.size());
+  for (auto& [name, entry] : by_consumer) lags.push_back(std::move(entry));
+  return lags;
 }
 
 std::size_t SubscriptionHub::OpenCount() const {

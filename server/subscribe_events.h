@@ -58,6 +58,10 @@ class Subscription {
   // caller is now its driver and must Wake it.
   virtual bool RequestRecheck() = 0;
   virtual bool RequestStop() = 0;
+  // Monitoring, from any thread while registered: who subscribes (the principal, or the actor in
+  // development mode) and the first position it does not have yet.
+  virtual const std::string& consumer() const = 0;
+  virtual uint64_t resume_at() const = 0;
 };
 
 // What one subscription delivers.
@@ -109,6 +113,17 @@ class SubscriptionHub {
 
   // Subscriptions not yet done (for tests and diagnostics).
   std::size_t OpenCount() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Monitoring: each consumer's open subscriptions and how far the furthest behind is from
+  // `head` (events at or below it it has not been sent, filtered ones included). Consumers are
+  // the subscribing principals; past kMaxConsumers distinct ones, the rest count as "other".
+  static constexpr std::size_t kMaxConsumers = 64;
+  struct ConsumerLag {
+    std::string consumer;
+    uint64_t subscriptions = 0;
+    uint64_t lag = 0;
+  };
+  std::vector<ConsumerLag> ConsumerLags(uint64_t head) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   template <typename Message>

@@ -1,5 +1,6 @@
 #include "store/event_store.h"
 
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,7 @@
 #include "store/projection_rows.h"
 #include "store/projections/expiry.h"
 #include "store/recovery.h"
+#include "store/store_stats.h"
 #include "store/task_history.h"
 #include "store/worklist.h"
 
@@ -59,7 +61,7 @@ class EventStore::Impl {
     absl::StatusOr<std::unique_ptr<Database>> opened = Database::Open(dir, database_options);
     if (!opened.ok()) return opened.status();
     database = *std::move(opened);
-    absl::StatusOr<Recovered> recovered = Recover(*database, *schemas, verify);
+    absl::StatusOr<Recovered> recovered = Recover(*database, *schemas, verify, options.observer);
     if (!recovered.ok()) return recovered.status();
     head.Publish(recovered->head.position);
     if (absl::Status s = OpenAccessLog(); !s.ok()) return s;
@@ -73,6 +75,7 @@ class EventStore::Impl {
     writer_options.checkpoint_every = options.checkpoint_every;
     writer_options.resume_poll = options.resume_poll;
     writer_options.before_batch = options.before_batch;
+    writer_options.observer = options.observer;
     writer = std::make_unique<EventWriter>(*database, schemas, head, space, access_log.get(),
                                            std::move(writer_options));
     writer->Start(*recovered);
@@ -89,6 +92,7 @@ class EventStore::Impl {
                         database->read_only());
     if (!log.ok()) return log.status();
     access_log = *std::move(log);
+    access_log_head_at_open = access_log->HeadSequence();
     return absl::OkStatus();
   }
 
@@ -114,6 +118,8 @@ class EventStore::Impl {
   std::unique_ptr<AccessLog> access_log;  // over the "access_log" family; reset before the DB
   std::unique_ptr<EventWriter> writer;    // nullptr when read-only
   std::unique_ptr<ConsumerCheckpoints> consumers;  // over "consumers"; reset before the DB
+  uint64_t access_log_head_at_open = 0;   // StoreStats::access_log_appends counts from it
+  mutable std::atomic<uint64_t> verify_failures{0};
 };
 
 EventStore::EventStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -272,13 +278,17 @@ void EventStore::RemoveHeadListener(HeadListenerId id) { impl_->head.RemoveListe
 
 VerifyReport EventStore::VerifyLog() const {
   const Database::ReadView view(*impl_->database);
-  return VerifyLogRange(impl_->log(), view.options(), 0, ZeroHash(),
-                        /*projections_current=*/false, /*to=*/0, nullptr);
+  VerifyReport report = VerifyLogRange(impl_->log(), view.options(), 0, ZeroHash(),
+                                       /*projections_current=*/false, /*to=*/0, nullptr);
+  if (!report.ok) impl_->verify_failures.fetch_add(1, std::memory_order_relaxed);
+  return report;
 }
 
 absl::StatusOr<VerifyReport> EventStore::VerifyLog(const VerifyOptions& options) const {
   const Database::ReadView view(*impl_->database);
-  return VerifyLogAgainst(impl_->log(), view.options(), options);
+  absl::StatusOr<VerifyReport> report = VerifyLogAgainst(impl_->log(), view.options(), options);
+  if (report.ok() && !report->ok) impl_->verify_failures.fetch_add(1, std::memory_order_relaxed);
+  return report;
 }
 
 absl::Status EventStore::VerifyProjections() const {
@@ -317,6 +327,47 @@ absl::StatusOr<std::vector<std::string>> EventStore::DueTasks(absl::Time now, st
                                                              std::size_t max) const {
   return store::DueTasks(impl_->database->db(), impl_->database->cf(keys::kExpiry), now, start,
                          max);
+}
+
+StoreStats EventStore::Stats() const {
+  StoreStats stats;
+  stats.head_position = impl_->head.Head();
+  if (impl_->writer != nullptr) {
+    stats.queue_depth = impl_->writer->QueueDepth();
+    stats.checkpoints = impl_->writer->Checkpoints();
+  }
+  if (impl_->access_log != nullptr) {
+    const uint64_t head = impl_->access_log->HeadSequence();
+    stats.access_log_appends =
+        head > impl_->access_log_head_at_open ? head - impl_->access_log_head_at_open : 0;
+  }
+  stats.verify_failures = impl_->verify_failures.load(std::memory_order_relaxed);
+  return stats;
+}
+
+RocksDbStats EventStore::RocksDb() const {
+  return ReadRocksDbStats(impl_->database->db(), impl_->database->handles());
+}
+
+absl::StatusOr<uint64_t> EventStore::CountDueTasks(absl::Time now, uint64_t cap) const {
+  return CountExpiryRowsDue(impl_->database->db(), impl_->database->cf(keys::kExpiry), now, cap);
+}
+
+absl::StatusOr<std::vector<EventStore::OpenTaskCount>> EventStore::CountOpenTasksByKind() const {
+  std::vector<OpenTaskCount> counts;
+  const Database::ReadView view(*impl_->database);
+  for (v1::TaskKind kind : {v1::MANUAL, v1::AUTOMATIC}) {
+    OpenTaskCount count{kind, 0};
+    for (v1::TaskStatus status : {v1::OPEN, v1::IN_PROGRESS}) {
+      absl::StatusOr<uint64_t> rows = CountRowsWithPrefix(
+          impl_->database->db(), impl_->database->cf(keys::kWorklist), view.options(),
+          keys::WorklistPrefix(keys::Scope::kKind, keys::KindScopeValue(kind), status));
+      if (!rows.ok()) return rows.status();
+      count.open += *rows;
+    }
+    counts.push_back(count);
+  }
+  return counts;
 }
 
 absl::Status EventStore::WriteHealth() const {

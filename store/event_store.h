@@ -61,6 +61,7 @@
 #include "store/command_processor.h"
 #include "store/event_codec.h"
 #include "store/practice_zones.h"
+#include "store/store_observer.h"
 
 namespace rocksdb {
 class Env;
@@ -108,6 +109,9 @@ struct StoreOptions {
   // hook that blocks holds the writer, so the commands Submit()ted meanwhile wait in the queue
   // and make up the next batch together (tests/testing/writer_gate.h).
   std::function<void(std::size_t commands)> before_batch;
+  // Hears the write path's events and a rebuild's progress (store/store_observer.h); nullptr =
+  // nobody. Must outlive the store.
+  StoreObserver* observer = nullptr;
 };
 
 struct ReadOnlyOptions {
@@ -162,6 +166,8 @@ struct VerifyOptions {
   // to_position is 0). A different stored hash is reported as not ok with first_bad_position =
   // that position; head_position / head_hash then describe the log as stored.
   std::string expected_head_hash;
+  // Called every so many events checked (store/log_verifier.h), on the calling thread.
+  std::function<void(uint64_t checked)> progress;
 };
 
 // One event of a task's history, with the task's status on either side of it: the auditor's
@@ -297,6 +303,21 @@ class EventStore {
   // policy's (store/expiry_scheduler.h ExpireDue).
   absl::StatusOr<std::vector<std::string>> DueTasks(absl::Time now, std::string* start,
                                                     std::size_t max) const;
+
+  // Monitoring (store/store_observer.h), read when asked; thread-safe and cheap, except the two
+  // counts below, which read index rows.
+  StoreStats Stats() const;
+  RocksDbStats RocksDb() const;
+  // Tasks in the expiry index due at `now` (still open past their expires_at), counting at most
+  // `cap` rows.
+  absl::StatusOr<uint64_t> CountDueTasks(absl::Time now, uint64_t cap) const;
+  // Open tasks (OPEN or IN_PROGRESS) of each kind, from the worklist's kind scopes: one index row
+  // read per open task, so a caller keeps the result a while.
+  struct OpenTaskCount {
+    v1::TaskKind kind;
+    uint64_t open = 0;
+  };
+  absl::StatusOr<std::vector<OpenTaskCount>> CountOpenTasksByKind() const;
 
   // Why writes are refused, or OK: the latched failure (UNAVAILABLE, in words: "disk full" while
   // it may clear by itself, otherwise a failed write or sync), or "disk almost full" below the

@@ -4,6 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "logging/log.h"
 #include "store/keys.h"
 #include "store/log_reader.h"
 #include "store/projection_rows.h"
@@ -84,8 +86,13 @@ absl::Status EventWriter::Rebuild(absl::FunctionRef<void(uint64_t, uint64_t)> pr
   // Writes queued before the rebuild land first; later ones wait for it.
   group_->Pause();
   const LogReader log(database_.db(), &database_.handles(), schemas_);
-  absl::Status s = RebuildProjectionsFromLog(database_, log, appender_.head().position, progress,
-                                             every);
+  absl::Status s = RebuildProjectionsFromLog(
+      database_, log, appender_.head().position,
+      [&](uint64_t folded, uint64_t total) {
+        if (options_.observer != nullptr) options_.observer->RebuildProgress(folded, total);
+        progress(folded, total);
+      },
+      every);
   processor_.ClearCache();
   {
     absl::MutexLock lock(&mu_);
@@ -107,6 +114,7 @@ std::vector<EventWriter::Result> EventWriter::ProcessBatch(std::vector<Command>&
   if (absl::Status refused = Refusal(); !refused.ok()) {
     // Each its own copy: the completion thread drops them.
     for (std::size_t i = 0; i < batch.size(); ++i) results.emplace_back(UnsharedCopy(refused));
+    if (options_.observer != nullptr) options_.observer->CommandsRefused(batch.size());
   } else {
     DecideAndWrite(batch, results);
   }
@@ -127,8 +135,11 @@ void EventWriter::DecideAndWrite(std::vector<Command>& batch, std::vector<Result
   batch_.Clear();
   rows_.AppendTo(database_.handles(), &batch_);
   unchecked_bytes_ += batch_.GetDataSize();
+  const absl::Time write_started = absl::Now();
   absl::Status written = database_.WriteSynced(&batch_, "appending to the event log");
   if (!written.ok()) {
+    logging::Error("writing a batch to the event log failed: the store refuses writes",
+                   {{"commands", batch.size()}, {"cause", written.ToString()}});
     // Like leveldb's RecordBackgroundError: never guess what reached the disk. A lack of
     // space may clear (TryResume); anything else stays.
     processor_.Abandoned();
@@ -140,9 +151,16 @@ void EventWriter::DecideAndWrite(std::vector<Command>& batch, std::vector<Result
     for (auto& result : results) result = UnsharedCopy(refused);
     return;
   }
+  if (options_.observer != nullptr) {
+    options_.observer->BatchCommitted(batch.size(), absl::Now() - write_started);
+  }
   processor_.Committed();
   appender_.Committed(cursor, seal);
   head_.Publish(cursor.position);
+  if (seal.checkpoint) {
+    checkpoints_.fetch_add(1, std::memory_order_relaxed);
+    logging::Info("verified checkpoint recorded", {{"position", cursor.position}});
+  }
 }
 
 void EventWriter::ResumeIfNeeded() {

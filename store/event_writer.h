@@ -13,6 +13,7 @@
 // Thread-safe, except that the owner calls Start once and Stop once.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -37,6 +38,7 @@
 #include "store/head_publisher.h"
 #include "store/recovery.h"
 #include "store/sorted_rows.h"
+#include "store/store_observer.h"
 
 namespace outreach::store {
 
@@ -46,6 +48,7 @@ struct WriterOptions {
   uint64_t checkpoint_every = 65536;
   absl::Duration resume_poll = absl::Seconds(1);
   std::function<void(std::size_t commands)> before_batch;  // test hook (StoreOptions)
+  StoreObserver* observer = nullptr;  // may be nullptr; must outlive the writer
 };
 
 class EventWriter {
@@ -71,6 +74,10 @@ class EventWriter {
 
   // Queues the commands (one group); after Stop began each `done` gets UNAVAILABLE at once.
   void Submit(std::vector<Queued> commands);
+
+  // Commands queued and not yet taken by the writer; checkpoints recorded since Start.
+  std::size_t QueueDepth() const { return group_ != nullptr ? group_->QueueDepth() : 0; }
+  uint64_t Checkpoints() const { return checkpoints_.load(std::memory_order_relaxed); }
 
   // Why writes are refused (a latched failure, or below the reserve), or OK.
   absl::Status WriteHealth() const;
@@ -115,6 +122,8 @@ class EventWriter {
   uint64_t unchecked_bytes_ = 0;  // written since the last free-space check
   SortedRows rows_;                // a batch's rows, in key order at the write
   rocksdb::WriteBatch batch_;      // one for the writer's life: its buffer keeps its size
+
+  std::atomic<uint64_t> checkpoints_{0};
 
   std::unique_ptr<GroupCommit<Command, Result>> group_;  // from Start
 };

@@ -1,12 +1,12 @@
 #include "store/expiry_scheduler.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/synchronization/blocking_counter.h"
+#include "logging/log.h"
 
 namespace outreach::store {
 
@@ -77,7 +77,8 @@ void ExpiryScheduler::Run() {
       if (*next <= now) {
         absl::StatusOr<int> closed = ExpireDue(*store_, now);
         if (!closed.ok()) {
-          std::fprintf(stderr, "expiry: %s\n", std::string(closed.status().ToString()).c_str());
+          logging::Error("expiry: closing the due tasks failed; retrying",
+                         {{"cause", closed.status().ToString()}});
         }
         wait = closed.ok() && *closed > 0 ? absl::ZeroDuration() : std::min(poll_, kRetryPause);
       } else {

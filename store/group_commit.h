@@ -160,6 +160,12 @@ class GroupCommit {
     return absl::OkStatus();
   }
 
+  // Items queued and not yet taken by the writer (for monitoring).
+  std::size_t QueueDepth() const {
+    absl::MutexLock lock(&mu_);
+    return queue_.size();
+  }
+
   // Refuses new items, processes and answers every queued one, joins both threads (see the
   // contract above).
   void Stop() {

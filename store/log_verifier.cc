@@ -81,7 +81,8 @@ std::optional<Problem> CheckHeadRow(const LogReader& log, const rocksdb::ReadOpt
 
 VerifyReport VerifyLogRange(const LogReader& log, const rocksdb::ReadOptions& read, uint64_t from,
                             const Hash& from_hash, bool projections_current, uint64_t to,
-                            uint32_t* max_schema) {
+                            uint32_t* max_schema,
+                            const std::function<void(uint64_t checked)>& progress) {
   VerifyReport report;
   report.head_position = from;
   report.head_hash = std::string(AsBytes(from_hash));
@@ -118,6 +119,9 @@ VerifyReport VerifyLogRange(const LogReader& log, const rocksdb::ReadOptions& re
     }
     prev = event->hash;
     ++report.events_checked;
+    if (progress && report.events_checked % kVerifyProgressEvery == 0) {
+      progress(report.events_checked);
+    }
     report.head_position = position;
     report.head_hash = std::string(AsBytes(prev));
   }
@@ -142,7 +146,7 @@ absl::StatusOr<VerifyReport> VerifyLogAgainst(const LogReader& log,
                      options.expected_head_hash.size()));
   }
   VerifyReport report = VerifyLogRange(log, read, 0, ZeroHash(), /*projections_current=*/false,
-                                       options.to_position, nullptr);
+                                       options.to_position, nullptr, options.progress);
   if (!report.ok) return report;
   if (options.to_position > report.head_position) {
     report.ok = false;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "rocksdb/db.h"
 #include "store/event_codec.h"
@@ -18,10 +19,13 @@ namespace outreach::store {
 // "streams" rows at an earlier position when `projections_current`; otherwise the rebuild
 // that follows re-checks every stream while folding it.
 // Stops after position `to` when it is not 0 (the head row is then not checked). Sets
-// `*max_schema` (if not null) to the highest stored schema_version checked.
+// `*max_schema` (if not null) to the highest stored schema_version checked. `progress` (if set)
+// hears the events checked so far every kVerifyProgressEvery events.
+inline constexpr uint64_t kVerifyProgressEvery = 10000;
 VerifyReport VerifyLogRange(const LogReader& log, const rocksdb::ReadOptions& read, uint64_t from,
                             const Hash& from_hash, bool projections_current, uint64_t to,
-                            uint32_t* max_schema);
+                            uint32_t* max_schema,
+                            const std::function<void(uint64_t checked)>& progress = nullptr);
 
 // The whole log under `read`, through options.to_position (0 = the head), and, with
 // options.expected_head_hash, against that hash (EventStore::VerifyLog(VerifyOptions)).

@@ -7,6 +7,9 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "logging/log.h"
 #include "rocksdb/env.h"
 #include "rocksdb/sst_file_writer.h"
 #include "rocksdb/write_batch.h"
@@ -151,9 +154,10 @@ absl::Status IngestFoldedRows(rocksdb::DB* db, const Handles& handles, const std
   return written;
 }
 
-absl::Status RebuildProjectionsFromLog(Database& database, const LogReader& log, uint64_t head,
-                                       absl::FunctionRef<void(uint64_t, uint64_t)> progress,
-                                       uint64_t every) {
+namespace {
+
+absl::Status RebuildRows(Database& database, const LogReader& log, uint64_t head,
+                         absl::FunctionRef<void(uint64_t, uint64_t)> progress, uint64_t every) {
   {
     rocksdb::WriteBatch batch;
     batch.Delete(database.cf(keys::kDefault), keys::kProjectionFormatKey);
@@ -183,6 +187,24 @@ absl::Status RebuildProjectionsFromLog(Database& database, const LogReader& log,
             keys::EncodeFixed32BE(log.schemas().current_version()));
   absl::Status s = database.WriteSynced(&batch, "rebuild: recording the projection format");
   if (s.ok()) progress(head, head);
+  return s;
+}
+
+}  // namespace
+
+absl::Status RebuildProjectionsFromLog(Database& database, const LogReader& log, uint64_t head,
+                                       absl::FunctionRef<void(uint64_t, uint64_t)> progress,
+                                       uint64_t every) {
+  logging::Info("rebuilding the projections from the log", {{"events", head}});
+  const absl::Time started = absl::Now();
+  absl::Status s = RebuildRows(database, log, head, progress, every);
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - started);
+  if (s.ok()) {
+    logging::Info("projections rebuilt", {{"events", head}, {"seconds", seconds}});
+  } else {
+    logging::Error("rebuilding the projections failed",
+                   {{"events", head}, {"seconds", seconds}, {"cause", s.ToString()}});
+  }
   return s;
 }
 

@@ -16,6 +16,9 @@
 namespace outreach::store {
 namespace {
 
+// How often a rebuild at Open reports its progress to the observer (a metric, polled).
+constexpr uint64_t kRebuildProgressEvery = 10000;
+
 // Where Open's verification starts: the last verified checkpoint (position 0 when there is
 // none, or when its schema is newer than this build's: then the whole log is re-read so that
 // the error names the first event this build cannot read).
@@ -93,7 +96,8 @@ absl::StatusOr<bool> ProjectionsCurrent(const LogReader& log, const rocksdb::Rea
 // Records the verified head as the new checkpoint (and, on an empty log, the projection
 // format), then rebuilds the projections if they are not current.
 absl::Status RecordCheckpoint(Database& database, const LogReader& log, Recovered& recovered,
-                              uint32_t max_schema, bool projections_current) {
+                              uint32_t max_schema, bool projections_current,
+                              StoreObserver* observer) {
   storage::v1::VerifiedCheckpoint checkpoint;
   checkpoint.set_position(recovered.head.position);
   checkpoint.set_hash(std::string(AsBytes(recovered.head.hash)));
@@ -114,8 +118,12 @@ absl::Status RecordCheckpoint(Database& database, const LogReader& log, Recovere
   recovered.checkpoint_position = recovered.head.position;
   recovered.checkpoint_max_schema = max_schema;
   if (projections_current) return absl::OkStatus();
-  return RebuildProjectionsFromLog(database, log, recovered.head.position,
-                                   [](uint64_t, uint64_t) {}, 0);
+  return RebuildProjectionsFromLog(
+      database, log, recovered.head.position,
+      [observer](uint64_t folded, uint64_t total) {
+        if (observer != nullptr) observer->RebuildProgress(folded, total);
+      },
+      kRebuildProgressEvery);
 }
 
 absl::Status RefuseStaleProjections(const Database& database, const SchemaRegistry& schemas) {
@@ -128,7 +136,7 @@ absl::Status RefuseStaleProjections(const Database& database, const SchemaRegist
 }  // namespace
 
 absl::StatusOr<Recovered> Recover(Database& database, const SchemaRegistry& schemas,
-                                  bool verify) {
+                                  bool verify, StoreObserver* observer) {
   if (absl::Status s = schemas.CheckComplete(); !s.ok()) return s;
   const LogReader log(database.db(), &database.handles(), &schemas);
   // Released before a rebuild, which would otherwise pin every row it replaces. A secondary
@@ -159,7 +167,8 @@ absl::StatusOr<Recovered> Recover(Database& database, const SchemaRegistry& sche
   }
   snapshot.reset();
   if (!database.read_only()) {
-    if (absl::Status s = RecordCheckpoint(database, log, recovered, *max_schema, *current);
+    if (absl::Status s =
+            RecordCheckpoint(database, log, recovered, *max_schema, *current, observer);
         !s.ok()) {
       return s;
     }

@@ -12,6 +12,7 @@
 #include "store/appender.h"
 #include "store/database.h"
 #include "store/event_codec.h"
+#include "store/store_observer.h"
 
 namespace outreach::store {
 
@@ -23,6 +24,8 @@ struct Recovered {
 
 // DATA_LOSS naming the first bad position when the log is corrupt, or when it holds events of
 // a newer schema than `schemas` supports.
-absl::StatusOr<Recovered> Recover(Database& database, const SchemaRegistry& schemas, bool verify);
+// `observer` (may be nullptr) hears a rebuild's progress.
+absl::StatusOr<Recovered> Recover(Database& database, const SchemaRegistry& schemas, bool verify,
+                                  StoreObserver* observer = nullptr);
 
 }  // namespace outreach::store

@@ -9,12 +9,19 @@
 #      report figures on a
 #      1,000,000-event log over 200,000 tasks, and the worklist figures again on a log of
 #      BENCH_LARGE_TASKS open tasks (target 5; about 2 minutes of the run on 2 cores);
-#   5. prints the table (each figure beside its target, PASS/MISS) and writes bench-results.json.
+#   5. prints the table (each figure beside its target, PASS/MISS) and writes bench-results.json;
+#   6. the cost of metrics (issue 14): log_contact at concurrency 64 against outreachd without and
+#      with --metrics-listen (the same binary, each on a fresh directory, /metrics scraped every
+#      second while on, as Prometheus would), BENCH_METRICS_ROUNDS rounds (3) alternating which
+#      goes first; prints the ratio with/without and writes it to bench-metrics.json beside
+#      BENCH_RESULTS. A third setting, metrics off and --log-level=warning (no request log
+#      line), shows what the request log itself costs.
 # Settings (environment): BENCH_BUILD_DIR (default ./build-bench), BENCH_DURATION (5),
 # BENCH_LARGE_TASKS (2000000; 0 skips the large worklist), BENCH_EVENTS / BENCH_TASKS
 # (1000000 / 200000: the targets are stated for these; smaller values only check that the
 # pipeline works), BENCH_MIN_TIME (0.2 s per micro-benchmark), BENCH_RESULTS
-# (./bench-results.json), JOBS (nproc).
+# (./bench-results.json), JOBS (nproc), BENCH_METRICS_ROUNDS (3), BENCH_ONLY (empty = every step;
+# "metrics" = step 6 alone).
 # Every figure comes from this one run: compare ratios, not absolute numbers across machines.
 # All traffic goes to 127.0.0.1; every process started here is stopped on exit.
 set -euo pipefail
@@ -28,6 +35,8 @@ TASKS=${BENCH_TASKS:-200000}
 MIN_TIME=${BENCH_MIN_TIME:-0.2}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench-results.json}
 JOBS=${JOBS:-$(nproc)}
+METRICS_ROUNDS=${BENCH_METRICS_ROUNDS:-3}
+ONLY=${BENCH_ONLY:-}
 CONCURRENCIES=(1 16 64)
 SCENARIOS=(create log_contact log_and_close list mixed)
 
@@ -43,26 +52,132 @@ LOAD=$BUILD/tests/load/outreach-load
 
 WORK=$(mktemp -d "$BUILD/bench-run.XXXXXX")
 SERVER_PID=
-cleanup() {
+SCRAPER_PID=
+stop_server() {
+  if [[ -n $SCRAPER_PID ]]; then
+    kill "$SCRAPER_PID" 2>/dev/null || true
+    wait "$SCRAPER_PID" 2>/dev/null || true
+    SCRAPER_PID=
+  fi
   if [[ -n $SERVER_PID ]]; then
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
   fi
+}
+cleanup() {
+  [[ $BASHPID == "$$" ]] || return 0  # a background subshell (the scraper) owns none of it
+  stop_server
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-# outreachd on port 0; its log names the address it bound.
-"$OUTREACHD" --db="$WORK/db" --listen=127.0.0.1:0 --time-zone=UTC 2>"$WORK/outreachd.log" &
-SERVER_PID=$!
-TARGET=
-for _ in $(seq 1 200); do
-  TARGET=$(sed -n 's/^outreachd: serving on \(127\.0\.0\.1:[0-9]*\).*/\1/p' "$WORK/outreachd.log")
-  [[ -n $TARGET ]] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/outreachd.log" >&2; exit 1; }
-  sleep 0.05
-done
-[[ -n $TARGET ]] || { echo "outreachd did not start" >&2; cat "$WORK/outreachd.log" >&2; exit 1; }
+# start_server DB LOG [FLAG...]: outreachd on port 0 with a JSON log, whose "serving on" record
+# names the address it bound (TARGET), and "metrics on" the metrics address (METRICS_TARGET).
+start_server() {
+  local db=$1 log=$2
+  shift 2
+  "$OUTREACHD" --db="$db" --listen=127.0.0.1:0 --time-zone=UTC --log-format=json "$@" \
+    2>"$log" &
+  SERVER_PID=$!
+  TARGET=
+  for _ in $(seq 1 200); do
+    TARGET=$(sed -n 's/.*"msg":"serving on \(127\.0\.0\.1:[0-9]*\) .*/\1/p' "$log")
+    [[ -n $TARGET ]] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; exit 1; }
+    sleep 0.05
+  done
+  [[ -n $TARGET ]] || { echo "outreachd did not start" >&2; cat "$log" >&2; exit 1; }
+  METRICS_TARGET=$(sed -n 's/.*"metrics_address":"\([0-9.:]*\)".*/\1/p' "$log")
+}
+
+# start_quiet_server DB LOG: outreachd with --log-level=warning, which logs no address: on a
+# random port, tried again if taken (outreach-load then waits for it to accept).
+start_quiet_server() {
+  local db=$1 log=$2
+  for _ in $(seq 1 20); do
+    TARGET=127.0.0.1:$(( 20000 + RANDOM % 40000 ))
+    "$OUTREACHD" --db="$db" --listen="$TARGET" --time-zone=UTC --log-format=json \
+      --log-level=warning 2>"$log" &
+    SERVER_PID=$!
+    sleep 1
+    kill -0 "$SERVER_PID" 2>/dev/null && return 0
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+    rm -rf "$db"
+  done
+  echo "outreachd did not start" >&2; cat "$log" >&2; exit 1
+}
+
+# GET /metrics from METRICS_TARGET every second until killed (what a Prometheus scrape costs).
+scrape_every_second() {
+  trap - EXIT
+  local host=${METRICS_TARGET%:*} port=${METRICS_TARGET##*:}
+  while sleep 1; do
+    { exec 3<>"/dev/tcp/$host/$port" &&
+      printf 'GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n' "$host" >&3 &&
+      cat <&3 >/dev/null; exec 3<&-; } 2>/dev/null || true
+  done
+}
+
+# Step 6: log_contact at c=64 without and with --metrics-listen, alternating, on fresh directories.
+metrics_overhead() {
+  local out=$WORK/metrics.jsonl round setting
+  : >"$out"
+  for round in $(seq 1 "$METRICS_ROUNDS"); do
+    local order=(off on quiet)
+    (( round % 2 == 0 )) && order=(on off quiet)
+    for setting in "${order[@]}"; do
+      local db=$WORK/metrics-$setting-$round
+      case $setting in
+        off) start_server "$db" "$db.log" ;;
+        on) start_server "$db" "$db.log" --metrics-listen=127.0.0.1:0 ;;
+        quiet) start_quiet_server "$db" "$db.log" ;;
+      esac
+      if [[ $setting == on ]]; then
+        scrape_every_second &
+        SCRAPER_PID=$!
+      fi
+      say "metrics $setting (round $round): log_contact at concurrency 64"
+      "$LOAD" --target="$TARGET" --scenario=log_contact --concurrency=64 \
+        --duration="$DURATION" --json --progress=false |
+        sed "s/^{/{\"metrics\":\"$setting\",\"round\":$round,/" >>"$out"
+      stop_server
+      rm -rf "$db"
+    done
+  done
+  local sums
+  sums=$(awk '
+    match($0, /"metrics":"[a-z]*"/) { s = substr($0, RSTART + 11, RLENGTH - 12) }
+    match($0, /"rps":[0-9.]*/) { rps[s] += substr($0, RSTART + 6, RLENGTH - 6); n[s]++ }
+    END { printf "%.1f %.1f %.1f %d", rps["off"] / n["off"], rps["on"] / n["on"],
+          rps["quiet"] / n["quiet"], n["on"] }' "$out")
+  local off on quiet rounds
+  read -r off on quiet rounds <<<"$sums"
+  local ratio quiet_ratio
+  ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.4f", a / b }')
+  quiet_ratio=$(awk -v a="$off" -v b="$quiet" 'BEGIN { printf "%.4f", a / b }')
+  local verdict=PASS
+  awk -v r="$ratio" 'BEGIN { exit !(r >= 0.97) }' || verdict=MISS
+  say "metrics overhead: log_contact c=64 with --metrics-listen / without = $ratio" \
+    "($on vs $off rps, mean of $rounds rounds; target >= 0.97: $verdict);" \
+    "request log on / off (--log-level=warning) = $quiet_ratio ($off vs $quiet rps)"
+  printf '{"log_contact_c64_rps_metrics_off":%s,"log_contact_c64_rps_metrics_on":%s,' \
+    "$off" "$on" >"${RESULTS%.json}-metrics.json"
+  printf '"ratio_on_to_off":%s,"target":0.97,"rounds":%s,' "$ratio" "$rounds" \
+    >>"${RESULTS%.json}-metrics.json"
+  printf '"log_contact_c64_rps_request_log_off":%s,"ratio_request_log_on_to_off":%s,' \
+    "$quiet" "$quiet_ratio" >>"${RESULTS%.json}-metrics.json"
+  printf '"runs":[%s]}\n' "$(paste -sd, "$out")" >>"${RESULTS%.json}-metrics.json"
+}
+
+if [[ $ONLY == metrics ]]; then
+  metrics_overhead
+  say "done in $(( $(date +%s) - started ))s; wrote ${RESULTS%.json}-metrics.json"
+  exit 0
+fi
+
+start_server "$WORK/db" "$WORK/outreachd.log"
 say "outreachd serving on $TARGET (db $WORK/db)"
 
 # The "rps" of the last JSON line of a file.
@@ -98,9 +213,7 @@ OPEN=$WORK/open.jsonl
 "$LOAD" --target="$TARGET" --scenario=log_contact --rate="$rate" \
   --duration="$(( DURATION * 2 ))" --json >"$OPEN"
 
-kill -TERM "$SERVER_PID"
-wait "$SERVER_PID" || true
-SERVER_PID=
+stop_server
 
 say "store micro-benchmarks"
 OUTREACH_BENCH_DIR=$WORK "$BUILD/tests/bench/store_bench" --benchmark_min_time="$MIN_TIME" \
@@ -118,4 +231,5 @@ say "report"
 "$BUILD/tests/bench/outreach-bench-report" --load="$LOADS" --open="$OPEN" \
   --store_bench="$WORK/store_bench.json" --data="$WORK/data.json" --machine="$machine" \
   --out="$RESULTS"
+metrics_overhead
 say "done in $(( $(date +%s) - started ))s; machine: $machine"

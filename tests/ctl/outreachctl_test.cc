@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 
@@ -98,6 +99,39 @@ class OutreachctlTest : public ::testing::Test {
     outcome.out = ReadFile(out_path);
     outcome.err = ReadFile(err_path);
     return outcome;
+  }
+
+  // Runs outreachctl with stderr on a pseudo-terminal (stdout to a file); returns what it drew
+  // there.
+  std::string CtlOnTerminal(const std::vector<std::string>& args) {
+    const int master = posix_openpt(O_RDWR | O_NOCTTY);
+    EXPECT_GE(master, 0);
+    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) return "";
+    const std::string terminal = ptsname(master);
+    const std::string out_path = root_ + "/ctl.stdout";
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    posix_spawn_file_actions_addopen(&actions, 2, terminal.c_str(), O_RDWR | O_NOCTTY, 0);
+    std::vector<std::string> all = {OUTREACHCTL_PATH};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& arg : all) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    EXPECT_EQ(posix_spawn(&pid, OUTREACHCTL_PATH, &actions, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&actions);
+    int status = 0;
+    EXPECT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    std::string drawn;
+    fcntl(master, F_SETFL, O_NONBLOCK);
+    char buffer[4096];
+    ssize_t n = 0;
+    while ((n = read(master, buffer, sizeof(buffer))) > 0) drawn.append(buffer, n);
+    close(master);
+    return drawn;
   }
 
   store::StoreOptions Options() {
@@ -270,12 +304,29 @@ TEST_F(OutreachctlTest, VerifyOfTamperedProjectionsExitsOneAndRebuildRepairsThem
 
   const Outcome rebuild = Ctl({"rebuild", "--db", db_});
   EXPECT_EQ(rebuild.exit_code, 0) << rebuild.out << rebuild.err;
-  EXPECT_THAT(rebuild.err, HasSubstr("rebuild: 12/12 events (100.0%)"));
-  EXPECT_THAT(rebuild.err, HasSubstr("events/s"));
-  EXPECT_THAT(rebuild.err, HasSubstr("rebuild: done: 12 events"));
+  // Not on a terminal: no progress, one summary line.
+  EXPECT_THAT(rebuild.err, ::testing::MatchesRegex(
+                               "outreachctl rebuild: done: 12 events in [^ ]+ \\([0-9]+ "
+                               "events/s\\)\n"));
 
   const Outcome after = Ctl({"verify", "--db", db_});
   EXPECT_EQ(after.exit_code, 0) << after.out << after.err;
+}
+
+TEST_F(OutreachctlTest, OnATerminalRebuildVerifyAndExportDrawProgressWithRateAndEta) {
+  MakeData(5);
+  store_.reset();  // rebuild needs the directory to itself
+  for (const std::string command : {"rebuild", "verify", "export"}) {
+    const std::string drawn = CtlOnTerminal({command, "--db", db_});
+    // The progress line, drawn in place, with the count, percent, rate and ETA; then cleared
+    // and the summary.
+    EXPECT_THAT(drawn, HasSubstr(absl::StrCat("\r", command, ": 12/12 events (100.0%), ")))
+        << drawn;
+    EXPECT_THAT(drawn, ::testing::ContainsRegex("[0-9]+ events/s, ETA 0s")) << drawn;
+    EXPECT_THAT(drawn, HasSubstr("\x1b[K")) << drawn;
+    EXPECT_THAT(drawn, HasSubstr(absl::StrCat("outreachctl ", command, ": done: 12 events in ")))
+        << drawn;
+  }
 }
 
 TEST_F(OutreachctlTest, VerifyOfAMissingDatabaseExitsOneSayingSo) {

@@ -125,7 +125,7 @@ TEST_F(SystemdBootTest, TheUnitStartsReloadsAndStopsCleanlyUnderSystemd) {
       << last_ << Exec({"systemctl", "status", "outreachd", "--no-pager"}).output
       << Exec({"journalctl", "-b", "--no-pager", "-n", "80"}).output;
   ASSERT_TRUE(absl::StrContains(
-      Exec({"journalctl", "-u", "outreachd", "--no-pager"}).output, "outreachd: serving on"))
+      Exec({"journalctl", "-u", "outreachd", "--no-pager"}).output, "\"msg\":\"serving on"))
       << last_;
   // Sandboxed as the unit says: a dynamic (non-root) user, no capabilities, no new privileges.
   const std::string pid =
@@ -141,7 +141,7 @@ TEST_F(SystemdBootTest, TheUnitStartsReloadsAndStopsCleanlyUnderSystemd) {
     journal = Exec({"journalctl", "-u", "outreachd", "--no-pager"}).output;
     absl::SleepFor(absl::Milliseconds(200));
   }
-  EXPECT_THAT(journal, HasSubstr("outreachd: SIGHUP"));
+  EXPECT_THAT(journal, HasSubstr("\"msg\":\"SIGHUP"));
   ASSERT_EQ(Exec({"systemctl", "stop", "outreachd"}).exit_code, 0) << last_;
   EXPECT_TRUE(WaitActive("inactive", absl::Seconds(15))) << last_;
   // ExecMainStatus: the exit code of the stopped main process; Result: success, not "signal".
@@ -151,8 +151,9 @@ TEST_F(SystemdBootTest, TheUnitStartsReloadsAndStopsCleanlyUnderSystemd) {
   EXPECT_EQ(Trimmed(Exec({"systemctl", "show", "-p", "Result", "--value", "outreachd"}).output),
             "success");
   journal = Exec({"journalctl", "-u", "outreachd", "--no-pager"}).output;
-  EXPECT_THAT(journal, HasSubstr("outreachd: SIGTERM received, draining"));
-  EXPECT_THAT(journal, HasSubstr("outreachd: stopped"));
+  // The journal is not a terminal: outreachd logs JSON lines there (README "Logs").
+  EXPECT_THAT(journal, HasSubstr("\"msg\":\"SIGTERM received, draining\""));
+  EXPECT_THAT(journal, HasSubstr("\"msg\":\"stopped\""));
   std::printf("journal of outreachd.service:\n%s\n", journal.c_str());
 }
 

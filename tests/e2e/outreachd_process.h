@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <memory>
@@ -68,7 +69,9 @@ inline std::shared_ptr<grpc::Channel> Connect(const std::string& address) {
 }
 
 // One outreachd process on `db`, listening on 127.0.0.1:`port`. Its stdout and stderr go to
-// `log_path` (appended across restarts). The destructor SIGKILLs a process still running.
+// `log_path` (appended across restarts). The log is text (--log-format=text), which the tests
+// read for outreachd's messages, unless `extra` names a --log-format. The destructor SIGKILLs a
+// process still running.
 class Daemon {
  public:
   Daemon(std::string db, int port, std::string log_path, std::vector<std::string> extra = {})
@@ -94,6 +97,11 @@ class Daemon {
     ASSERT_EQ(pid_, 0) << "already running";
     // Everything the child needs is built before fork: after it, only exec-safe calls.
     std::vector<std::string> args = {OUTREACHD_PATH, "--db=" + db_, "--listen=" + address_};
+    if (std::none_of(extra_.begin(), extra_.end(), [](const std::string& arg) {
+          return arg.rfind("--log-format", 0) == 0 || arg.rfind("--log_format", 0) == 0;
+        })) {
+      args.push_back("--log-format=text");
+    }
     args.insert(args.end(), extra_.begin(), extra_.end());
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());

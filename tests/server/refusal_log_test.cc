@@ -2,6 +2,9 @@
 // rate with a note of what was left out, and never a credential.
 #include "server/refusal_log.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <string>
 #include <vector>
 
@@ -11,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "logging/log.h"
 
 namespace outreach::server {
 namespace {
@@ -73,6 +77,37 @@ TEST_F(RefusalLogTest, AReasonStaysOnOneLine) {
   log_.Refused(absl::InvalidArgumentError("x-actor: \"a\nforged line\""), "", "/m", "peer");
   ASSERT_EQ(lines_.size(), 1u);
   EXPECT_THAT(lines_[0], Not(HasSubstr("\n")));
+}
+
+}  // namespace
+}  // namespace outreach::server
+
+namespace outreach::server {
+namespace {
+
+// Without a sink of its own a refusal is a warning record of the process's log (logging/log.h),
+// with the same fields.
+TEST(RefusalLogDefaultSinkTest, ARefusalIsAJsonWarningWithItsFields) {
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_NONBLOCK), 0);
+  logging::Configure({.format = logging::Format::kJson, .fd = fds[1]});
+  RefusalLog log;
+  log.Refused(absl::PermissionDeniedError("principal nurse.kim (coordinator) may not call"),
+              "nurse.kim", "/outreach.v1.TaskService/CreateTask", "ipv4:127.0.0.1:4");
+  logging::Configure(logging::Options());
+  char buffer[4096];
+  const ssize_t n = read(fds[0], buffer, sizeof(buffer));
+  close(fds[0]);
+  close(fds[1]);
+  ASSERT_GT(n, 0);
+  const std::string line(buffer, static_cast<std::size_t>(n));
+  EXPECT_THAT(line, HasSubstr("\"level\":\"warning\",\"msg\":\"refused:\""));
+  EXPECT_THAT(line, HasSubstr("\"code\":\"PERMISSION_DENIED\",\"principal\":\"nurse.kim\","
+                              "\"method\":\"/outreach.v1.TaskService/CreateTask\","
+                              "\"peer\":\"ipv4:127.0.0.1:4\","
+                              "\"reason\":\"principal nurse.kim (coordinator) may not call\","
+                              "\"not_logged_before\":0}\n"));
+  EXPECT_EQ(log.counts().permission_denied, 1u);
 }
 
 }  // namespace
