@@ -32,6 +32,7 @@ constexpr absl::string_view kPracticesPrefix = "practices=";
 constexpr RoleSet kReaders = Role::kCoordinator | Role::kService | Role::kAuditor | Role::kAdmin;
 constexpr RoleSet kWorkers = Role::kCoordinator | Role::kService | Role::kAdmin;
 constexpr RoleSet kAuditors = Role::kAuditor | Role::kAdmin;
+constexpr RoleSet kConsumers = Role::kService | Role::kAuditor | Role::kAdmin;  // durable ones
 
 // THE role table (README "Security" reproduces it). Keep it in one place.
 constexpr MethodRule kMethodTable[] = {
@@ -53,6 +54,11 @@ constexpr MethodRule kMethodTable[] = {
     {"/outreach.v1.EventLog/VerifyLog", Access::kRoles, kAuditors},
     {"/outreach.v1.EventLog/GetTaskHistory", Access::kRoles, kAuditors},
     {"/outreach.v1.EventLog/ReadAccessLog", Access::kRoles, kAuditors},
+    {"/outreach.v1.EventLog/Follow", Access::kRoles, kConsumers},
+    {"/outreach.v1.EventLog/AckEvents", Access::kRoles, kConsumers},
+    {"/outreach.v1.EventLog/ListConsumers", Access::kRoles, kConsumers},
+    // ReportService: no patient data, every role
+    {"/outreach.v1.ReportService/GetOutreachStats", Access::kRoles, kReaders},
     // Operations (issue 15): a live backup into the server's --backup-dir.
     {"/outreach.v1.AdminService/CreateBackup", Access::kRoles, Roles(Role::kAdmin)},
     // Standard services

@@ -1,6 +1,7 @@
 #include "server/event_log_service.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "domain/validation.h"
 #include "server/convert.h"
 #include "server/grpc_status.h"
+#include "store/consumer_checkpoints.h"
 
 namespace outreach::server {
 namespace {
@@ -23,6 +25,9 @@ constexpr absl::string_view kSubscribeEventsMethod = "/outreach.v1.EventLog/Subs
 constexpr absl::string_view kVerifyLogMethod = "/outreach.v1.EventLog/VerifyLog";
 constexpr absl::string_view kGetTaskHistoryMethod = "/outreach.v1.EventLog/GetTaskHistory";
 constexpr absl::string_view kReadAccessLogMethod = "/outreach.v1.EventLog/ReadAccessLog";
+constexpr absl::string_view kFollowMethod = "/outreach.v1.EventLog/Follow";
+constexpr absl::string_view kAckEventsMethod = "/outreach.v1.EventLog/AckEvents";
+constexpr absl::string_view kListConsumersMethod = "/outreach.v1.EventLog/ListConsumers";
 
 // What a caller limited to practices may read of the log: one existing task of its practices
 // (`task_id` already validated). The whole log, or a task that does not exist yet (it could be
@@ -311,7 +316,101 @@ class ReadEventsReactor final : public grpc::ServerWriteReactor<v1::EventRecord>
   std::size_t index_ = 0;
 };
 
+// Follow's start: from_position, or with a consumer and from_position 0 the position after the
+// consumer's checkpoint (1 for a consumer that never acked). INVALID_ARGUMENT for a malformed
+// consumer name.
+absl::StatusOr<uint64_t> FollowStart(const store::EventStore& store,
+                                     const v1::FollowRequest& request) {
+  if (absl::Status s = domain::ValidateOptionalId("consumer", request.consumer()); !s.ok()) {
+    return s;
+  }
+  if (request.from_position() != 0 || request.consumer().empty()) {
+    return std::max<uint64_t>(request.from_position(), 1);
+  }
+  if (store.consumers() == nullptr) {
+    return absl::FailedPreconditionError("this database has no consumer checkpoints");
+  }
+  absl::StatusOr<std::optional<store::ConsumerCheckpoint>> checkpoint =
+      store.consumers()->Get(request.consumer());
+  if (!checkpoint.ok()) return checkpoint.status();
+  return checkpoint->has_value() ? (*checkpoint)->position + 1 : 1;
+}
+
 }  // namespace
+
+grpc::ServerWriteReactor<v1::FollowMessage>* EventLogService::Follow(
+    grpc::CallbackServerContext* context, const v1::FollowRequest* request) {
+  absl::StatusOr<Caller> caller = security_->Authorize(*context, kFollowMethod);
+  SubscriptionSpec spec;
+  spec.task_id = request->task_id();
+  spec.event_types.assign(request->event_types().begin(), request->event_types().end());
+  spec.filter = FilterText(*request);
+  if (caller.ok()) {
+    absl::StatusOr<uint64_t> start = FollowStart(*store_, *request);
+    if (start.ok()) {
+      spec.from_position = *start;
+    } else {
+      caller = start.status();
+    }
+  }
+  // (A malformed task_id is the subscription's to refuse, INVALID_ARGUMENT.)
+  if (caller.ok() && domain::ValidateOptionalId("task_id", request->task_id()).ok()) {
+    if (absl::Status s = CheckLogScope(*store_, *caller, request->task_id()); !s.ok()) {
+      caller = s;
+    }
+  }
+  return subscriptions_.Follow(context, std::move(caller), std::move(spec));
+}
+
+grpc::ServerUnaryReactor* EventLogService::AckEvents(grpc::CallbackServerContext* context,
+                                                     const v1::AckEventsRequest* request,
+                                                     v1::AckEventsResponse* response) {
+  absl::StatusOr<Caller> caller = security_->Authorize(*context, kAckEventsMethod);
+  if (!caller.ok()) return FinishNow(context, caller.status());
+  if (absl::Status s = domain::ValidateId("consumer", request->consumer()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  if (request->position() == 0) {
+    return FinishNow(context, absl::InvalidArgumentError("position: must be at least 1"));
+  }
+  if (store_->consumers() == nullptr) {
+    return FinishNow(context,
+                     absl::FailedPreconditionError("this database has no consumer checkpoints"));
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // Finished from the checkpoint writer's completion thread, once the checkpoint is durable.
+  store_->consumers()->Ack(request->consumer(), request->position(),
+                           [reactor, response](absl::StatusOr<store::AckResult> acked) {
+                             if (!acked.ok()) {
+                               reactor->Finish(ToGrpcStatus(acked.status()));
+                               return;
+                             }
+                             response->set_checkpoint(acked->checkpoint);
+                             response->set_advanced(acked->advanced);
+                             reactor->Finish(grpc::Status::OK);
+                           });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* EventLogService::ListConsumers(grpc::CallbackServerContext* context,
+                                                         const v1::ListConsumersRequest* /*req*/,
+                                                         v1::ListConsumersResponse* response) {
+  absl::StatusOr<Caller> caller = security_->Authorize(*context, kListConsumersMethod);
+  if (!caller.ok()) return FinishNow(context, caller.status());
+  const uint64_t head = store_->HeadPosition();
+  response->set_head_position(head);
+  if (store_->consumers() == nullptr) return FinishNow(context, absl::OkStatus());
+  absl::StatusOr<std::vector<store::ConsumerCheckpoint>> listed = store_->consumers()->List();
+  if (!listed.ok()) return FinishNow(context, listed.status());
+  for (const store::ConsumerCheckpoint& checkpoint : *listed) {
+    v1::ConsumerInfo* info = response->add_consumers();
+    info->set_name(checkpoint.name);
+    info->set_checkpoint(checkpoint.position);
+    info->set_lag(head > checkpoint.position ? head - checkpoint.position : 0);
+    *info->mutable_last_ack_time() = domain::ToProto(checkpoint.acked_at);
+  }
+  return FinishNow(context, absl::OkStatus());
+}
 
 grpc::ServerWriteReactor<v1::EventRecord>* EventLogService::ReadEvents(
     grpc::CallbackServerContext* context, const v1::ReadEventsRequest* request) {

@@ -4,6 +4,10 @@
 //    server/subscribe_events.h); StopSubscriptions ends the open ones at server shutdown.
 //  - GetTaskHistory lists a task's events with its status before and after each.
 //  - VerifyLog re-checks the hash chain, optionally up to a position and against a kept hash.
+//  - Follow is SubscribeEvents for durable consumers, with caught_up messages, resuming after a
+//    named consumer's checkpoint; AckEvents stores a checkpoint (store/consumer_checkpoints.h),
+//    ListConsumers lists them with their lag. Checkpoints hold no patient data: AckEvents and
+//    ListConsumers record no access; Follow records its pages like SubscribeEvents.
 //  - ReadAccessLog streams the read-access audit log (store/access_log.h) by time range and
 //    principal.
 // Every handler first authorizes the call (server/call_security.h). A principal limited to
@@ -43,6 +47,14 @@ class EventLogService final : public v1::EventLog::CallbackService {
       grpc::CallbackServerContext* context, const v1::ReadEventsRequest* request) override;
   grpc::ServerWriteReactor<v1::EventRecord>* SubscribeEvents(
       grpc::CallbackServerContext* context, const v1::SubscribeEventsRequest* request) override;
+  grpc::ServerWriteReactor<v1::FollowMessage>* Follow(grpc::CallbackServerContext* context,
+                                                      const v1::FollowRequest* request) override;
+  grpc::ServerUnaryReactor* AckEvents(grpc::CallbackServerContext* context,
+                                      const v1::AckEventsRequest* request,
+                                      v1::AckEventsResponse* response) override;
+  grpc::ServerUnaryReactor* ListConsumers(grpc::CallbackServerContext* context,
+                                          const v1::ListConsumersRequest* request,
+                                          v1::ListConsumersResponse* response) override;
   grpc::ServerWriteReactor<v1::AccessRecord>* ReadAccessLog(
       grpc::CallbackServerContext* context, const v1::ReadAccessLogRequest* request) override;
   grpc::ServerUnaryReactor* GetTaskHistory(grpc::CallbackServerContext* context,

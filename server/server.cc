@@ -46,7 +46,8 @@ int Millis(absl::Duration d) {
 // What reflection's list_services reports: every service this server serves.
 std::vector<std::string> ReflectedServices() {
   return {"outreach.v1.TaskService", "outreach.v1.PatientService", "outreach.v1.EventLog",
-          "outreach.v1.AdminService", "grpc.health.v1.Health",
+          "outreach.v1.ReportService", "outreach.v1.AdminService",
+          "grpc.health.v1.Health",
           "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"};
 }
 
@@ -126,6 +127,7 @@ OutreachServer::OutreachServer(store::EventStore* store, const ServerOptions& op
               .on_writes_refused = [this](const absl::Status& why) { WritesRefused(why); },
               .read_only_investigation = options.read_only_investigation}),
       event_log_service_(store, &security_),
+      report_service_(store, &security_),
       admin_service_(store, &security_,
                      AdminService::Options{.backup_dir = options.backup_dir,
                                            .backup_keep = options.backup_keep}),
@@ -166,6 +168,7 @@ absl::StatusOr<std::unique_ptr<OutreachServer>> OutreachServer::Start(const Serv
   builder.RegisterService(&server->task_service_);
   builder.RegisterService(&server->patient_service_);
   builder.RegisterService(&server->event_log_service_);
+  builder.RegisterService(&server->report_service_);
   builder.RegisterService(&server->admin_service_);
   builder.RegisterService(server->reflection_v1alpha_.get());
   builder.RegisterService(server->reflection_v1_.get());

@@ -60,6 +60,7 @@
 #include "server/call_observer.h"
 #include "server/call_security.h"
 #include "server/event_log_service.h"
+#include "server/report_service.h"
 #include "server/metrics.h"
 #include "server/patient_service.h"
 #include "server/refusal_log.h"
@@ -218,6 +219,7 @@ class OutreachServer {
   TaskService task_service_;
   PatientService patient_service_;
   EventLogService event_log_service_;
+  ReportService report_service_;
   AdminService admin_service_;
   std::unique_ptr<grpc::Service> reflection_v1alpha_;
   std::unique_ptr<grpc::Service> reflection_v1_;

@@ -1,5 +1,8 @@
-// EventLog.SubscribeEvents: a catch-up subscription that turns into a live one, over the callback
-// API, with nothing buffered for a client beyond one page.
+// EventLog.SubscribeEvents and EventLog.Follow: a catch-up subscription that turns into a live
+// one, over the callback API, with nothing buffered for a client beyond one page. Follow is the
+// same subscription with FollowMessage for its messages: each event wrapped, and a caught_up
+// {head_position} written each time it has delivered everything up to the head and goes idle
+// (once per head: a subscription woken by events it filters out does not repeat it).
 //
 // How a subscription runs. It owes its client every wanted event from `next` on. It reads the log
 // in pages of kPageSize (EventStore::ReadEvents from `next`), filters the page (task_id,
@@ -45,7 +48,32 @@
 
 namespace outreach::server {
 
-class SubscribeEventsReactor;
+// One open subscription as the hub drives it (implemented in subscribe_events.cc).
+class Subscription {
+ public:
+  virtual ~Subscription() = default;
+  // The waker thread, after Wake: this thread is now the driver.
+  virtual void Resume() = 0;
+  // RecheckAll / StopAll, with the hub's lock held. True if the subscription was idle: the
+  // caller is now its driver and must Wake it.
+  virtual bool RequestRecheck() = 0;
+  virtual bool RequestStop() = 0;
+  // Monitoring, from any thread while registered: who subscribes (the principal, or the actor in
+  // development mode) and the first position it does not have yet.
+  virtual const std::string& consumer() const = 0;
+  virtual uint64_t resume_at() const = 0;
+};
+
+// What one subscription delivers.
+struct SubscriptionSpec {
+  uint64_t from_position = 1;  // the first position wanted
+  std::string task_id;         // empty = every task
+  std::vector<int> event_types;  // empty = every type (checked: INVALID_ARGUMENT if unknown)
+  std::string filter;          // the request as text, for access records
+};
+
+template <typename Message>
+class SubscriptionReactor;
 
 class SubscriptionHub {
  public:
@@ -66,6 +94,11 @@ class SubscriptionHub {
   grpc::ServerWriteReactor<v1::EventRecord>* Subscribe(grpc::CallbackServerContext* context,
                                                        absl::StatusOr<Caller> caller,
                                                        const v1::SubscribeEventsRequest& request);
+  // The reactor for one Follow call: the same, from spec.from_position (the caller resolved the
+  // consumer's checkpoint), with caught_up messages.
+  grpc::ServerWriteReactor<v1::FollowMessage>* Follow(grpc::CallbackServerContext* context,
+                                                      absl::StatusOr<Caller> caller,
+                                                      SubscriptionSpec spec);
 
   // Server shutdown: ends every open subscription with UNAVAILABLE (naming the position to
   // resubscribe from) as soon as its write in flight completes, and refuses new ones. Returns
@@ -93,14 +126,15 @@ class SubscriptionHub {
   std::vector<ConsumerLag> ConsumerLags(uint64_t head) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  friend class SubscribeEventsReactor;
+  template <typename Message>
+  friend class SubscriptionReactor;
 
   // False after StopAll: the subscription must end at once.
-  bool Register(SubscribeEventsReactor* subscription) ABSL_LOCKS_EXCLUDED(mu_);
-  void Unregister(SubscribeEventsReactor* subscription) ABSL_LOCKS_EXCLUDED(mu_);
+  bool Register(Subscription* subscription) ABSL_LOCKS_EXCLUDED(mu_);
+  void Unregister(Subscription* subscription) ABSL_LOCKS_EXCLUDED(mu_);
   // Hands a subscription taken out of idle to the waker thread, which resumes it. Cheap: safe on
   // the store's writer thread.
-  void Wake(SubscribeEventsReactor* subscription) ABSL_LOCKS_EXCLUDED(mu_);
+  void Wake(Subscription* subscription) ABSL_LOCKS_EXCLUDED(mu_);
   void RunWaker() ABSL_LOCKS_EXCLUDED(mu_);
 
   store::EventStore* const store_;
@@ -108,8 +142,8 @@ class SubscriptionHub {
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // StopAll was called
   bool exiting_ ABSL_GUARDED_BY(mu_) = false;   // the destructor: the waker returns
-  std::unordered_set<SubscribeEventsReactor*> open_ ABSL_GUARDED_BY(mu_);
-  std::deque<SubscribeEventsReactor*> wake_queue_ ABSL_GUARDED_BY(mu_);
+  std::unordered_set<Subscription*> open_ ABSL_GUARDED_BY(mu_);
+  std::deque<Subscription*> wake_queue_ ABSL_GUARDED_BY(mu_);
   std::thread waker_;
 };
 

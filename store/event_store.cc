@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "store/backup.h"
+#include "store/consumer_checkpoints.h"
 #include "store/database.h"
 #include "store/disk_space.h"
 #include "store/event_writer.h"
@@ -51,6 +52,7 @@ class EventStore::Impl {
     // every column family's flush is done, so a crash mid-flush recovers as usual.
     const bool flush = writer != nullptr && writer->MayWriteOnClose();
     writer.reset();
+    consumers.reset();   // its writer uses the database
     access_log.reset();  // its writer uses the database
     if (database != nullptr) database->Close(flush);
   }
@@ -63,6 +65,7 @@ class EventStore::Impl {
     if (!recovered.ok()) return recovered.status();
     head.Publish(recovered->head.position);
     if (absl::Status s = OpenAccessLog(); !s.ok()) return s;
+    OpenConsumers();
     if (database->read_only()) return absl::OkStatus();
     WriterOptions writer_options;
     writer_options.processor.time_zone = options.time_zone;
@@ -93,6 +96,15 @@ class EventStore::Impl {
     return absl::OkStatus();
   }
 
+  // The durable consumers' checkpoints, over their own family (absent in a database written
+  // before it existed and opened read-only).
+  void OpenConsumers() {
+    if (database->cf(keys::kConsumers) == nullptr) return;
+    consumers = std::make_unique<ConsumerCheckpoints>(
+        database->db(), database->cf(keys::kConsumers), clock, [this] { return head.Head(); },
+        options.sync_writes, database->read_only());
+  }
+
   LogReader log() const { return LogReader(database->db(), &database->handles(), schemas); }
 
   const StoreOptions options;
@@ -105,6 +117,7 @@ class EventStore::Impl {
   std::unique_ptr<Database> database;
   std::unique_ptr<AccessLog> access_log;  // over the "access_log" family; reset before the DB
   std::unique_ptr<EventWriter> writer;    // nullptr when read-only
+  std::unique_ptr<ConsumerCheckpoints> consumers;  // over "consumers"; reset before the DB
   uint64_t access_log_head_at_open = 0;   // StoreStats::access_log_appends counts from it
   mutable std::atomic<uint64_t> verify_failures{0};
 };
@@ -220,6 +233,15 @@ absl::StatusOr<std::vector<HistoryEntry>> EventStore::GetTaskHistory(
     absl::string_view task_id) const {
   const Database::ReadView view(*impl_->database);
   return TaskHistory(impl_->log(), view.options(), task_id);
+}
+
+absl::StatusOr<std::vector<v1::OutreachStats>> EventStore::GetOutreachStats(
+    StatsQuery query) const {
+  const Database& database = *impl_->database;
+  const Database::ReadView view(database);
+  query.time_zone = impl_->options.time_zone;
+  return ComputeOutreachStats(database.db(), database.cf(keys::kStats), view.options().snapshot,
+                              query);
 }
 
 absl::StatusOr<ListPage> EventStore::ListTasks(const ListQuery& query) const {
@@ -384,5 +406,7 @@ absl::Status EventStore::CatchUpWithPrimary() {
 }
 
 AccessLog* EventStore::access_log() const { return impl_->access_log.get(); }
+
+ConsumerCheckpoints* EventStore::consumers() const { return impl_->consumers.get(); }
 
 }  // namespace outreach::store

@@ -55,6 +55,7 @@
 #include "outreach/v1/patient_service.pb.h"
 #include "outreach/v1/task.pb.h"
 #include "store/access_log.h"
+#include "store/outreach_stats.h"
 #include "store/backup.h"
 #include "store/clock.h"
 #include "store/command_processor.h"
@@ -67,6 +68,8 @@ class Env;
 }  // namespace rocksdb
 
 namespace outreach::store {
+
+class ConsumerCheckpoints;
 
 // What a write to a read-only store is refused with (FAILED_PRECONDITION).
 inline constexpr char kReadOnlyMessage[] = "store is open read-only: writes are refused";
@@ -250,6 +253,9 @@ class EventStore {
   // patient_outreach.h); "today" is the store's clock in its time zone.
   absl::StatusOr<v1::PatientOutreach> GetPatientOutreach(absl::string_view practice_id,
                                                          absl::string_view patient_id) const;
+  // ReportService.GetOutreachStats from the "stats" projection (store/outreach_stats.h), its
+  // days in the store's time zone (query.time_zone is set from it).
+  absl::StatusOr<std::vector<v1::OutreachStats>> GetOutreachStats(StatsQuery query) const;
   // Up to `limit` events (0 = no limit) with position >= from_position, in position order;
   // only task `task_id`'s events when it is not empty.
   absl::StatusOr<std::vector<v1::EventRecord>> ReadEvents(uint64_t from_position,
@@ -343,6 +349,10 @@ class EventStore {
   // valid while it lives. Read-only on a read-only store; nullptr on a read-only store whose
   // database was written before the access log existed.
   AccessLog* access_log() const;
+  // The durable consumers' checkpoints (store/consumer_checkpoints.h); owned by the store, valid
+  // while it lives. Acks are refused on a read-only store; nullptr on a read-only store whose
+  // database was written before consumers existed.
+  ConsumerCheckpoints* consumers() const;
 
   class Impl;
 

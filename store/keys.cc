@@ -1,5 +1,7 @@
 #include "store/keys.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "domain/validation.h"
@@ -41,7 +43,7 @@ std::string SerializeDeterministic(const Message& message) {
 const std::vector<std::string>& ColumnFamilyNames() {
   static const std::vector<std::string>* const kNames = new std::vector<std::string>{
       "default",  "events",   "streams",  "tasks",     "worklist",
-      "expiry",   "requests", "patients", "access_log"};
+      "expiry",   "requests", "patients", "access_log", "consumers", "stats"};
   return *kNames;
 }
 
@@ -299,6 +301,47 @@ absl::StatusOr<storage::v1::VerifiedCheckpoint> DecodeCheckpoint(absl::string_vi
     return absl::DataLossError("verified checkpoint: malformed body");
   }
   return checkpoint;
+}
+
+uint32_t StatsPeriod(absl::Time time) {
+  const int64_t seconds = absl::ToUnixSeconds(time);
+  const int64_t period = seconds >= 0 ? seconds / kStatsPeriodSeconds : 0;
+  return static_cast<uint32_t>(std::clamp<int64_t>(period, 1, 0xFFFFFFFFLL));
+}
+
+absl::Time StatsPeriodStart(uint32_t period) {
+  return absl::FromUnixSeconds(static_cast<int64_t>(period) * kStatsPeriodSeconds);
+}
+
+std::string StatsPracticePrefix(char tag, absl::string_view practice_id) {
+  return absl::StrCat(absl::string_view(&tag, 1), practice_id, absl::string_view("\0", 1));
+}
+
+std::string StatsKey(char tag, absl::string_view practice_id, uint32_t period,
+                     absl::string_view assignee, v1::TaskCategory category,
+                     absl::string_view task_id) {
+  std::string key = StatsPracticePrefix(tag, practice_id);
+  AppendFixed32BE(&key, period);
+  absl::StrAppend(&key, assignee, absl::string_view("\0", 1));
+  key.push_back(static_cast<char>(static_cast<uint8_t>(category)));
+  key.append(task_id.data(), task_id.size());
+  return key;
+}
+
+bool ParseStatsSuffix(absl::string_view suffix, uint32_t* period, std::string* assignee,
+                      v1::TaskCategory* category) {
+  if (suffix.size() < 6 || !DecodeFixed32BE(suffix.substr(0, 4), period)) return false;
+  const std::size_t end = suffix.find('\0', 4);
+  if (end == absl::string_view::npos || end + 2 > suffix.size()) return false;
+  *assignee = std::string(suffix.substr(4, end - 4));
+  *category = static_cast<v1::TaskCategory>(static_cast<uint8_t>(suffix[end + 1]));
+  return true;
+}
+
+std::string StatsTaskKey(absl::string_view task_id) { return absl::StrCat("t", task_id); }
+
+std::string EncodeMessage(const google::protobuf::Message& message) {
+  return SerializeDeterministic(message);
 }
 
 }  // namespace outreach::store::keys

@@ -56,6 +56,14 @@
 //               outreach.storage.v1.PatientRow (store/projections/patients.h; format 5)
 //   "access_log": the read-access audit log, see store/access_log.h (not a projection; a
 //               database written before it existed gets it, empty, at the next read-write open)
+//   "stats":    (format 7; store/projections/outreach_stats.h)
+//               'b' practice_id '\0' period: fixed32_be assignee '\0' category: u8
+//                 -> deterministic serialization of outreach.storage.v1.StatsBucket
+//               't' task_id -> deterministic serialization of outreach.storage.v1.StatsTask
+//               period := unix seconds / 900 (15 minutes: every time zone's midnight is a
+//               period boundary, so a report's days in --time-zone are whole ranges of periods)
+//   "consumers": the durable consumers' checkpoints, see store/consumer_checkpoints.h (not a
+//               projection: never rebuilt; created empty like "access_log")
 //
 // A reader that finds a projection_format it does not know rebuilds the projections (everything
 // but "events" and the "head"/"checkpoint" rows) from the log. Pure functions; thread-safe.
@@ -80,7 +88,7 @@ namespace outreach::store::keys {
 // Column families, in the order Open creates their handles.
 enum Cf : int {
   kDefault = 0, kEvents, kStreams, kTasks, kWorklist, kExpiry, kRequests, kPatients, kAccessLog,
-  kNumCfs
+  kConsumers, kStats, kNumCfs
 };
 // The RocksDB name of each column family, indexed by Cf.
 const std::vector<std::string>& ColumnFamilyNames();
@@ -88,8 +96,9 @@ const std::vector<std::string>& ColumnFamilyNames();
 // of the registered projections: store/projections/registry.h ProjectionFamilies().
 
 // 5: the "patients" projection; 6: the worklist's urgency byte, practice scope and filtered
-// fields (see "worklist" above).
-inline constexpr uint32_t kProjectionFormat = 6;
+// fields (see "worklist" above); 7: the "stats" projection (a store at 6 or older has no stats
+// rows, so it rebuilds every projection at its next start-up).
+inline constexpr uint32_t kProjectionFormat = 7;
 inline constexpr char kHeadKey[] = "head";
 inline constexpr char kCheckpointKey[] = "checkpoint";
 inline constexpr char kProjectionFormatKey[] = "projection_format";
@@ -171,6 +180,24 @@ std::string PatientKey(absl::string_view practice_id, absl::string_view patient_
 std::string EncodePatientRow(const storage::v1::PatientRow& row);
 // "requests": the deterministic serialization of an idempotency record.
 std::string EncodeRequestRecord(const storage::v1::RequestRecord& record);
+
+// "stats"
+inline constexpr int64_t kStatsPeriodSeconds = 900;
+uint32_t StatsPeriod(absl::Time time);  // clamped to 1.. (0 means "none" in the rows)
+absl::Time StatsPeriodStart(uint32_t period);
+inline constexpr char kStatsBucketTag = 'b';
+// tag practice_id '\0'
+std::string StatsPracticePrefix(char tag, absl::string_view practice_id);
+// A bucket key ('b'), or with a task_id a sample key ('f', 's').
+std::string StatsKey(char tag, absl::string_view practice_id, uint32_t period,
+                     absl::string_view assignee, v1::TaskCategory category,
+                     absl::string_view task_id = "");
+// What follows StatsPracticePrefix (a sample key's task_id is left out); false if malformed.
+bool ParseStatsSuffix(absl::string_view suffix, uint32_t* period, std::string* assignee,
+                      v1::TaskCategory* category);
+std::string StatsTaskKey(absl::string_view task_id);
+// Deterministic serialization (sorted map keys), like the task rows.
+std::string EncodeMessage(const google::protobuf::Message& message);
 
 // "default" metadata rows.
 std::string EncodeHead(uint64_t position, absl::string_view hash);

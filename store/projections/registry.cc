@@ -1,6 +1,7 @@
 #include "store/projections/registry.h"
 
 #include "store/projections/expiry.h"
+#include "store/projections/outreach_stats.h"
 #include "store/projections/patients.h"
 #include "store/projections/requests.h"
 #include "store/projections/streams.h"
@@ -13,7 +14,7 @@ ProjectionSet RegisteredProjections() {
   // A new projection: one line here, in the order of its families.
   static const Projection* const kProjections[] = {
       &StreamsProjection(), &TasksProjection(), &WorklistProjection(), &ExpiryProjection(),
-      &RequestsProjection(), &PatientsProjection(),
+      &RequestsProjection(), &PatientsProjection(), &OutreachStatsProjection(),
   };
   return kProjections;
 }

@@ -5,7 +5,8 @@
 #      scenario, BENCH_DURATION seconds each;
 #   2. log_contact open loop at half the highest log_contact rps of step 1 (2 x BENCH_DURATION s);
 #   3. the store micro-benchmarks (store_bench, Google Benchmark);
-#   4. outreach-bench-data: rebuild, start-up, peak RSS, disk and worklist figures on a
+#   4. outreach-bench-data: rebuild, start-up, peak RSS, disk, worklist and (issue 16) 90-day
+#      report figures on a
 #      1,000,000-event log over 200,000 tasks, and the worklist figures again on a log of
 #      BENCH_LARGE_TASKS open tasks (target 5; about 2 minutes of the run on 2 cores);
 #   5. prints the table (each figure beside its target, PASS/MISS) and writes bench-results.json;

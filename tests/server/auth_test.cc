@@ -25,6 +25,7 @@
 #include "openssl/sha.h"
 #include "outreach/v1/event_log.pb.h"
 #include "outreach/v1/patient_service.pb.h"
+#include "outreach/v1/report_service.pb.h"
 #include "outreach/v1/task_service.grpc.pb.h"
 #include "tests/testing/test_ca.h"
 
@@ -283,6 +284,12 @@ const std::map<std::string, std::vector<Role>>& ExpectedMatrix() {
       {absl::StrCat(kEventLog, "VerifyLog"), {Role::kAuditor, Role::kAdmin}},
       {absl::StrCat(kEventLog, "GetTaskHistory"), {Role::kAuditor, Role::kAdmin}},
       {absl::StrCat(kEventLog, "ReadAccessLog"), {Role::kAuditor, Role::kAdmin}},
+      // Issue 16: durable consumers (service, auditor, admin); reports (no patient data: all).
+      {absl::StrCat(kEventLog, "Follow"), {Role::kService, Role::kAuditor, Role::kAdmin}},
+      {absl::StrCat(kEventLog, "AckEvents"), {Role::kService, Role::kAuditor, Role::kAdmin}},
+      {absl::StrCat(kEventLog, "ListConsumers"), {Role::kService, Role::kAuditor, Role::kAdmin}},
+      {"/outreach.v1.ReportService/GetOutreachStats",
+       {Role::kCoordinator, Role::kService, Role::kAuditor, Role::kAdmin}},
       // Issue 15: a live backup, admin only.
       {"/outreach.v1.AdminService/CreateBackup", {Role::kAdmin}},
   };
@@ -335,7 +342,8 @@ TEST_F(AuthenticatorTest, TheTableCoversEveryOutreachRpcAndNothingElseOfOurs) {
        {v1::GetTaskRequest::descriptor()->file()->FindServiceByName("TaskService"),
         v1::ReadEventsRequest::descriptor()->file()->FindServiceByName("EventLog"),
         v1::GetPatientOutreachRequest::descriptor()->file()->FindServiceByName(
-            "PatientService")}) {
+            "PatientService"),
+        v1::GetOutreachStatsRequest::descriptor()->file()->FindServiceByName("ReportService")}) {
     ASSERT_NE(service, nullptr);
     for (int i = 0; i < service->method_count(); ++i) {
       const std::string method =
@@ -362,7 +370,7 @@ TEST_F(AuthenticatorTest, EveryRpcByEveryRoleIsAllowedExactlyAsTheTableSays) {
       ++checked;
     }
   }
-  EXPECT_EQ(checked, 16 * 4);  // 16 outreach RPCs x 4 roles
+  EXPECT_EQ(checked, 20 * 4);  // 20 outreach RPCs x 4 roles
 }
 
 TEST_F(AuthenticatorTest, TheCallerIsThePrincipal) {

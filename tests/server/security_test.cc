@@ -33,11 +33,13 @@
 #include "rocksdb/env.h"
 #include "outreach/v1/admin_service.grpc.pb.h"
 #include "outreach/v1/event_log.grpc.pb.h"
+#include "outreach/v1/report_service.grpc.pb.h"
 #include "outreach/v1/task_service.grpc.pb.h"
 #include "server/auth.h"
 #include "server/server.h"
 #include "server/startup_checks.h"
 #include "store/access_log.h"
+#include "store/consumer_checkpoints.h"
 #include "store/clock.h"
 #include "store/event_store.h"
 #include "tests/testing/server_fixture.h"
@@ -263,6 +265,30 @@ class SecurityTest : public ServerFixture {
     return patients_->GetPatientOutreach(Context(call).get(), request, &outreach);
   }
 
+  // The durable consumers' RPCs: Follow takes its first message, AckEvents acks position 1.
+  grpc::Status CallConsumerRpc(const std::string& name, const CallOptions& call) {
+    if (name == "Follow") {
+      auto context = Context(call);
+      auto reader = events_->Follow(context.get(), v1::FollowRequest());
+      v1::FollowMessage message;
+      if (reader->Read(&message)) {
+        context->TryCancel();
+        reader->Finish();
+        return grpc::Status::OK;
+      }
+      return reader->Finish();
+    }
+    if (name == "AckEvents") {
+      v1::AckEventsRequest request;
+      request.set_consumer(absl::StrCat("consumer-", ++created_));
+      request.set_position(1);
+      v1::AckEventsResponse response;
+      return events_->AckEvents(Context(call).get(), request, &response);
+    }
+    v1::ListConsumersResponse response;
+    return events_->ListConsumers(Context(call).get(), v1::ListConsumersRequest(), &response);
+  }
+
   // Calls `method` (a full name from the role table) with a valid request as `call`, on
   // `task_id` (TargetOf) where it takes one.
   grpc::Status CallRpc(const std::string& method, const CallOptions& call,
@@ -299,10 +325,21 @@ class SecurityTest : public ServerFixture {
         return events_->GetTaskHistory(Context(call).get(), request, &response);
       }
       if (name == "ReadAccessLog") return ReadAccess(call, v1::ReadAccessLogRequest(), nullptr);
+      if (name == "Follow" || name == "AckEvents" || name == "ListConsumers") {
+        return CallConsumerRpc(name, call);
+      }
     } else if (method == "/outreach.v1.AdminService/CreateBackup") {
       v1::CreateBackupResponse response;
       auto admin = v1::AdminService::NewStub(channel_);
       return admin->CreateBackup(Context(call).get(), v1::CreateBackupRequest(), &response);
+    }
+    if (method == "/outreach.v1.ReportService/GetOutreachStats") {
+      v1::GetOutreachStatsRequest request;
+      request.set_from_date("2025-03-01");
+      request.set_to_date("2025-03-31");
+      v1::GetOutreachStatsResponse response;
+      return v1::ReportService::NewStub(channel_)->GetOutreachStats(Context(call).get(), request,
+                                                                    &response);
     }
     ADD_FAILURE() << method << " is in the role table but this test cannot call it";
     return grpc::Status(grpc::StatusCode::INTERNAL, "untested method");
@@ -334,6 +371,7 @@ TEST_F(SecurityTest, EveryRpcByEveryCallerGetsExactlyWhatTheRoleTableSays) {
       const std::string task_id = TargetOf(method);
       const uint64_t head = store_->HeadPosition();
       const uint64_t access_head = AccessHead();
+      const std::size_t consumers = store_->consumers()->List()->size();
       const grpc::Status status =
           CallRpc(method, CallOptions{credential.token, "", ""}, task_id);
       grpc::StatusCode want = grpc::StatusCode::UNAUTHENTICATED;
@@ -348,12 +386,14 @@ TEST_F(SecurityTest, EveryRpcByEveryCallerGetsExactlyWhatTheRoleTableSays) {
             << method << " by " << credential.name << " appended an event";
         EXPECT_EQ(AccessHead(), access_head)
             << method << " by " << credential.name << " appended an access record";
+        EXPECT_EQ(store_->consumers()->List()->size(), consumers)
+            << method << " by " << credential.name << " stored a checkpoint";
       }
       ++checked;
     }
   }
-  // 16 outreach RPCs x 6 callers.
-  EXPECT_EQ(checked, 16 * 6);
+  // 20 outreach RPCs (16, and Follow, AckEvents, ListConsumers, GetOutreachStats) x 6 callers.
+  EXPECT_EQ(checked, 20 * 6);
 }
 
 TEST_F(SecurityTest, RepeatedCredentialsOrOnBehalfOfAreRefused) {

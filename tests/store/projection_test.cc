@@ -115,7 +115,8 @@ storage::v1::StoredEvent Event(const std::string& task_id, const std::string& ac
 
 TEST(ProjectionRegistryTest, EveryProjectionFamilyIsOwnedOnceInFamilyOrder) {
   const std::vector<keys::Cf> expected = {keys::kStreams,  keys::kTasks,    keys::kWorklist,
-                                          keys::kExpiry,   keys::kRequests, keys::kPatients};
+                                          keys::kExpiry,   keys::kRequests, keys::kPatients,
+                                          keys::kStats};
   EXPECT_EQ(FamiliesOf(RegisteredProjections()), expected);
   EXPECT_EQ(std::vector<keys::Cf>(ProjectionFamilies().begin(), ProjectionFamilies().end()),
             expected);
