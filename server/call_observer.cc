@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "logging/log.h"
+#include "server/grpc_status.h"
 
 namespace outreach::server {
 namespace {
@@ -31,16 +32,6 @@ std::string StringField(const google::protobuf::Message& message, const char* na
     return "";
   }
   return message.GetReflection()->GetString(message, field);
-}
-
-std::string CodeText(grpc::StatusCode code) {
-  static const char* const kNames[] = {
-      "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-      "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-      "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-      "UNAUTHENTICATED"};
-  const int i = static_cast<int>(code);
-  return i >= 0 && i < 17 ? kNames[i] : "UNKNOWN";
 }
 
 }  // namespace
@@ -95,7 +86,7 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
     if (series_ != nullptr) series_->Record(code, duration);
     if (!logging::Enabled(logging::Level::kInfo)) return;
     logging::Info("request", {{"method", method_},
-                              {"code", CodeText(code)},
+                              {"code", CodeName(code)},
                               {"duration_ms", absl::ToDoubleMilliseconds(duration)},
                               {"principal", call_.principal},
                               {"on_behalf_of", call_.on_behalf_of},

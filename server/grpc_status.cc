@@ -96,6 +96,12 @@ std::string DetailsOf(const absl::Status& status, grpc::StatusCode code,
 
 }  // namespace
 
+std::string CodeName(grpc::StatusCode code) {
+  // The canonical codes are the same numbers in both libraries (see ToGrpcCode).
+  const std::string name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+  return name.empty() ? "UNKNOWN" : name;
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   // Payloads (store::ServerDetail) stay on the server, but for the error details a client

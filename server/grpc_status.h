@@ -16,6 +16,9 @@
 namespace outreach::server {
 
 grpc::StatusCode ToGrpcCode(absl::StatusCode code);
+// The code's canonical name ("INVALID_ARGUMENT"), as the request log and the metrics' labels
+// show it; "UNKNOWN" for a number outside the canonical set.
+std::string CodeName(grpc::StatusCode code);
 grpc::Status ToGrpcStatus(const absl::Status& status);
 // `message` with each absolute path (a '/' that starts a word, up to a space, quote, bracket,
 // ':', ',' or ';') replaced by "<server path>".

@@ -22,6 +22,7 @@
 #include "prometheus/collectable.h"
 #include "prometheus/gauge.h"
 #include "prometheus/metric_family.h"
+#include "server/grpc_status.h"
 #include "server/auth.h"
 #include "server/server.h"
 
@@ -55,17 +56,6 @@ const prometheus::Histogram::BucketBoundaries& BatchBuckets() {
   static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
       1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
   return *buckets;
-}
-
-std::string CodeName(grpc::StatusCode code) {
-  static const char* const kNames[] = {
-      "OK",           "CANCELLED",         "UNKNOWN",          "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",    "ALREADY_EXISTS",   "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",  "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",         "UNAVAILABLE",      "DATA_LOSS",
-      "UNAUTHENTICATED"};
-  const int i = static_cast<int>(code);
-  return i >= 0 && i < 17 ? kNames[i] : "UNKNOWN";
 }
 
 // ---- Building families at scrape time ----
