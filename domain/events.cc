@@ -11,7 +11,7 @@ namespace {
 using storage::v1::StoredEvent;
 
 // One row per payload case. A new event type: a row here, its case in Apply (task_apply.cc).
-constexpr std::array<EventKind, 5> kEventKinds = {{
+constexpr std::array<EventKind, 6> kEventKinds = {{
     {StoredEvent::kTaskCreated, v1::EventRecord::kTaskCreated, v1::TASK_CREATED, "TaskCreated",
      "TASK_CREATED",
      [](const StoredEvent& from, v1::EventRecord& to) {
@@ -36,6 +36,11 @@ constexpr std::array<EventKind, 5> kEventKinds = {{
      v1::CONTACT_PREFERENCE_SET, "ContactPreferenceSet", "CONTACT_PREFERENCE_SET",
      [](const StoredEvent& from, v1::EventRecord& to) {
        *to.mutable_contact_preference_set() = from.contact_preference_set();
+     }},
+    {StoredEvent::kPatientErased, v1::EventRecord::kPatientErased, v1::PATIENT_ERASED,
+     "PatientErased", "PATIENT_ERASED",
+     [](const StoredEvent& from, v1::EventRecord& to) {
+       *to.mutable_patient_erased() = from.patient_erased();
      }},
 }};
 

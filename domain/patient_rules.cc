@@ -7,6 +7,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
 #include "domain/decide_support.h"
 #include "domain/validation.h"
 
@@ -101,15 +102,24 @@ bool DoNotContactHolds(const PatientRow& row, absl::CivilDay today) {
 }
 
 absl::Status ApplyPatient(PatientRow& row, const StoredEvent& event) {
-  if (event.payload_case() != StoredEvent::kContactPreferenceSet) {
+  if (event.payload_case() != StoredEvent::kContactPreferenceSet &&
+      event.payload_case() != StoredEvent::kPatientErased) {
     return absl::DataLossError(absl::StrCat("event at position ", event.position(),
                                             ": a patient's stream holds only "
-                                            "ContactPreferenceSet events"));
+                                            "ContactPreferenceSet and PatientErased events"));
   }
   if (event.version() != row.version() + 1) {
     return absl::DataLossError(absl::StrCat("event at position ", event.position(),
                                             ": version ", event.version(), " follows version ",
                                             row.version(), " of ", event.task_id()));
+  }
+  if (event.has_patient_erased()) {
+    const v1::PatientErased& erased = event.patient_erased();
+    row.set_practice_id(erased.practice_id());
+    row.set_patient_id(erased.patient_id());
+    row.set_erased(true);
+    row.set_version(event.version());
+    return absl::OkStatus();
   }
   const v1::ContactPreferenceSet& set = event.contact_preference_set();
   row.set_practice_id(set.practice_id());
@@ -117,8 +127,54 @@ absl::Status ApplyPatient(PatientRow& row, const StoredEvent& event) {
   row.set_do_not_contact(set.do_not_contact());
   row.set_until_date(set.until_date());
   row.set_reason(set.reason());
+  // An encrypted store's reason is sealed (the plain one then empty): the row keeps it so.
+  if (event.has_sealed()) {
+    row.set_reason_sealed(event.sealed().SerializeAsString());
+  } else {
+    row.clear_reason_sealed();
+  }
+  row.set_erased(false);
   row.set_version(event.version());
   return absl::OkStatus();
+}
+
+absl::Status ValidateEraseShape(const ErasePatientCommand& c) {
+  if (c.patient_id.empty()) return absl::InvalidArgumentError("patient_id: required");
+  if (absl::Status s = ValidatePatient(c.practice_id, c.patient_id); !s.ok()) return s;
+  if (absl::StripAsciiWhitespace(c.reason).empty()) {
+    return absl::InvalidArgumentError("reason: required (why the patient's data is erased)");
+  }
+  if (absl::Status s = ValidateText("reason", c.reason, kMaxPreferenceReasonLength); !s.ok()) {
+    return s;
+  }
+  return ValidateMeta(c.meta);
+}
+
+absl::StatusOr<std::vector<NewEvent>> DecideErase(const TaskStates& states,
+                                                  const PatientStates& patients,
+                                                  const ErasePatientCommand& c,
+                                                  const DecideContext& ctx) {
+  const PatientKey key = KeyOf(c.practice_id, c.patient_id);
+  const PatientRow* row = RowOf(patients, key);
+  if (row == nullptr) {
+    return absl::NotFoundError(absl::StrCat("patient_id: practice \"", key.practice_id,
+                                            "\" holds no data of patient \"", key.patient_id,
+                                            "\""));
+  }
+  std::vector<NewEvent> out;
+  if (row->erased()) return out;  // erasing twice appends nothing
+  absl::StatusOr<std::vector<const v1::Task*>> open = OpenTasks(states, row, ctx.now);
+  if (!open.ok()) return open.status();
+  for (const v1::Task* task : *open) {
+    out.push_back(Closing(*task, v1::PATIENT_DATA_ERASED, ctx.now, c.meta));
+  }
+  StoredEvent e = NewEventFor(PatientStreamId(key), ctx.now, c.meta);
+  v1::PatientErased* erased = e.mutable_patient_erased();
+  erased->set_practice_id(key.practice_id);
+  erased->set_patient_id(key.patient_id);
+  erased->set_reason(c.reason);
+  out.push_back(NewEvent{std::move(e)});
+  return out;
 }
 
 absl::Status ValidateResolveShape(const ResolveTasksCommand& c) {

@@ -13,6 +13,7 @@ namespace outreach::domain {
 
 absl::Status ValidateResolveShape(const ResolveTasksCommand& c);
 absl::Status ValidatePreferenceShape(const SetContactPreferenceCommand& c);
+absl::Status ValidateEraseShape(const ErasePatientCommand& c);
 
 absl::StatusOr<std::vector<NewEvent>> DecideResolve(const TaskStates& states,
                                                     const PatientStates& patients,
@@ -23,6 +24,11 @@ absl::StatusOr<std::vector<NewEvent>> DecideSetPreference(const TaskStates& stat
                                                           const PatientStates& patients,
                                                           const SetContactPreferenceCommand& c,
                                                           const DecideContext& ctx);
+
+absl::StatusOr<std::vector<NewEvent>> DecideErase(const TaskStates& states,
+                                                  const PatientStates& patients,
+                                                  const ErasePatientCommand& c,
+                                                  const DecideContext& ctx);
 
 // After CreateTask's own checks: FAILED_PRECONDITION while do-not-contact holds, ALREADY_EXISTS
 // (with kExistingTaskIdPayload) while a task of the same non-CUSTOM category is open.

@@ -75,6 +75,7 @@ absl::Status ApplyTaskCreated(v1::Task& state, const StoredEvent& event) {
   *state.mutable_cadence_days() = p.cadence_days();
   state.set_max_attempts(p.max_attempts());
   state.set_cadence_start_date(p.cadence_start_date());
+  if (event.has_sealed()) state.set_sealed(event.sealed().SerializeAsString());
   return absl::OkStatus();
 }
 
@@ -115,6 +116,7 @@ absl::Status ApplyContactLogged(v1::Task& state, const StoredEvent& event) {
   contact->set_closed_task(p.close_task());
   contact->set_channel(ChannelOf(p));
   contact->set_direction(DirectionOf(p));
+  if (event.has_sealed()) contact->set_sealed(event.sealed().SerializeAsString());
   CountContact(state, *contact);
   if (!p.close_task()) {
     // The action decides, not the outcome: any outcome logged with a follow-up keeps it open.
@@ -135,6 +137,7 @@ absl::Status ApplyTaskClosed(v1::Task& state, const StoredEvent& event) {
   state.clear_follow_up_date();
   state.set_close_source_ref(p.source_ref());
   state.set_close_notes(p.notes());
+  if (event.has_sealed()) state.set_close_sealed(event.sealed().SerializeAsString());
   return absl::OkStatus();
 }
 
@@ -173,6 +176,7 @@ absl::Status Apply(v1::Task& state, const StoredEvent& event) {
       applied = ApplyTaskAssigned(state, event);
       break;
     case StoredEvent::kContactPreferenceSet:
+    case StoredEvent::kPatientErased:
       applied = Corrupt(event, "belongs to a patient's stream, not a task's");
       break;
     case StoredEvent::PAYLOAD_NOT_SET:
@@ -213,6 +217,7 @@ void FillVersion1Defaults(StoredEvent& event) {
     case StoredEvent::kTaskClosed:
     case StoredEvent::kTaskAssigned:
     case StoredEvent::kContactPreferenceSet:
+    case StoredEvent::kPatientErased:
     case StoredEvent::PAYLOAD_NOT_SET:
       break;
   }

@@ -208,6 +208,7 @@ const std::string& TaskIdOf(const Command& command) {
   return std::visit(
       Overloaded{[](const ResolveTasksCommand&) -> const std::string& { return *kNone; },
                  [](const SetContactPreferenceCommand&) -> const std::string& { return *kNone; },
+                 [](const ErasePatientCommand&) -> const std::string& { return *kNone; },
                  [](const auto& c) -> const std::string& { return c.task_id; }},
       command);
 }
@@ -228,7 +229,8 @@ absl::Status ValidateShape(const Command& command) {
                  [](const ClaimTaskCommand& c) { return ValidateClaimShape(c); },
                  [](const CancelTaskCommand& c) { return ValidateCancelShape(c); },
                  [](const ResolveTasksCommand& c) { return ValidateResolveShape(c); },
-                 [](const SetContactPreferenceCommand& c) { return ValidatePreferenceShape(c); }},
+                 [](const SetContactPreferenceCommand& c) { return ValidatePreferenceShape(c); },
+                 [](const ErasePatientCommand& c) { return ValidateEraseShape(c); }},
       command);
 }
 
@@ -249,6 +251,9 @@ std::vector<PatientKey> PatientsOf(const Command& command, const TaskStates& sta
             return std::vector{key(c.practice_id, c.patient_id)};
           },
           [&](const SetContactPreferenceCommand& c) {
+            return std::vector{key(c.practice_id, c.patient_id)};
+          },
+          [&](const ErasePatientCommand& c) {
             return std::vector{key(c.practice_id, c.patient_id)};
           },
           [&](const LogContactCommand& c) {
@@ -322,7 +327,8 @@ absl::StatusOr<std::vector<NewEvent>> DecideOnTask(const v1::Task* state,
           [&](const ResolveTasksCommand& c) { return DecideResolve(states, patients, c, ctx); },
           [&](const SetContactPreferenceCommand& c) {
             return DecideSetPreference(states, patients, c, ctx);
-          }},
+          },
+          [&](const ErasePatientCommand& c) { return DecideErase(states, patients, c, ctx); }},
       command);
 }
 

@@ -209,6 +209,19 @@ struct SetContactPreferenceCommand {
   CommandMeta meta;
 };
 
+// ErasePatient (issue 17): destroys the patient's personal data in a practice. Closes each of
+// its open tasks (TaskClosed PATIENT_DATA_ERASED, by task id) and appends PatientErased
+// {reason} to the patient's stream; the store deletes the patient's data key in the same batch (store/
+// privacy.h). reason: required, not blank, at most kMaxPreferenceReasonLength characters.
+// NOT_FOUND for a patient the practice has never seen; nothing appended for one already erased
+// (and seen no more since).
+struct ErasePatientCommand {
+  std::string practice_id;  // empty = kDefaultPracticeId
+  std::string patient_id;
+  std::string reason;
+  CommandMeta meta;
+};
+
 // Written by the system when an automatic task reaches expires_at.
 struct ExpireTaskCommand {
   std::string task_id;
@@ -218,10 +231,11 @@ struct ExpireTaskCommand {
 // domain/overloaded.h), so a new alternative does not compile until each has its handler.
 using Command = std::variant<CreateTaskCommand, LogContactCommand, ExpireTaskCommand,
                              AssignTaskCommand, ClaimTaskCommand, CancelTaskCommand,
-                             ResolveTasksCommand, SetContactPreferenceCommand>;
+                             ResolveTasksCommand, SetContactPreferenceCommand,
+                             ErasePatientCommand>;
 
 // The task a command is about; empty for the commands about a patient (ResolveTasks,
-// SetContactPreference).
+// SetContactPreference, ErasePatient).
 const std::string& TaskIdOf(const Command& command);
 const CommandMeta* MetaOf(const Command& command);  // nullptr for system commands
 // The task streams the command reads (and may append to), in the order its result lists them.
@@ -249,8 +263,8 @@ std::vector<PatientKey> PatientsOf(const Command& command, const TaskStates& sta
 using PatientStates = absl::flat_hash_map<std::string, const storage::v1::PatientRow*>;
 // True while the row's do-not-contact holds on `today` (in the practice's zone).
 bool DoNotContactHolds(const storage::v1::PatientRow& row, absl::CivilDay today);
-// Folds one event of a patient's stream (ContactPreferenceSet) into `row`'s preference and
-// version. DATA_LOSS if it cannot follow.
+// Folds one event of a patient's stream (ContactPreferenceSet, PatientErased) into `row`'s
+// preference (or erased flag) and version. DATA_LOSS if it cannot follow.
 absl::Status ApplyPatient(storage::v1::PatientRow& row, const storage::v1::StoredEvent& event);
 
 // What Decide asks the store to append. The store fills in position, version, event id,

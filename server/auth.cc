@@ -48,6 +48,7 @@ constexpr MethodRule kMethodTable[] = {
     // PatientService
     {"/outreach.v1.PatientService/SetContactPreference", Access::kRoles, kWorkers},
     {"/outreach.v1.PatientService/GetPatientOutreach", Access::kRoles, kWorkers},
+    {"/outreach.v1.PatientService/ErasePatient", Access::kRoles, Roles(Role::kAdmin)},
     // EventLog: auditors' reads
     {"/outreach.v1.EventLog/ReadEvents", Access::kRoles, kAuditors},
     {"/outreach.v1.EventLog/SubscribeEvents", Access::kRoles, kAuditors},

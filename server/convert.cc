@@ -272,6 +272,19 @@ absl::StatusOr<domain::SetContactPreferenceCommand> ToCommand(
   return command;
 }
 
+absl::StatusOr<domain::ErasePatientCommand> ToCommand(const v1::ErasePatientRequest& request,
+                                                      std::string actor) {
+  domain::ErasePatientCommand command;
+  command.practice_id = request.practice_id();
+  command.patient_id = request.patient_id();
+  command.reason = request.reason();
+  command.meta.actor = std::move(actor);
+  command.meta.request_id = request.request_id();
+  absl::Status shape = domain::ValidateShape(command);
+  if (!shape.ok()) return shape;
+  return command;
+}
+
 absl::StatusOr<store::ListQuery> ToListQuery(const v1::ListTasksRequest& request) {
   store::ListQuery query;
   for (int raw : request.statuses()) {
@@ -341,6 +354,11 @@ std::string Fingerprint(absl::string_view method, absl::string_view actor,
 
 std::string Fingerprint(absl::string_view method, absl::string_view actor,
                         const v1::ResolveTasksRequest& request, absl::string_view on_behalf_of) {
+  return FingerprintWithoutId(method, actor, request, on_behalf_of);
+}
+
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::ErasePatientRequest& request, absl::string_view on_behalf_of) {
   return FingerprintWithoutId(method, actor, request, on_behalf_of);
 }
 

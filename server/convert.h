@@ -51,6 +51,8 @@ absl::StatusOr<domain::ResolveTasksCommand> ToCommand(const v1::ResolveTasksRequ
                                                       std::string actor);
 absl::StatusOr<domain::SetContactPreferenceCommand> ToCommand(
     const v1::SetContactPreferenceRequest& request, std::string actor);
+absl::StatusOr<domain::ErasePatientCommand> ToCommand(const v1::ErasePatientRequest& request,
+                                                      std::string actor);
 absl::StatusOr<domain::CancelTaskCommand> ToCommand(const v1::CancelTaskRequest& request,
                                                     std::string actor);
 
@@ -67,6 +69,8 @@ absl::StatusOr<store::ListQuery> ToListQuery(const v1::ListTasksRequest& request
 // reuses its request_id does not.
 std::string Fingerprint(absl::string_view method, absl::string_view actor,
                         const v1::ResolveTasksRequest& request, absl::string_view on_behalf_of);
+std::string Fingerprint(absl::string_view method, absl::string_view actor,
+                        const v1::ErasePatientRequest& request, absl::string_view on_behalf_of);
 std::string Fingerprint(absl::string_view method, absl::string_view actor,
                         const v1::SetContactPreferenceRequest& request,
                         absl::string_view on_behalf_of);

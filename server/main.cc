@@ -50,6 +50,7 @@
 #include "store/clock.h"
 #include "store/event_store.h"
 #include "store/expiry_scheduler.h"
+#include "store/privacy.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to serve gRPC on (host:port)");
 ABSL_FLAG(std::string, db, "./data", "RocksDB directory (created if missing)");
@@ -113,6 +114,10 @@ ABSL_FLAG(std::string, health_listen, "",
 ABSL_FLAG(std::string, backup_dir, "",
           "directory that AdminService.CreateBackup (`outreachctl backup --server`) adds live "
           "BackupEngine backups to; absent: live backups are refused (also spelled --backup-dir)");
+ABSL_FLAG(std::string, master_key_file, "",
+          "file holding the 32-byte master key (mode 0600) that encrypts patients' personal "
+          "data so that ErasePatient can destroy it (README \"Privacy\"); absent: a new "
+          "database runs in plain mode (also spelled --master-key-file)");
 ABSL_FLAG(uint32_t, backup_keep, 7,
           "live backups kept in --backup-dir: older ones are deleted after each new one "
           "verifies; 0 keeps every one (also spelled --backup-keep)");
@@ -131,9 +136,10 @@ int Fail(absl::string_view what, const absl::Status& status) {
 // Opens the store read-only for investigation: no writer, no start-up verification (the point is
 // to look at a database that fails it).
 absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenForInvestigation(
-    const std::string& db) {
+    const std::string& db, const std::string& master_key) {
   outreach::store::ReadOnlyOptions options;
   options.verify_on_open = false;
+  options.master_key = master_key;
   return outreach::store::EventStore::OpenReadOnly(db, options);
 }
 
@@ -202,6 +208,7 @@ struct Config {
   std::string practice_zones_path;
   std::shared_ptr<outreach::store::PracticeZoneTable> practice_zones;
   bool read_only = false;
+  std::string master_key;  // --master-key-file's 32 bytes; empty: none given
   // --metrics-listen: nullptr when off. Started before the store opens, so that a rebuild at
   // start-up shows its progress.
   std::unique_ptr<outreach::server::Metrics> metrics;
@@ -254,6 +261,7 @@ absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenForService(
   options.clock = clock;
   options.access_log.retention = config.retention;
   options.min_free_disk_bytes = config.min_free_disk;
+  options.master_key = config.master_key;
   if (config.metrics != nullptr) options.observer = config.metrics->store_observer();
   return outreach::store::EventStore::Open(config.db, options);
 }
@@ -266,6 +274,7 @@ void ParseFlags(int argc, char** argv) {
       "[--insecure-listen] [--insecure-db-permissions] [--access-log-retention=6y] "
       "[--min-free-disk=auto] [--grpc-memory-limit-mib=256] [--max-connection-idle=5m] "
       "[--read-only-investigation] [--backup-dir=DIR [--backup-keep=7]] "
+      "[--master-key-file=FILE] "
       "[--health-listen=HOST:PORT] [--metrics-listen=127.0.0.1:9464] "
       "[--log-format=text|json] [--log-level=info]\n"
       "Serves the outreach task service (outreach.v1.TaskService, outreach.v1.EventLog) over "
@@ -347,6 +356,14 @@ absl::Status ReadStorage(Config& config) {
   if (absl::Status s = ReadPracticeZones(config); !s.ok()) return s;
   config.read_only = absl::GetFlag(FLAGS_read_only_investigation);
   config.db = absl::GetFlag(FLAGS_db);
+  if (const std::string path = absl::GetFlag(FLAGS_master_key_file); !path.empty()) {
+    absl::StatusOr<std::string> key = outreach::store::ReadMasterKeyFile(path);
+    if (!key.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--master-key-file: ", key.status().message()));
+    }
+    config.master_key = *std::move(key);
+  }
   return outreach::server::PrepareDbDirectory(config.db,
                                               absl::GetFlag(FLAGS_insecure_db_permissions));
 }
@@ -399,8 +416,14 @@ absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenStore(
     const Config& config, outreach::store::Clock* clock, int* exit_code) {
   absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> store =
       config.read_only
-          ? OpenForInvestigation(config.db)
+          ? OpenForInvestigation(config.db, config.master_key)
           : OpenForService(config, clock);
+  if (!store.ok() && absl::IsFailedPrecondition(store.status())) {
+    // A setting that does not fit the database (its master key): like a bad flag.
+    *exit_code = Refuse(absl::StrFormat("database \"%s\": %s", config.db,
+                                        store.status().message()));
+    return store;
+  }
   if (!store.ok()) {
     *exit_code = Fail(absl::StrFormat("cannot open database \"%s\"%s", config.db,
                                       config.read_only ? " read-only" : ""),
@@ -418,6 +441,16 @@ absl::StatusOr<std::unique_ptr<outreach::store::EventStore>> OpenStore(
     return store;
   }
   if (config.read_only) LogReadOnlyWarning(config.db);
+  if ((*store)->encrypted()) {
+    logging::Info("personal data encrypted per patient under --master-key-file; ErasePatient "
+                  "destroys a patient's key (README \"Privacy\")",
+                  {{"privacy", "encrypted"}});
+  } else {
+    logging::Warning("plain mode: personal data (titles, notes, patient ids) is stored "
+                     "unencrypted and patients cannot be erased; a new database started with "
+                     "--master-key-file is encrypted (README \"Privacy\")",
+                     {{"privacy", "plain"}});
+  }
   logging::Info(absl::StrFormat("database %s opened%s, head position %d", config.db,
                                 config.read_only ? " read-only" : "", (*store)->HeadPosition()),
                 {{"head_position", (*store)->HeadPosition()}});

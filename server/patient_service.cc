@@ -14,6 +14,7 @@ constexpr absl::string_view kSetContactPreferenceMethod =
     "/outreach.v1.PatientService/SetContactPreference";
 constexpr absl::string_view kGetPatientOutreachMethod =
     "/outreach.v1.PatientService/GetPatientOutreach";
+constexpr absl::string_view kErasePatientMethod = "/outreach.v1.PatientService/ErasePatient";
 
 std::string PracticeOf(const std::string& practice_id) {
   return practice_id.empty() ? domain::kDefaultPracticeId : practice_id;
@@ -48,6 +49,36 @@ grpc::ServerUnaryReactor* PatientService::SetContactPreference(
                    }
                    ReadRecordAndFinish(reactor, *context, caller, kSetContactPreferenceMethod,
                                        practice_id, patient_id, std::move(filter), response);
+                 });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PatientService::ErasePatient(grpc::CallbackServerContext* context,
+                                                       const v1::ErasePatientRequest* request,
+                                                       v1::ErasePatientResponse* response) {
+  auto write = writes_.Prepare(*context, kErasePatientMethod, *request);
+  if (!write.ok()) return FinishNow(context, write.status());
+  if (absl::Status s = CheckPracticeAccess(write->caller, request->practice_id()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // The answer holds no patient data (task ids and a position): no access record.
+  store_->Submit(std::move(write->command), std::move(write->fingerprint),
+                 [this, reactor, response](absl::StatusOr<store::CommandResult> result) {
+                   if (!result.ok()) {
+                     writes_.NoteRefused(result.status());
+                     reactor->Finish(ToGrpcStatus(result.status()));
+                     return;
+                   }
+                   for (const v1::EventRecord& event : result->events) {
+                     if (event.has_task_closed()) {
+                       response->add_closed_task_ids(event.task_id());
+                     } else if (event.has_patient_erased()) {
+                       response->set_erased(true);
+                       response->set_position(event.position());
+                     }
+                   }
+                   reactor->Finish(grpc::Status::OK);
                  });
   return reactor;
 }

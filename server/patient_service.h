@@ -30,6 +30,10 @@ class PatientService final : public v1::PatientService::CallbackService {
   grpc::ServerUnaryReactor* SetContactPreference(grpc::CallbackServerContext* context,
                                                  const v1::SetContactPreferenceRequest* request,
                                                  v1::PatientOutreach* response) override;
+  // Erases the patient's personal data (README "Privacy"); admin only.
+  grpc::ServerUnaryReactor* ErasePatient(grpc::CallbackServerContext* context,
+                                         const v1::ErasePatientRequest* request,
+                                         v1::ErasePatientResponse* response) override;
   // A patient never seen: an empty record (its ids only), not NOT_FOUND.
   grpc::ServerUnaryReactor* GetPatientOutreach(grpc::CallbackServerContext* context,
                                                const v1::GetPatientOutreachRequest* request,

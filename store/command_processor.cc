@@ -4,6 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "domain/overloaded.h"
 #include "store/keys.h"
 #include "store/projection.h"
 #include "store/projections/patients.h"
@@ -38,6 +40,41 @@ class BatchRowReader final : public RowReader {
   const Database& database_;
   const SortedRows& rows_;
 };
+
+// An encrypted store's commands name patients by pseudonym (store/privacy.h): the ids the
+// caller gave are replaced once the command's shape is valid (a bad id is left for Decide to
+// name). Returns pseudonym -> the id it replaced.
+absl::flat_hash_map<std::string, std::string> Pseudonymize(domain::Command& command,
+                                                           const Privacy& privacy) {
+  absl::flat_hash_map<std::string, std::string> ids;
+  if (!domain::ValidateShape(command).ok()) return ids;
+  auto replace = [&](std::string& patient_id) {
+    std::string pseudonym = privacy.Pseudonym(patient_id);
+    ids[pseudonym] = std::move(patient_id);
+    patient_id = std::move(pseudonym);
+  };
+  std::visit(domain::Overloaded{[&](domain::CreateTaskCommand& c) { replace(c.patient_id); },
+                                [&](domain::ResolveTasksCommand& c) { replace(c.patient_id); },
+                                [&](domain::SetContactPreferenceCommand& c) {
+                                  replace(c.patient_id);
+                                },
+                                [&](domain::ErasePatientCommand& c) { replace(c.patient_id); },
+                                [](auto&) {}},
+             command);
+  return ids;
+}
+
+// The ids back in place of their pseudonyms in an error's message (its payloads kept).
+absl::Status WithIds(const absl::Status& status,
+                     const absl::flat_hash_map<std::string, std::string>& ids) {
+  if (status.ok() || ids.empty()) return status;
+  std::string message(status.message());
+  for (const auto& [pseudonym, id] : ids) absl::StrReplaceAll({{pseudonym, id}}, &message);
+  absl::Status out(status.code(), message);
+  status.ForEachPayload(
+      [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
+}
 
 }  // namespace
 
@@ -83,6 +120,12 @@ struct CommandProcessor::Decided {
   absl::flat_hash_map<std::string, std::shared_ptr<v1::Task>> after;
   std::vector<std::pair<uint64_t, std::string>> event_rows;  // position, "events" value
   CommandResult result;
+  // An encrypted store: pseudonym -> the patient id the command gave, and the data keys its
+  // events made, read or destroyed.
+  absl::flat_hash_map<std::string, std::string> patient_ids;
+  Privacy::KeyChanges keys;
+  // What Decide reads of an encrypted store's patient rows: copies with the reason opened.
+  std::vector<std::unique_ptr<storage::v1::PatientRow>> opened_patients;
 };
 
 CommandProcessor::CommandProcessor(const Database& database, const SchemaRegistry* schemas,
@@ -106,7 +149,36 @@ void CommandProcessor::Committed() {
   for (auto& [task_id, state] : batch_->tasks) {
     if (state != nullptr) cache_.Put(task_id, std::move(state));
   }
+  if (options_.privacy != nullptr) options_.privacy->Committed(batch_->keys);
   batch_.reset();
+}
+
+// An encrypted store: seals the event's personal fields under its patient's data key (the task's
+// patient, or the one a patient's event names), and a PatientErased destroys that key.
+absl::Status CommandProcessor::SealEvent(Decided& decided, storage::v1::StoredEvent& event,
+                                         const v1::Task* task) const {
+  if (options_.privacy == nullptr) return absl::OkStatus();
+  std::string practice_id;
+  std::string pseudonym;
+  if (event.has_task_created()) {
+    practice_id = event.task_created().practice_id();
+    pseudonym = event.task_created().patient_id();
+  } else if (event.has_contact_preference_set()) {
+    practice_id = event.contact_preference_set().practice_id();
+    pseudonym = event.contact_preference_set().patient_id();
+  } else if (event.has_patient_erased()) {
+    options_.privacy->DestroyKey(event.patient_erased().practice_id(),
+                                 event.patient_erased().patient_id(), decided.keys);
+    return absl::OkStatus();
+  } else if (task != nullptr) {
+    practice_id = task->practice_id();
+    pseudonym = task->patient_id();
+  }
+  if (practice_id.empty()) practice_id = domain::kDefaultPracticeId;
+  auto id = decided.patient_ids.find(pseudonym);
+  return options_.privacy->Seal(event, practice_id, pseudonym,
+                                id != decided.patient_ids.end() ? id->second : std::string(),
+                                batch_->keys, decided.keys);
 }
 
 std::optional<absl::StatusOr<CommandResult>> CommandProcessor::Replayed(
@@ -196,6 +268,7 @@ absl::Status CommandProcessor::StampPatientEvent(Decided& decided,
                         : std::make_shared<storage::v1::PatientRow>();
     decided.order.push_back(event.task_id());
   }
+  if (absl::Status s = SealEvent(decided, event, nullptr); !s.ok()) return s;
   v1::EventRecord& record = decided.result.events.emplace_back();
   std::string row = appender_.Stamp(event, after->second->version() + 1, now, fingerprint,
                                     &decided.cursor, &record);
@@ -231,6 +304,7 @@ absl::Status CommandProcessor::Stamp(Decided& decided, absl::Time now,
       decided.order.push_back(event.task_id());
     }
     v1::Task& next = *after->second;
+    if (absl::Status s = SealEvent(decided, event, &next); !s.ok()) return s;
     v1::EventRecord& record = decided.result.events.emplace_back();
     std::string row =
         appender_.Stamp(event, next.version() + 1, now, with, &decided.cursor, &record);
@@ -253,6 +327,13 @@ absl::Status CommandProcessor::PutRows(const Decided& decided, const domain::Com
   const std::size_t size_before = rows.size();
   for (const auto& [position, bytes] : decided.event_rows) {
     rows.Put(keys::kEvents, keys::EventKey(position), bytes);
+  }
+  for (const auto& [key, value] : decided.keys.rows) {
+    if (value.has_value()) {
+      rows.Put(keys::kKeys, key, *value);
+    } else {
+      rows.Delete(keys::kKeys, key);
+    }
   }
   std::vector<std::vector<const storage::v1::StoredEvent*>> events(decided.order.size());
   std::vector<StreamChange> streams;
@@ -320,13 +401,35 @@ absl::Status CommandProcessor::Load(const domain::Command& command, Decided& dec
     }
     const std::string stream = domain::PatientStreamId(key);
     patients[stream] = shared.get();
+    if (options_.privacy != nullptr && shared != nullptr && !shared->reason_sealed().empty()) {
+      // Decide compares reasons; the row itself (the projection's "before") stays sealed.
+      absl::StatusOr<std::string> reason = options_.privacy->ReasonOf(*shared);
+      if (!reason.ok()) return reason.status();
+      auto& opened = decided.opened_patients.emplace_back(
+          std::make_unique<storage::v1::PatientRow>(*shared));
+      opened->set_reason(*std::move(reason));
+      patients[stream] = opened.get();
+    }
     decided.patients[stream] = std::move(shared);
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<CommandResult> CommandProcessor::Process(const domain::Command& command,
+absl::StatusOr<CommandResult> CommandProcessor::Process(const domain::Command& given,
                                                         const std::string& fingerprint) {
+  if (options_.privacy == nullptr && std::holds_alternative<domain::ErasePatientCommand>(given)) {
+    return absl::FailedPreconditionError(
+        "this database is not encrypted (it was created without --master-key-file): a "
+        "patient's data cannot be erased from it (README \"Privacy\")");
+  }
+  // An encrypted store decides on pseudonyms (store/privacy.h).
+  std::optional<domain::Command> pseudonymized;
+  absl::flat_hash_map<std::string, std::string> patient_ids;
+  if (options_.privacy != nullptr) {
+    pseudonymized.emplace(given);
+    patient_ids = Pseudonymize(*pseudonymized, *options_.privacy);
+  }
+  const domain::Command& command = pseudonymized.has_value() ? *pseudonymized : given;
   const domain::CommandMeta* meta = domain::MetaOf(command);
   const std::string request_id = meta != nullptr ? meta->request_id : std::string();
   // Request ids are the actor's own (keys.h "requests").
@@ -338,6 +441,7 @@ absl::StatusOr<CommandResult> CommandProcessor::Process(const domain::Command& c
     }
   }
   Decided decided;
+  decided.patient_ids = std::move(patient_ids);
   decided.named = domain::StreamsOf(command);
   domain::TaskStates states;
   domain::PatientStates patients;
@@ -350,7 +454,7 @@ absl::StatusOr<CommandResult> CommandProcessor::Process(const domain::Command& c
                                            options_.practice_zones == nullptr
                                                ? nullptr
                                                : options_.practice_zones->Snapshot().get()});
-  if (!events.ok()) return events.status();
+  if (!events.ok()) return WithIds(events.status(), decided.patient_ids);
   if (events->empty()) {
     for (const std::string& task_id : decided.named) {
       const State& state = decided.before[task_id];
@@ -373,6 +477,7 @@ absl::StatusOr<CommandResult> CommandProcessor::Process(const domain::Command& c
   if (!request_id.empty()) {
     batch_->requests[request_key] = Batch::Request{fingerprint, std::move(result_tasks)};
   }
+  for (auto& [key, value] : decided.keys.keys) batch_->keys[key] = std::move(value);
   batch_->cursor = decided.cursor;
   batch_->appended = true;
   return std::move(decided.result);

@@ -32,6 +32,7 @@
 #include "store/event_codec.h"
 #include "store/log_reader.h"
 #include "store/practice_zones.h"
+#include "store/privacy.h"
 #include "store/sorted_rows.h"
 
 namespace outreach::store {
@@ -73,6 +74,9 @@ struct ProcessorOptions {
   std::shared_ptr<const PracticeZoneTable> practice_zones;
   Clock* clock = nullptr;                          // never nullptr
   std::size_t cached_tasks = 16384;                // TaskStateCache capacity; 0 = no cache
+  // An encrypted store's keys (store/privacy.h): commands name patients by pseudonym, and
+  // events are sealed; nullptr = a plain store. Must outlive the processor.
+  Privacy* privacy = nullptr;
 };
 
 class CommandProcessor {
@@ -109,6 +113,7 @@ class CommandProcessor {
       std::vector<State> tasks;  // its result's tasks, shared with `tasks`
     };
     absl::flat_hash_map<std::string, Request> requests;
+    Privacy::BatchKeys keys;  // an encrypted store's data keys the batch read, made or deleted
     SortedRows* rows = nullptr;
     bool appended = false;
   };
@@ -125,6 +130,8 @@ class CommandProcessor {
                      bool has_request);
   absl::Status StampPatientEvent(Decided& decided, storage::v1::StoredEvent& event,
                                  absl::Time now, const std::string* fingerprint);
+  absl::Status SealEvent(Decided& decided, storage::v1::StoredEvent& event,
+                         const v1::Task* task) const;
   absl::Status PutRows(const Decided& decided, const domain::CommandMeta* meta,
                        const std::string& request_key, const std::string& fingerprint);
 

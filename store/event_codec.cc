@@ -50,9 +50,16 @@ absl::Status UpcastV1ToV2(storage::v1::StoredEvent& event) {
   return absl::OkStatus();
 }
 
+absl::Status UpcastV2ToV3(storage::v1::StoredEvent&) {
+  // Version 3 only adds (Sealed, PatientErased, PATIENT_DATA_ERASED): a version 2 event reads as
+  // it always has.
+  return absl::OkStatus();
+}
+
 absl::Status RegisterProductionUpcasters(SchemaRegistry& registry) {
   // One line per step, as the schema grows.
-  return registry.Register(1, UpcastV1ToV2);
+  if (absl::Status s = registry.Register(1, UpcastV1ToV2); !s.ok()) return s;
+  return registry.Register(2, UpcastV2ToV3);
 }
 
 const SchemaRegistry& SchemaRegistry::Production() {
@@ -205,6 +212,8 @@ v1::EventRecord ToEventRecord(const DecodedEvent& decoded) {
   if (const domain::EventKind* kind = domain::FindEventKind(e.payload_case())) {
     kind->copy_payload(e, record);  // an event without payload is served without one
   }
+  // Sealed personal fields (an encrypted store): the store opens them before the record leaves.
+  if (e.has_sealed()) record.set_sealed(e.sealed().SerializeAsString());
   record.set_prev_hash(std::string(AsBytes(decoded.prev_hash)));
   record.set_hash(std::string(AsBytes(decoded.hash)));
   record.set_schema_version(decoded.stored_schema_version != 0 ? decoded.stored_schema_version

@@ -35,6 +35,12 @@
 //      of a version 1 event mean: practice "default", category CUSTOM, priority ROUTINE;
 //      channel PHONE, direction OUTBOUND (domain::FillVersion1Defaults). Every other version 1
 //      field reads as it always has.
+//   3  issue 17 (privacy): StoredEvent.sealed (an encrypted store's personal fields, sealed
+//      under the patient's data key, the payload's copies left empty), a new payload case,
+//      PatientErased (18), and the close reason PATIENT_DATA_ERASED. A version 2 reader would show
+//      sealed events with empty titles and notes and take PatientErased for an event without
+//      payload, so it refuses them by name. Every event is written at version 3, sealed or
+//      not; the 2 -> 3 upcaster (UpcastV2ToV3) changes nothing.
 //
 // Pure functions; thread-safe. A SchemaRegistry is immutable once its owner starts sharing it
 // (Register before handing it to a store); its const methods are thread-safe.
@@ -55,7 +61,7 @@
 namespace outreach::store {
 
 inline constexpr uint8_t kEventFormatVersion = 1;
-inline constexpr uint32_t kEventSchemaVersion = 2;
+inline constexpr uint32_t kEventSchemaVersion = 3;
 inline constexpr std::size_t kHashSize = 32;
 
 using Hash = std::array<char, kHashSize>;
@@ -107,8 +113,9 @@ class SchemaRegistry {
   std::vector<Upcaster> upcasters_;  // [i] upgrades version i + 1 to i + 2
 };
 
-// The production step from schema version 1 to 2 (see the history above). Never fails.
+// The production steps from schema version 1 to 2 and 2 to 3 (see the history above). Never fail.
 absl::Status UpcastV1ToV2(storage::v1::StoredEvent& event);
+absl::Status UpcastV2ToV3(storage::v1::StoredEvent& event);
 
 // Registers every production upcaster (1 -> 2, ... up to kEventSchemaVersion) in `registry`,
 // whose current version must be at least kEventSchemaVersion. Production() is built with it;

@@ -1,10 +1,15 @@
 #include "store/event_store.h"
 
 #include <atomic>
+#include <optional>
+#include <thread>
+#include <vector>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "logging/log.h"
 #include "store/backup.h"
 #include "store/consumer_checkpoints.h"
 #include "store/database.h"
@@ -15,6 +20,7 @@
 #include "store/log_reader.h"
 #include "store/log_verifier.h"
 #include "store/patient_outreach.h"
+#include "store/privacy.h"
 #include "store/projection_rows.h"
 #include "store/projections/expiry.h"
 #include "store/recovery.h"
@@ -26,6 +32,28 @@ namespace outreach::store {
 namespace {
 
 absl::Status ReadOnlyError() { return absl::FailedPreconditionError(kReadOnlyMessage); }
+
+constexpr char kNeedsKeyMessage[] =
+    "this database keeps personal data encrypted (README \"Privacy\"): open it with its "
+    "master key (--master-key-file)";
+
+// The tasks and events a command's result carries, opened.
+absl::Status RevealResult(const Privacy& privacy, CommandResult& result) {
+  for (v1::Task& task : result.tasks) {
+    if (absl::Status s = privacy.Reveal(task); !s.ok()) return s;
+  }
+  for (v1::EventRecord& event : result.events) {
+    if (absl::Status s = privacy.Reveal(event); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+bool ErasesAPatient(const CommandResult& result) {
+  for (const v1::EventRecord& event : result.events) {
+    if (event.has_patient_erased()) return true;
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -52,6 +80,7 @@ class EventStore::Impl {
     // every column family's flush is done, so a crash mid-flush recovers as usual.
     const bool flush = writer != nullptr && writer->MayWriteOnClose();
     writer.reset();
+    StopPurger();
     consumers.reset();   // its writer uses the database
     access_log.reset();  // its writer uses the database
     if (database != nullptr) database->Close(flush);
@@ -64,13 +93,20 @@ class EventStore::Impl {
     absl::StatusOr<Recovered> recovered = Recover(*database, *schemas, verify, options.observer);
     if (!recovered.ok()) return recovered.status();
     head.Publish(recovered->head.position);
+    if (absl::Status s = OpenPrivacy(recovered->head.position); !s.ok()) return s;
     if (absl::Status s = OpenAccessLog(); !s.ok()) return s;
     OpenConsumers();
     if (database->read_only()) return absl::OkStatus();
+    if (privacy != nullptr) {
+      // Keys destroyed before a crash, or by a restore's re-applied erasures, leave the files.
+      if (absl::Status s = PurgeKeys(); !s.ok()) return s;
+      purger = std::thread([this] { RunPurger(); });
+    }
     WriterOptions writer_options;
     writer_options.processor.time_zone = options.time_zone;
     writer_options.processor.practice_zones = options.practice_zones;
     writer_options.processor.clock = clock;
+    writer_options.processor.privacy = privacy.get();
     writer_options.max_commands_per_batch = options.max_commands_per_batch;
     writer_options.checkpoint_every = options.checkpoint_every;
     writer_options.resume_poll = options.resume_poll;
@@ -105,6 +141,111 @@ class EventStore::Impl {
         options.sync_writes, database->read_only());
   }
 
+  // The store's privacy mode (store/privacy.h), after recovery.
+  absl::Status OpenPrivacy(uint64_t head_position) {
+    absl::StatusOr<bool> is = IsEncrypted(database->db(), database->cf(keys::kDefault));
+    if (!is.ok()) return is.status();
+    encrypted = *is;
+    if (options.master_key.empty()) {
+      if (!encrypted) return absl::OkStatus();
+      if (database->read_only()) return absl::OkStatus();  // reads refuse, verify works
+      if (!options.open_encrypted_without_key) {
+        return absl::FailedPreconditionError(kNeedsKeyMessage);
+      }
+      writes_locked = true;
+      return absl::OkStatus();
+    }
+    if (!encrypted) {
+      if (database->read_only()) {
+        return absl::FailedPreconditionError(
+            "a master key was given, but this database is not encrypted (it was created "
+            "without one)");
+      }
+      if (head_position > 0) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "this database already holds ", head_position,
+            " events unencrypted: a plain database cannot be encrypted in place; start a new "
+            "database with --master-key-file (README \"Privacy\")"));
+      }
+    }
+    rocksdb::WriteBatch batch;
+    absl::StatusOr<std::unique_ptr<Privacy>> opened =
+        Privacy::Open(database->db(), database->cf(keys::kDefault), database->cf(keys::kKeys),
+                      options.master_key, /*create=*/!encrypted, &batch);
+    if (!opened.ok()) return opened.status();
+    if (batch.Count() > 0) {
+      if (absl::Status s = database->WriteSynced(&batch, "writing the privacy row"); !s.ok()) {
+        return s;
+      }
+    }
+    privacy = *std::move(opened);
+    encrypted = true;
+    return absl::OkStatus();
+  }
+
+  // Readers: the sealed fields opened; FAILED_PRECONDITION for an encrypted store opened
+  // without its key.
+  template <class T>
+  absl::Status Reveal(T& value) const {
+    if (privacy != nullptr) return privacy->Reveal(value);
+    if (encrypted) return absl::FailedPreconditionError(kNeedsKeyMessage);
+    return absl::OkStatus();
+  }
+
+  absl::Status PurgeKeys() {
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    std::vector<rocksdb::ColumnFamilyHandle*> families;
+    for (rocksdb::ColumnFamilyHandle* family : database->handles()) {
+      if (family != nullptr) families.push_back(family);
+    }
+    if (absl::Status s = FromRocks(database->db()->Flush(flush, families), "flushing");
+        !s.ok()) {
+      return s;
+    }
+    rocksdb::CompactRangeOptions compact;
+    compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    if (absl::Status s = FromRocks(database->db()->CompactRange(compact, database->cf(keys::kKeys),
+                                                                nullptr, nullptr),
+                                   "compacting the data keys");
+        !s.ok()) {
+      return s;
+    }
+    purges_done.fetch_add(1, std::memory_order_relaxed);
+    return absl::OkStatus();
+  }
+
+  void RequestPurge() {
+    absl::MutexLock lock(&purge_mu);
+    purge_requested = true;
+  }
+
+  // The background purge after erasures: one at a time, coalescing requests.
+  void RunPurger() {
+    while (true) {
+      {
+        absl::MutexLock lock(&purge_mu);
+        purge_mu.Await(absl::Condition(
+            +[](Impl* impl) { return impl->purge_requested || impl->purge_stopping; }, this));
+        if (purge_stopping) return;
+        purge_requested = false;
+      }
+      if (absl::Status s = PurgeKeys(); !s.ok()) {
+        logging::Warning("purging destroyed data keys failed; the next start-up purges them",
+                         {{"error", s.ToString()}});
+      }
+    }
+  }
+
+  void StopPurger() {
+    if (!purger.joinable()) return;
+    {
+      absl::MutexLock lock(&purge_mu);
+      purge_stopping = true;
+    }
+    purger.join();
+  }
+
   LogReader log() const { return LogReader(database->db(), &database->handles(), schemas); }
 
   const StoreOptions options;
@@ -119,6 +260,14 @@ class EventStore::Impl {
   std::unique_ptr<EventWriter> writer;    // nullptr when read-only
   std::unique_ptr<ConsumerCheckpoints> consumers;  // over "consumers"; reset before the DB
   uint64_t access_log_head_at_open = 0;   // StoreStats::access_log_appends counts from it
+  bool encrypted = false;                 // the database has a "privacy" row
+  bool writes_locked = false;             // encrypted, opened without its key: no writes
+  std::unique_ptr<Privacy> privacy;       // set when encrypted and opened with the key
+  std::atomic<uint64_t> purges_done{0};
+  std::thread purger;                     // read-write and encrypted: RunPurger
+  absl::Mutex purge_mu;
+  bool purge_requested ABSL_GUARDED_BY(purge_mu) = false;
+  bool purge_stopping ABSL_GUARDED_BY(purge_mu) = false;
   mutable std::atomic<uint64_t> verify_failures{0};
 };
 
@@ -146,6 +295,7 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStore::OpenReadOnly(const std::
   store_options.env = options.env;
   store_options.schemas = options.schemas;
   store_options.create_if_missing = false;
+  store_options.master_key = std::move(options.master_key);
   const bool secondary = !options.secondary_path.empty();
   DatabaseOptions database_options;
   database_options.mode = secondary ? OpenMode::kSecondary : OpenMode::kReadOnly;
@@ -185,9 +335,26 @@ void EventStore::SubmitGroup(std::vector<Submission> commands) {
     for (Submission& s : commands) std::move(s.done)(ReadOnlyError());
     return;
   }
+  if (impl_->writes_locked) {
+    for (Submission& s : commands) {
+      std::move(s.done)(absl::FailedPreconditionError(kNeedsKeyMessage));
+    }
+    return;
+  }
   std::vector<EventWriter::Queued> queued;
   queued.reserve(commands.size());
   for (Submission& s : commands) {
+    if (impl_->privacy != nullptr) {
+      // Results leave the store opened; an erasure's keys then leave the files.
+      s.done = [impl = impl_.get(), done = std::move(s.done)](
+                   absl::StatusOr<CommandResult> result) mutable {
+        if (result.ok()) {
+          if (ErasesAPatient(*result)) impl->RequestPurge();
+          if (absl::Status s = RevealResult(*impl->privacy, *result); !s.ok()) result = s;
+        }
+        std::move(done)(std::move(result));
+      };
+    }
     queued.push_back(
         EventWriter::Queued{std::move(s.command), std::move(s.fingerprint), std::move(s.done)});
   }
@@ -213,26 +380,44 @@ std::size_t EventStore::max_commands_per_batch() const {
   return std::max<std::size_t>(impl_->options.max_commands_per_batch, 1);
 }
 
+namespace {
+
+// `value` with its sealed fields opened by `impl` (EventStore::Impl::Reveal).
+template <class Impl, class T>
+absl::StatusOr<T> Revealed(const Impl& impl, absl::StatusOr<T> value) {
+  if (!value.ok()) return value;
+  if (absl::Status s = impl.Reveal(*value); !s.ok()) return s;
+  return value;
+}
+
+}  // namespace
+
 absl::StatusOr<v1::Task> EventStore::GetTask(absl::string_view task_id) const {
-  return ReadTaskRow(impl_->log(), task_id);
+  return Revealed(*impl_, ReadTaskRow(impl_->log(), task_id));
 }
 
 absl::StatusOr<v1::Task> EventStore::GetTaskAsOfVersion(absl::string_view task_id,
                                                         int64_t version) const {
   const Database::ReadView view(*impl_->database);
-  return TaskAsOfVersion(impl_->log(), view.options(), task_id, version);
+  return Revealed(*impl_, TaskAsOfVersion(impl_->log(), view.options(), task_id, version));
 }
 
 absl::StatusOr<v1::Task> EventStore::GetTaskAsOfTime(absl::string_view task_id,
                                                      absl::Time time) const {
   const Database::ReadView view(*impl_->database);
-  return TaskAsOfTime(impl_->log(), view.options(), task_id, time);
+  return Revealed(*impl_, TaskAsOfTime(impl_->log(), view.options(), task_id, time));
 }
 
 absl::StatusOr<std::vector<HistoryEntry>> EventStore::GetTaskHistory(
     absl::string_view task_id) const {
   const Database::ReadView view(*impl_->database);
-  return TaskHistory(impl_->log(), view.options(), task_id);
+  absl::StatusOr<std::vector<HistoryEntry>> history =
+      TaskHistory(impl_->log(), view.options(), task_id);
+  if (!history.ok()) return history;
+  for (HistoryEntry& entry : *history) {
+    if (absl::Status s = impl_->Reveal(entry.event); !s.ok()) return s;
+  }
+  return history;
 }
 
 absl::StatusOr<std::vector<v1::OutreachStats>> EventStore::GetOutreachStats(
@@ -247,21 +432,48 @@ absl::StatusOr<std::vector<v1::OutreachStats>> EventStore::GetOutreachStats(
 absl::StatusOr<ListPage> EventStore::ListTasks(const ListQuery& query) const {
   const Database& database = *impl_->database;
   const Database::ReadView view(database);
-  return ListWorklist(database.db(), database.cf(keys::kWorklist), database.cf(keys::kTasks),
-                      view.options().snapshot, query);
+  std::optional<ListQuery> pseudonymized;
+  if (impl_->privacy != nullptr && !query.patient_id.empty()) {
+    pseudonymized = query;
+    pseudonymized->patient_id = impl_->privacy->Pseudonym(query.patient_id);
+  }
+  absl::StatusOr<ListPage> page =
+      ListWorklist(database.db(), database.cf(keys::kWorklist), database.cf(keys::kTasks),
+                   view.options().snapshot, pseudonymized.has_value() ? *pseudonymized : query);
+  if (!page.ok()) return page;
+  for (v1::Task& task : page->tasks) {
+    if (absl::Status s = impl_->Reveal(task); !s.ok()) return s;
+  }
+  return page;
 }
 
 absl::StatusOr<v1::PatientOutreach> EventStore::GetPatientOutreach(
     absl::string_view practice_id, absl::string_view patient_id) const {
   const absl::CivilDay today = absl::ToCivilDay(impl_->clock->Now(), impl_->options.time_zone);
-  return ReadPatientOutreach(*impl_->database, practice_id, patient_id, today);
+  if (impl_->encrypted && impl_->privacy == nullptr) {
+    return absl::FailedPreconditionError(kNeedsKeyMessage);
+  }
+  if (impl_->privacy == nullptr) {
+    return ReadPatientOutreach(*impl_->database, practice_id, patient_id, today, nullptr);
+  }
+  absl::StatusOr<v1::PatientOutreach> out =
+      ReadPatientOutreach(*impl_->database, practice_id,
+                          impl_->privacy->Pseudonym(patient_id), today, impl_->privacy.get());
+  if (out.ok()) out->set_patient_id(std::string(patient_id));
+  return out;
 }
 
 absl::StatusOr<std::vector<v1::EventRecord>> EventStore::ReadEvents(uint64_t from_position,
                                                                     absl::string_view task_id,
                                                                     uint64_t limit) const {
   const Database::ReadView view(*impl_->database);
-  return impl_->log().ReadEvents(view.options(), from_position, task_id, limit);
+  absl::StatusOr<std::vector<v1::EventRecord>> events =
+      impl_->log().ReadEvents(view.options(), from_position, task_id, limit);
+  if (!events.ok()) return events;
+  for (v1::EventRecord& event : *events) {
+    if (absl::Status s = impl_->Reveal(event); !s.ok()) return s;
+  }
+  return events;
 }
 
 uint64_t EventStore::HeadPosition() const { return impl_->head.Head(); }
@@ -408,5 +620,16 @@ absl::Status EventStore::CatchUpWithPrimary() {
 AccessLog* EventStore::access_log() const { return impl_->access_log.get(); }
 
 ConsumerCheckpoints* EventStore::consumers() const { return impl_->consumers.get(); }
+
+bool EventStore::encrypted() const { return impl_->encrypted; }
+
+absl::Status EventStore::PurgeDestroyedKeys() {
+  if (impl_->database->read_only()) return ReadOnlyError();
+  return impl_->PurgeKeys();
+}
+
+uint64_t EventStore::PurgesDone() const {
+  return impl_->purges_done.load(std::memory_order_relaxed);
+}
 
 }  // namespace outreach::store

@@ -112,6 +112,13 @@ struct StoreOptions {
   // Hears the write path's events and a rebuild's progress (store/store_observer.h); nullptr =
   // nobody. Must outlive the store.
   StoreObserver* observer = nullptr;
+  // The master key (32 bytes, store/privacy.h; outreachd's --master-key-file). Set: a new
+  // database is encrypted, an encrypted one is opened with it (FAILED_PRECONDITION if it is not
+  // its key), and a plain one that holds events is refused (it cannot be encrypted in place).
+  // Empty: a plain database; an encrypted one is refused, unless open_encrypted_without_key,
+  // which opens it with every write refused (rebuilding and verifying need no key).
+  std::string master_key;
+  bool open_encrypted_without_key = false;
 };
 
 struct ReadOnlyOptions {
@@ -126,6 +133,10 @@ struct ReadOnlyOptions {
   std::size_t block_cache_bytes = 8 << 20;
   rocksdb::Env* env = nullptr;
   const SchemaRegistry* schemas = nullptr;  // nullptr = SchemaRegistry::Production()
+  // An encrypted database's master key (StoreOptions::master_key). Without it an encrypted
+  // database still opens, and verifies (the hash chain covers the ciphertext), but every read
+  // that would show personal fields (tasks, events, patients) is FAILED_PRECONDITION.
+  std::string master_key;
 };
 
 
@@ -353,6 +364,15 @@ class EventStore {
   // while it lives. Acks are refused on a read-only store; nullptr on a read-only store whose
   // database was written before consumers existed.
   ConsumerCheckpoints* consumers() const;
+
+  // True when the database keeps personal data encrypted (store/privacy.h).
+  bool encrypted() const;
+  // Flushes every memtable and compacts the "keys" family, so that destroyed data keys leave the
+  // RocksDB files (and the write-ahead log). The store does it by itself after each batch that
+  // erased a patient, in the background, and at every read-write Open; this runs it now.
+  absl::Status PurgeDestroyedKeys();
+  // How many purges have finished since Open (tests wait on it).
+  uint64_t PurgesDone() const;
 
   class Impl;
 

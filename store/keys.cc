@@ -43,7 +43,8 @@ std::string SerializeDeterministic(const Message& message) {
 const std::vector<std::string>& ColumnFamilyNames() {
   static const std::vector<std::string>* const kNames = new std::vector<std::string>{
       "default",  "events",   "streams",  "tasks",     "worklist",
-      "expiry",   "requests", "patients", "access_log", "consumers", "stats"};
+      "expiry",   "requests", "patients", "access_log", "consumers", "stats",
+      "keys"};
   return *kNames;
 }
 

@@ -64,6 +64,11 @@
 //               period boundary, so a report's days in --time-zone are whole ranges of periods)
 //   "consumers": the durable consumers' checkpoints, see store/consumer_checkpoints.h (not a
 //               projection: never rebuilt; created empty like "access_log")
+//   "keys":     an encrypted store's per-patient data keys (store/privacy.h): practice_id '\0'
+//               pseudonym -> serialized outreach.storage.v1.DataKeyRow (not a projection: a
+//               destroyed key is never rebuilt; created empty like "access_log")
+//     and in "default": "privacy" -> serialized outreach.storage.v1.PrivacyRow (present once the
+//               store is encrypted)
 //
 // A reader that finds a projection_format it does not know rebuilds the projections (everything
 // but "events" and the "head"/"checkpoint" rows) from the log. Pure functions; thread-safe.
@@ -88,7 +93,7 @@ namespace outreach::store::keys {
 // Column families, in the order Open creates their handles.
 enum Cf : int {
   kDefault = 0, kEvents, kStreams, kTasks, kWorklist, kExpiry, kRequests, kPatients, kAccessLog,
-  kConsumers, kStats, kNumCfs
+  kConsumers, kStats, kKeys, kNumCfs
 };
 // The RocksDB name of each column family, indexed by Cf.
 const std::vector<std::string>& ColumnFamilyNames();
@@ -103,6 +108,7 @@ inline constexpr char kHeadKey[] = "head";
 inline constexpr char kCheckpointKey[] = "checkpoint";
 inline constexpr char kProjectionFormatKey[] = "projection_format";
 inline constexpr char kProjectionSchemaKey[] = "projection_schema";
+inline constexpr char kPrivacyKey[] = "privacy";
 
 // Fixed-width big-endian numbers.
 std::string EncodeFixed64BE(uint64_t value);

@@ -92,7 +92,11 @@ v1::OutreachStats ToRow(std::string key, Sums& sums) {
   }
   row.set_closed(closed);
   row.set_scheduled(sums.scheduled);
-  const uint64_t excluded = sums.reasons[v1::DO_NOT_CONTACT] + sums.reasons[v1::ENTERED_IN_ERROR];
+  // A task whose patient asked not to be contacted, was filed in error or was erased was never
+  // an outreach that could convert.
+  const uint64_t excluded = sums.reasons[v1::DO_NOT_CONTACT] +
+                            sums.reasons[v1::ENTERED_IN_ERROR] +
+                            sums.reasons[v1::PATIENT_DATA_ERASED];
   const uint64_t denominator = closed - excluded;
   row.set_conversion_rate(denominator == 0 ? 0
                                            : static_cast<double>(sums.scheduled) /

@@ -37,7 +37,8 @@ class SnapshotRows final : public RowReader {
 absl::StatusOr<v1::PatientOutreach> ReadPatientOutreach(const Database& database,
                                                         absl::string_view practice_id,
                                                         absl::string_view patient_id,
-                                                        absl::CivilDay today) {
+                                                        absl::CivilDay today,
+                                                        const Privacy* privacy) {
   const Database::ReadView view(database);
   const SnapshotRows rows(database, view.options());
   v1::PatientOutreach out;
@@ -61,6 +62,9 @@ absl::StatusOr<v1::PatientOutreach> ReadPatientOutreach(const Database& database
       return absl::DataLossError(absl::StrCat("patients: open task \"", open.task_id(),
                                               "\" has no readable row"));
     }
+  }
+  if (privacy != nullptr) {
+    if (absl::Status s = privacy->Reveal(out, r); !s.ok()) return s;
   }
   return out;
 }

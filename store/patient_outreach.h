@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "outreach/v1/patient_service.pb.h"
 #include "store/database.h"
+#include "store/privacy.h"
 
 namespace outreach::store {
 
@@ -15,6 +16,7 @@ namespace outreach::store {
 absl::StatusOr<v1::PatientOutreach> ReadPatientOutreach(const Database& database,
                                                         absl::string_view practice_id,
                                                         absl::string_view patient_id,
-                                                        absl::CivilDay today);
+                                                        absl::CivilDay today,
+                                                        const Privacy* privacy);
 
 }  // namespace outreach::store

@@ -141,6 +141,7 @@ class StatsApplier {
       case StoredEvent::kTaskClosed: return Closed(event);
       case StoredEvent::kTaskAssigned: return Assigned(event);
       case StoredEvent::kContactPreferenceSet:  // a patient's stream: nothing to count
+      case StoredEvent::kPatientErased:
       case StoredEvent::PAYLOAD_NOT_SET:
         return absl::OkStatus();
     }

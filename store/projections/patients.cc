@@ -58,6 +58,8 @@ void SetPreference(PatientRow& row, const PatientRow& preference) {
   row.set_do_not_contact(preference.do_not_contact());
   row.set_until_date(preference.until_date());
   row.set_reason(preference.reason());
+  row.set_reason_sealed(preference.reason_sealed());
+  row.set_erased(preference.erased());
 }
 
 PatientRow NewRow(absl::string_view practice_id, absl::string_view patient_id) {
@@ -78,6 +80,7 @@ class PatientsFold final : public ProjectionFold {
         auto [row, inserted] = rows_.try_emplace(key);
         if (inserted) row->second = NewRow(created.practice_id(), created.patient_id());
         AddOpenTask(row->second, event.task_id(), created.category());
+        row->second.set_erased(false);  // seen again after an erasure
         task_rows_[event.task_id()] = std::move(key);
         return absl::OkStatus();
       }
@@ -88,7 +91,11 @@ class PatientsFold final : public ProjectionFold {
         if (PatientRow* row = RowOfTask(event.task_id())) RemoveOpenTask(*row, event.task_id());
         return absl::OkStatus();
       case StoredEvent::kContactPreferenceSet:
-        return OnPreference(event);
+        return OnPreference(event, event.contact_preference_set().practice_id(),
+                            event.contact_preference_set().patient_id());
+      case StoredEvent::kPatientErased:
+        return OnPreference(event, event.patient_erased().practice_id(),
+                            event.patient_erased().patient_id());
       case StoredEvent::kTaskAssigned:
       case StoredEvent::PAYLOAD_NOT_SET:
         return absl::OkStatus();
@@ -112,10 +119,11 @@ class PatientsFold final : public ProjectionFold {
     return &rows_[key->second];
   }
 
-  absl::Status OnPreference(const StoredEvent& event) {
-    const v1::ContactPreferenceSet& set = event.contact_preference_set();
-    auto [row, inserted] = rows_.try_emplace(keys::PatientKey(set.practice_id(), set.patient_id()));
-    if (inserted) row->second = NewRow(set.practice_id(), set.patient_id());
+  // An event of the patient's own stream.
+  absl::Status OnPreference(const StoredEvent& event, const std::string& practice_id,
+                            const std::string& patient_id) {
+    auto [row, inserted] = rows_.try_emplace(keys::PatientKey(practice_id, patient_id));
+    if (inserted) row->second = NewRow(practice_id, patient_id);
     PatientRow preference = row->second;
     if (absl::Status s = domain::ApplyPatient(preference, event); !s.ok()) return s;
     SetPreference(row->second, preference);
@@ -169,6 +177,7 @@ class PatientsProjectionImpl final : public Projection {
     } else {
       for (const StoredEvent* event : stream.events) {
         if (event->has_contact_logged()) CountContact(row, *event);
+        if (event->has_task_created()) row.set_erased(false);  // seen again after an erasure
       }
       if (stream.after->status() == v1::CLOSED) {
         RemoveOpenTask(row, stream.after->task_id());

@@ -102,7 +102,8 @@ TEST(EventKindsTest, NoPayloadAndUnspecifiedTypeHaveNoRow) {
 
 TEST(EventKindsTest, EventTypeListNamesEveryTypeInOrder) {
   EXPECT_EQ(EventTypeList(),
-            "TASK_CREATED, CONTACT_LOGGED, TASK_CLOSED, TASK_ASSIGNED or CONTACT_PREFERENCE_SET");
+            "TASK_CREATED, CONTACT_LOGGED, TASK_CLOSED, TASK_ASSIGNED, CONTACT_PREFERENCE_SET or "
+            "PATIENT_ERASED");
 }
 
 // Apply names events from the table; its messages for a corrupt log read as they always have.

@@ -83,6 +83,8 @@ std::string EventSummary(const v1::EventRecord& record) {
     case v1::EventRecord::kContactPreferenceSet:
       return PreferenceSummary(record.contact_preference_set().do_not_contact(),
                                record.contact_preference_set().reason());
+    case v1::EventRecord::kPatientErased:
+      return absl::StrCat("PatientErased ", record.patient_erased().reason());
     case v1::EventRecord::PAYLOAD_NOT_SET:
       break;
   }

@@ -196,6 +196,9 @@ storage::v1::StoredEvent ToStored(const v1::EventRecord& record) {
     case v1::EventRecord::kTaskAssigned:
       *event.mutable_task_assigned() = record.task_assigned();
       break;
+    case v1::EventRecord::kPatientErased:
+      *event.mutable_patient_erased() = record.patient_erased();
+      break;
     case v1::EventRecord::kContactPreferenceSet:
       *event.mutable_contact_preference_set() = record.contact_preference_set();
       break;

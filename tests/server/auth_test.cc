@@ -279,6 +279,8 @@ const std::map<std::string, std::vector<Role>>& ExpectedMatrix() {
        {Role::kCoordinator, Role::kService, Role::kAdmin}},
       {"/outreach.v1.PatientService/GetPatientOutreach",
        {Role::kCoordinator, Role::kService, Role::kAdmin}},
+      // Issue 17: erasure destroys data: admin only.
+      {"/outreach.v1.PatientService/ErasePatient", {Role::kAdmin}},
       {absl::StrCat(kEventLog, "ReadEvents"), {Role::kAuditor, Role::kAdmin}},
       {absl::StrCat(kEventLog, "SubscribeEvents"), {Role::kAuditor, Role::kAdmin}},
       {absl::StrCat(kEventLog, "VerifyLog"), {Role::kAuditor, Role::kAdmin}},
@@ -370,7 +372,7 @@ TEST_F(AuthenticatorTest, EveryRpcByEveryRoleIsAllowedExactlyAsTheTableSays) {
       ++checked;
     }
   }
-  EXPECT_EQ(checked, 20 * 4);  // 20 outreach RPCs x 4 roles
+  EXPECT_EQ(checked, 21 * 4);  // 21 outreach RPCs x 4 roles
 }
 
 TEST_F(AuthenticatorTest, TheCallerIsThePrincipal) {

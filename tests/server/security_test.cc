@@ -42,6 +42,7 @@
 #include "store/consumer_checkpoints.h"
 #include "store/clock.h"
 #include "store/event_store.h"
+#include "store/privacy.h"
 #include "tests/testing/server_fixture.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_ca.h"
@@ -112,7 +113,11 @@ class SecurityTest : public ServerFixture {
         PrincipalRegistry::Load(principals_path_);
     ASSERT_TRUE(registry.ok()) << registry.status();
     registry_ = *std::move(registry);
-    ASSERT_NO_FATAL_FAILURE(OpenStore(TestStoreOptions()));
+    // Encrypted (README "Privacy"): the role matrix calls ErasePatient, and every other check
+    // here holds for an encrypted store as for a plain one.
+    store::StoreOptions options = TestStoreOptions();
+    options.master_key = std::string(store::kMasterKeySize, 'm');
+    ASSERT_NO_FATAL_FAILURE(OpenStore(options));
   }
 
   void WritePrincipals(const std::string& text) {
@@ -260,6 +265,14 @@ class SecurityTest : public ServerFixture {
       request.set_do_not_contact(true);
       return patients_->SetContactPreference(Context(call).get(), request, &outreach);
     }
+    if (name == "ErasePatient") {
+      // The patient of the test's "erase-me" task (erasing again is a no-op, also OK).
+      v1::ErasePatientRequest request;
+      request.set_patient_id("p-erase");
+      request.set_reason("matrix");
+      v1::ErasePatientResponse response;
+      return patients_->ErasePatient(Context(call).get(), request, &response);
+    }
     v1::GetPatientOutreachRequest request;
     request.set_patient_id("p-matrix");
     return patients_->GetPatientOutreach(Context(call).get(), request, &outreach);
@@ -363,6 +376,10 @@ class SecurityTest : public ServerFixture {
 TEST_F(SecurityTest, EveryRpcByEveryCallerGetsExactlyWhatTheRoleTableSays) {
   StartPlaintext();
   ASSERT_TRUE(Create(As(Role::kAdmin), "seed").ok());
+  v1::CreateTaskRequest erase_me = CreateRequest("erase-me");
+  erase_me.set_patient_id("p-erase");
+  v1::Task created;
+  ASSERT_TRUE(tasks_->CreateTask(Context(As(Role::kAdmin)).get(), erase_me, &created).ok());
   int checked = 0;
   for (const MethodRule& rule : MethodTable()) {
     const std::string method(rule.method);
@@ -392,8 +409,9 @@ TEST_F(SecurityTest, EveryRpcByEveryCallerGetsExactlyWhatTheRoleTableSays) {
       ++checked;
     }
   }
-  // 20 outreach RPCs (16, and Follow, AckEvents, ListConsumers, GetOutreachStats) x 6 callers.
-  EXPECT_EQ(checked, 20 * 6);
+  // 21 outreach RPCs (16, and Follow, AckEvents, ListConsumers, GetOutreachStats, ErasePatient)
+  // x 6 callers.
+  EXPECT_EQ(checked, 21 * 6);
 }
 
 TEST_F(SecurityTest, RepeatedCredentialsOrOnBehalfOfAreRefused) {

@@ -328,7 +328,7 @@ TEST_F(SubscribeEventsTest, UnknownEventTypeMessageListsEveryType) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(status.error_message(),
             "event_types[0]: 42 is not an event type (TASK_CREATED, CONTACT_LOGGED, TASK_CLOSED, "
-            "TASK_ASSIGNED or CONTACT_PREFERENCE_SET)");
+            "TASK_ASSIGNED, CONTACT_PREFERENCE_SET or PATIENT_ERASED)");
 }
 
 TEST_F(SubscribeEventsTest, MalformedTaskIdIsInvalidArgument) {

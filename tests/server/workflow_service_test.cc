@@ -12,6 +12,7 @@
 #include "domain/validation.h"
 #include "store/access_log.h"
 #include "store/event_json.h"
+#include "store/event_codec.h"
 #include "tests/testing/server_fixture.h"
 
 namespace outreach::server::testing {
@@ -103,7 +104,7 @@ TEST_F(WorkflowServiceTest, OldClientsGetTheDefaultPracticeCustomRoutineAndPhone
   EXPECT_EQ(task.contacts(0).direction(), v1::OUTBOUND);
   EXPECT_EQ(task.attempt_count(), 1);
   std::vector<v1::EventRecord> events = ReadEvents();
-  EXPECT_EQ(events[0].schema_version(), 2u);
+  EXPECT_EQ(events[0].schema_version(), store::kEventSchemaVersion);
   EXPECT_EQ(events[0].task_created().practice_id(), "default");
   EXPECT_EQ(events[1].contact_logged().channel(), v1::PHONE);
 }

@@ -212,7 +212,8 @@ class PlainStats {
         auto it = g.reasons.find(reason);
         return it == g.reasons.end() ? uint64_t{0} : it->second;
       };
-      const uint64_t denominator = closed - count("DO_NOT_CONTACT") - count("ENTERED_IN_ERROR");
+      const uint64_t denominator = closed - count("DO_NOT_CONTACT") - count("ENTERED_IN_ERROR") -
+                                     count("PATIENT_DATA_ERASED");
       row.set_conversion_rate(denominator == 0 ? 0 : double(g.scheduled) / double(denominator));
       row.set_median_hours_to_first_contact(Median(g.first_contact) / 3600);
       row.set_median_days_to_scheduled(Median(g.to_scheduled) / 86400);
