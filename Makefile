@@ -3,7 +3,8 @@
 #   make test   install missing packages, then every stage below, each with a one-line summary
 #
 # The stages of `make test`, each runnable alone:
-#   make test-unit    Release build in ./build, every test with ctest
+#   make test-unit    Release build in ./build, the FHIR test's npm validator (npm ci into
+#                     ./build/fhir-npm), every test but the deploy ones with ctest
 #   make test-asan    the domain, store and server tests built with ASan + UBSan (gcc, -O1) in
 #                     ./build-asan; any report (including a leak) fails
 #   make test-tsan    the store's concurrency tests (group-commit writer, fault tests) built with
@@ -34,6 +35,7 @@ FUZZ_CXX ?= clang++-14
 IMAGE    ?= localhost/outreach:latest
 SYSTEMD_TEST_IMAGE ?= localhost/outreach-systemd-test:latest
 NPM_DIR  ?= $(BUILD_DIR)/deploy-npm
+FHIR_NPM_DIR ?= $(BUILD_DIR)/fhir-npm
 # podman on machines like CI's (runc, cgroupfs, file events logger, ulimits within the hard
 # limits): deploy/image/containers.conf. Empty: podman's own configuration.
 PODMAN_CONF ?= $(CURDIR)/deploy/image/containers.conf
@@ -99,10 +101,17 @@ test: deps deploy-deps
 	  test-unit test-deploy test-asan test-tsan fuzz-smoke; \
 	  status=$$?; echo "== make test"; cat $(STAGES_FILE); exit $$status
 
+# The FHIR export's test validates the files with HL7's FHIR R4 JSON schema through a test-only
+# npm package (tests/ctl/fhir/package.json, its lock file pinning every version), installed with
+# `npm ci` into $(FHIR_NPM_DIR) before the tests run; the product's build downloads nothing.
 test-unit: $(DEPS)
 	@$(STAGE) build sh -c 'cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release \
 	  --log-level=WARNING && cmake --build $(BUILD_DIR) -j$(JOBS)'
-	@$(STAGE) test-unit $(CTEST) --test-dir $(BUILD_DIR) --timeout 600 -LE deploy
+	@$(STAGE) test-npm sh -c 'mkdir -p $(FHIR_NPM_DIR) && \
+	  cp tests/ctl/fhir/package.json tests/ctl/fhir/package-lock.json $(FHIR_NPM_DIR)/ && \
+	  npm ci --prefix $(FHIR_NPM_DIR) --no-audit --no-fund --loglevel=error'
+	@$(STAGE) test-unit env OUTREACH_FHIR_NODE_MODULES=$(abspath $(FHIR_NPM_DIR))/node_modules \
+	  $(CTEST) --test-dir $(BUILD_DIR) --timeout 600 -LE deploy
 
 DEPLOY_DEPS ?= deploy-deps
 PODMAN_ENV = $(if $(PODMAN_CONF),CONTAINERS_CONF=$(PODMAN_CONF))
