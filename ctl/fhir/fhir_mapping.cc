@@ -366,16 +366,14 @@ absl::Status FhirExporter::Add(const v1::EventRecord& event, Write write) {
   if (domain::IsPatientStream(event.task_id()) || other_practice_.contains(event.task_id())) {
     return absl::OkStatus();
   }
-  if (event.payload_case() == v1::EventRecord::kTaskCreated && !options_.practice.empty()) {
-    v1::Task created;
-    if (absl::Status s = domain::Apply(created, ForFold(event)); !s.ok()) return s;
-    if (created.practice_id() != options_.practice) {
-      other_practice_.insert(event.task_id());
-      return absl::OkStatus();
-    }
-  }
   Entry& entry = tasks_[event.task_id()];
   if (absl::Status s = domain::Apply(entry.task, ForFold(event)); !s.ok()) return s;
+  // A task's practice is set by its first event and never changes.
+  if (!options_.practice.empty() && entry.task.practice_id() != options_.practice) {
+    tasks_.erase(event.task_id());
+    other_practice_.insert(event.task_id());
+    return absl::OkStatus();
+  }
   if (event.payload_case() == v1::EventRecord::kContactLogged) {
     entry.contact_event_ids.push_back(event.event_id());
   }

