@@ -29,8 +29,11 @@
 #include "ctl/fhir/fhir_mapping.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "rocksdb/db.h"
 #include "store/clock.h"
 #include "store/event_store.h"
+#include "store/keys.h"
+#include "tests/testing/raw_db.h"
 #include "tests/testing/temp_dir.h"
 
 extern char** environ;
@@ -605,6 +608,28 @@ TEST_F(ExportFhirTest, AnUnreadableDatabaseOrOutputFails) {
   EXPECT_EQ(file_out.exit_code, 1) << file_out.out << file_out.err;
   EXPECT_THAT(file_out.err, HasSubstr("output directory"));
   EXPECT_FALSE(std::filesystem::exists(root_ + "/o1/Task.ndjson"));
+}
+
+TEST_F(ExportFhirTest, ACorruptLogFailsAndLeavesTheEarlierFiles) {
+  store_.reset();
+  const std::string out = root_ + "/fhir";
+  Export(out);
+  const std::string before = ReadFile(out + "/Task.ndjson");
+  testing::EditRawDb(db_, [](rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
+    std::string value;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), cfs[store::keys::kEvents],
+                        store::keys::EventKey(3), &value)
+                    .ok());
+    value[value.size() - 1] ^= 0x01;
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cfs[store::keys::kEvents],
+                        store::keys::EventKey(3), value)
+                    .ok());
+  });
+  const Outcome o = Ctl({"export-fhir", "--db", db_, "--out", out});
+  EXPECT_EQ(o.exit_code, 1) << o.out << o.err;
+  EXPECT_THAT(o.err, HasSubstr("outreachctl export-fhir: "));
+  EXPECT_EQ(ReadFile(out + "/Task.ndjson"), before);
+  EXPECT_FALSE(std::filesystem::exists(out + "/Task.ndjson.partial"));
 }
 
 }  // namespace
