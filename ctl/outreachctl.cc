@@ -8,10 +8,11 @@
 //   outreachctl backup  --server HOST:PORT [--token-file FILE] [--tls-ca PEM]
 //   outreachctl restore --from DIR2 --db DIR3
 //
-// verify, export and export-fhir open the directory as a RocksDB secondary instance (a scratch directory
-// under $TMPDIR holds its info log), so they work beside a running outreachd, which holds the
-// LOCK file. rebuild and backup --db need the directory to themselves (outreachd stopped, or a
-// copy); backup --server asks a running outreachd to back itself up (ctl/remote_backup.h).
+// verify, export and export-fhir open the directory as a RocksDB secondary instance (a scratch
+// directory under $TMPDIR holds its info log), so they work beside a running outreachd, which
+// holds the LOCK file. rebuild and backup --db need the directory to themselves (outreachd
+// stopped, or a copy); backup --server asks a running outreachd to back itself up
+// (ctl/remote_backup.h).
 //
 // The command line (flags, help, value checks) is ctl/command_flags.{h,cc}. Exit codes: 0 success
 // (verify: every check holds), 1 failure (the message says what failed), 2 bad usage (the message

@@ -97,7 +97,8 @@ Json StatusReason(const v1::Task& task) {
   Json reason = Concept(kCloseReasonSystem, v1::CloseReason_Name(task.close_reason()));
   if (!task.close_notes().empty()) {
     reason["text"] = task.close_notes();
-  } else if (task.close_reason() == v1::CONTACT_OUTCOME || task.close_reason() == v1::MAX_ATTEMPTS) {
+  } else if (task.close_reason() == v1::CONTACT_OUTCOME ||
+             task.close_reason() == v1::MAX_ATTEMPTS) {
     reason["text"] = absl::StrCat(v1::CloseReason_Name(task.close_reason()), " (last outcome ",
                                   v1::ContactOutcome_Name(task.closing_outcome()), ")");
   }
@@ -115,7 +116,9 @@ Json ExecutionPeriod(const v1::Task& task) {
     }
   }
   if (first != nullptr) period["start"] = Instant(first->contacted_at());
-  if (task.status() == v1::CLOSED && task.has_closed_at()) period["end"] = Instant(task.closed_at());
+  if (task.status() == v1::CLOSED && task.has_closed_at()) {
+    period["end"] = Instant(task.closed_at());
+  }
   return period;
 }
 

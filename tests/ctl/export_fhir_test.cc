@@ -212,7 +212,8 @@ class ExportFhirTest : public ::testing::Test {
     store::StoreOptions options;
     options.clock = &clock_;
     options.block_cache_bytes = 1 << 20;
-    absl::StatusOr<std::unique_ptr<store::EventStore>> opened = store::EventStore::Open(db_, options);
+    absl::StatusOr<std::unique_ptr<store::EventStore>> opened =
+        store::EventStore::Open(db_, options);
     ASSERT_TRUE(opened.ok()) << opened.status();
     store_ = *std::move(opened);
 
@@ -421,7 +422,8 @@ TEST_F(ExportFhirTest, CommunicationPerContactWithNotDoneReasons) {
   EXPECT_EQ(Code((*by_outcome["WRONG_NUMBER"][0])["statusReason"]), "invalid-phone-number");
   EXPECT_EQ((*by_outcome["WRONG_NUMBER"][0])["basedOn"][0]["reference"], "Task/t-wrong");
   EXPECT_EQ((*by_outcome["WRONG_NUMBER"][0])["subject"]["reference"], "Patient/pE");
-  for (const char* done : {"LEFT_MESSAGE", "SCHEDULED", "DID_NOT_SCHEDULE", "REQUESTED_NO_CONTACT"}) {
+  for (const char* done :
+       {"LEFT_MESSAGE", "SCHEDULED", "DID_NOT_SCHEDULE", "REQUESTED_NO_CONTACT"}) {
     ASSERT_FALSE(by_outcome[done].empty()) << done;
     EXPECT_EQ((*by_outcome[done][0])["status"], "completed") << done;
     EXPECT_FALSE(by_outcome[done][0]->contains("statusReason")) << done;
