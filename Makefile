@@ -5,8 +5,8 @@
 # The stages of `make test`, each runnable alone:
 #   make test-unit    Release build in ./build, the FHIR test's npm validator (npm ci into
 #                     ./build/fhir-npm), every test but the deploy ones with ctest
-#   make test-asan    the domain, store and server tests built with ASan + UBSan (gcc, -O1) in
-#                     ./build-asan; any report (including a leak) fails
+#   make test-asan    the domain, store, server and FHIR mapping tests built with ASan + UBSan
+#                     (gcc, -O1) in ./build-asan; any report (including a leak) fails
 #   make test-tsan    the store's concurrency tests (group-commit writer, fault tests) built with
 #                     TSan (gcc, -O1) in ./build-tsan; any report fails (tests/tsan.supp lists
 #                     the RocksDB-internal reports it suppresses, and why)
@@ -49,7 +49,8 @@ export CMAKE_GENERATOR
 # Test binaries per instrumented build, as <folder under tests/>/<binary>. e2e_test is left out:
 # it runs outreachd, a second full binary to build and instrument, over the code the server tests
 # already run in-process.
-ASAN_TESTS ?= domain/domain_test store/store_test store/store_fault_test server/server_test server/security_test
+ASAN_TESTS ?= domain/domain_test store/store_test store/store_fault_test server/server_test server/security_test \
+              ctl/fhir_mapping_test
 # TSan runs the store's tests: the group-commit writer and everything that talks to it from other
 # threads (concurrent submits, batches, head waiters and listeners, the expiry scheduler,
 # backups during writes, failing syncs and power cuts). The server tests are not run under TSan:
