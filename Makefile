@@ -3,9 +3,10 @@
 #   make test   install missing packages, then every stage below, each with a one-line summary
 #
 # The stages of `make test`, each runnable alone:
-#   make test-unit    Release build in ./build, every test with ctest
-#   make test-asan    the domain, store and server tests built with ASan + UBSan (gcc, -O1) in
-#                     ./build-asan; any report (including a leak) fails
+#   make test-unit    Release build in ./build, the FHIR test's npm validator (npm ci into
+#                     ./build/fhir-npm), every test but the deploy ones with ctest
+#   make test-asan    the domain, store, server and FHIR mapping tests built with ASan + UBSan
+#                     (gcc, -O1) in ./build-asan; any report (including a leak) fails
 #   make test-tsan    the store's concurrency tests (group-commit writer, fault tests) built with
 #                     TSan (gcc, -O1) in ./build-tsan; any report fails (tests/tsan.supp lists
 #                     the RocksDB-internal reports it suppresses, and why)
@@ -34,6 +35,7 @@ FUZZ_CXX ?= clang++-14
 IMAGE    ?= localhost/outreach:latest
 SYSTEMD_TEST_IMAGE ?= localhost/outreach-systemd-test:latest
 NPM_DIR  ?= $(BUILD_DIR)/deploy-npm
+FHIR_NPM_DIR ?= $(BUILD_DIR)/fhir-npm
 # podman on machines like CI's (runc, cgroupfs, file events logger, ulimits within the hard
 # limits): deploy/image/containers.conf. Empty: podman's own configuration.
 PODMAN_CONF ?= $(CURDIR)/deploy/image/containers.conf
@@ -47,7 +49,8 @@ export CMAKE_GENERATOR
 # Test binaries per instrumented build, as <folder under tests/>/<binary>. e2e_test is left out:
 # it runs outreachd, a second full binary to build and instrument, over the code the server tests
 # already run in-process.
-ASAN_TESTS ?= domain/domain_test store/store_test store/store_fault_test server/server_test server/security_test
+ASAN_TESTS ?= domain/domain_test store/store_test store/store_fault_test server/server_test server/security_test \
+              ctl/fhir_mapping_test
 # TSan runs the store's tests: the group-commit writer and everything that talks to it from other
 # threads (concurrent submits, batches, head waiters and listeners, the expiry scheduler,
 # backups during writes, failing syncs and power cuts). The server tests are not run under TSan:
@@ -99,10 +102,17 @@ test: deps deploy-deps
 	  test-unit test-deploy test-asan test-tsan fuzz-smoke; \
 	  status=$$?; echo "== make test"; cat $(STAGES_FILE); exit $$status
 
+# The FHIR export's test validates the files with HL7's FHIR R4 JSON schema through a test-only
+# npm package (tests/ctl/fhir/package.json, its lock file pinning every version), installed with
+# `npm ci` into $(FHIR_NPM_DIR) before the tests run; the product's build downloads nothing.
 test-unit: $(DEPS)
 	@$(STAGE) build sh -c 'cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release \
 	  --log-level=WARNING && cmake --build $(BUILD_DIR) -j$(JOBS)'
-	@$(STAGE) test-unit $(CTEST) --test-dir $(BUILD_DIR) --timeout 600 -LE deploy
+	@$(STAGE) test-npm sh -c 'mkdir -p $(FHIR_NPM_DIR) && \
+	  cp tests/ctl/fhir/package.json tests/ctl/fhir/package-lock.json $(FHIR_NPM_DIR)/ && \
+	  npm ci --prefix $(FHIR_NPM_DIR) --no-audit --no-fund --loglevel=error'
+	@$(STAGE) test-unit env OUTREACH_FHIR_NODE_MODULES=$(abspath $(FHIR_NPM_DIR))/node_modules \
+	  $(CTEST) --test-dir $(BUILD_DIR) --timeout 600 -LE deploy
 
 DEPLOY_DEPS ?= deploy-deps
 PODMAN_ENV = $(if $(PODMAN_CONF),CONTAINERS_CONF=$(PODMAN_CONF))

@@ -116,6 +116,36 @@ CLI::App* AddExport(CLI::App& app, ExportFlags& flags) {
   return exp;
 }
 
+CLI::Validator PracticeId() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        if (domain::IsValidId(value)) return "";
+        return absl::StrCat("\"", value, "\" is not a practice id (1-64 of [A-Za-z0-9._:-])");
+      },
+      "", "PracticeId");
+}
+
+CLI::App* AddExportFhir(CLI::App& app, ExportFhirFlags& flags) {
+  CLI::App* exp = app.add_subcommand("export-fhir", "write FHIR R4 Bulk Data NDJSON files");
+  Describe(
+      *exp,
+      "Writes Task.ndjson (one Task per task, its state at the head), Communication.ndjson (one\n"
+      "per logged contact) and Provenance.ndjson (one per task event) into OUT, FHIR R4 in the\n"
+      "Bulk Data NDJSON format, from the log in DIR as it was when the export began (README\n"
+      "\"FHIR export\" has the mapping). With --from N: the Provenance of events N and later, and\n"
+      "the Task and Communications of every task those events touch, at the head. Files are\n"
+      "replaced whole; re-exporting gives the same resource ids. Prints how many resources of\n"
+      "each type were written. Works on the directory of a running outreachd.");
+  AddFlag(*exp, "--db", flags.db, "DIR", "the data directory")->required();
+  AddFlag(*exp, "--out", flags.out, "OUT", "the directory to write the files to (created if "
+          "missing)")->required();
+  AddFlag(*exp, "--practice", flags.practice, "P", "only this practice's tasks")
+      ->check(PracticeId());
+  AddFlag(*exp, "--from", flags.from, "POSITION",
+          "export the events from this position on (default 1)", 0);
+  return exp;
+}
+
 CLI::App* AddRebuild(CLI::App& app, RebuildFlags& flags) {
   CLI::App* rebuild = app.add_subcommand("rebuild", "rebuild projections and indexes from the log");
   Describe(
@@ -199,6 +229,7 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
   app.require_subcommand(1);
   VerifyFlags verify;
   ExportFlags exp;
+  ExportFhirFlags export_fhir;
   RebuildFlags rebuild;
   BackupFlags backup;
   RestoreFlags restore;
@@ -206,6 +237,7 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
   // A subcommand's callback runs once its flags are parsed and every check has passed.
   AddVerify(app, verify)->callback([&] { parsed.command = verify; });
   AddExport(app, exp)->callback([&] { parsed.command = exp; });
+  AddExportFhir(app, export_fhir)->callback([&] { parsed.command = export_fhir; });
   AddRebuild(app, rebuild)->callback([&] { parsed.command = rebuild; });
   AddBackup(app, backup)->callback([&] { parsed.command = backup; });
   AddRestore(app, restore)->callback([&] { parsed.command = restore; });

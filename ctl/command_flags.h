@@ -31,6 +31,14 @@ struct ExportFlags {
   std::string task;  // empty: every task
 };
 
+// FHIR R4 Bulk Data NDJSON files (ctl/export_fhir.h).
+struct ExportFhirFlags {
+  std::string db;
+  std::string out;       // the directory the files go to (created if missing)
+  std::string practice;  // empty: every practice
+  uint64_t from = 1;     // 0 reads as 1
+};
+
 struct RebuildFlags {
   std::string db;
 };
@@ -51,7 +59,8 @@ struct RestoreFlags {
 };
 
 // One alternative per subcommand, in the order `outreachctl --help` lists them.
-using Command = std::variant<VerifyFlags, ExportFlags, RebuildFlags, BackupFlags, RestoreFlags>;
+using Command = std::variant<VerifyFlags, ExportFlags, ExportFhirFlags, RebuildFlags, BackupFlags,
+                             RestoreFlags>;
 
 struct ParsedCommandLine {
   std::optional<Command> command;  // set: run it

@@ -2,15 +2,17 @@
 //
 //   outreachctl verify  --db DIR [--to N] [--expect-hash HEX]
 //   outreachctl export  --db DIR [--from N] [--task ID]
+//   outreachctl export-fhir --db DIR --out DIR [--practice P] [--from POSITION]
 //   outreachctl rebuild --db DIR
 //   outreachctl backup  --db DIR --to DIR2
 //   outreachctl backup  --server HOST:PORT [--token-file FILE] [--tls-ca PEM]
 //   outreachctl restore --from DIR2 --db DIR3
 //
-// verify and export open the directory as a RocksDB secondary instance (a scratch directory
-// under $TMPDIR holds its info log), so they work beside a running outreachd, which holds the
-// LOCK file. rebuild and backup --db need the directory to themselves (outreachd stopped, or a
-// copy); backup --server asks a running outreachd to back itself up (ctl/remote_backup.h).
+// verify, export and export-fhir open the directory as a RocksDB secondary instance (a scratch
+// directory under $TMPDIR holds its info log), so they work beside a running outreachd, which
+// holds the LOCK file. rebuild and backup --db need the directory to themselves (outreachd
+// stopped, or a copy); backup --server asks a running outreachd to back itself up
+// (ctl/remote_backup.h).
 //
 // The command line (flags, help, value checks) is ctl/command_flags.{h,cc}. Exit codes: 0 success
 // (verify: every check holds), 1 failure (the message says what failed), 2 bad usage (the message
@@ -34,6 +36,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "ctl/command_flags.h"
+#include "ctl/export_fhir.h"
 #include "ctl/progress.h"
 #include "logging/log.h"
 #include "ctl/remote_backup.h"
@@ -193,6 +196,25 @@ int Run(const ExportFlags& flags) {
   }
   if (!written.ok()) return Failure("export", written.status().ToString());
   progress.Finish(*written);
+  return kExitOk;
+}
+
+int Run(const ExportFhirFlags& flags) {
+  ConfigureLog("export-fhir");
+  absl::StatusOr<LiveView> view = OpenLive(flags.db, /*verify_on_open=*/true);
+  if (!view.ok()) return Failure("export-fhir", view.status().ToString());
+  Progress progress("export-fhir", view->store->HeadPosition());
+  absl::StatusOr<FhirExportSummary> summary =
+      ExportFhir(*view->store, flags, [&](uint64_t read) { progress.Update(read); });
+  if (!summary.ok()) return Failure("export-fhir", summary.status().ToString());
+  progress.Finish(summary->events_read);
+  std::printf("head_position: %llu\nevents_read: %llu\nTask: %llu\nCommunication: %llu\n"
+              "Provenance: %llu\nout: %s\n",
+              static_cast<unsigned long long>(summary->head_position),
+              static_cast<unsigned long long>(summary->events_read),
+              static_cast<unsigned long long>(summary->tasks),
+              static_cast<unsigned long long>(summary->communications),
+              static_cast<unsigned long long>(summary->provenances), flags.out.c_str());
   return kExitOk;
 }
 

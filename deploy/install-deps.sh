@@ -33,18 +33,21 @@ PACKAGES=(
   # /usr/sbin/nginx itself with its own configuration on loopback; the system service is not used.
   nginx
 )
+# Node.js and npm: the FHIR export's test (make test-unit) validates its files with a test-only
+# npm package (tests/ctl/fhir), as the deploy tests do theirs (tests/deploy/k8s). A machine's own
+# Node.js (its npm inside) is kept; Debian's otherwise.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 # The deployment (issue 15), with --deploy: podman and buildah build and run the image (runc as
 # the runtime, catatonit as the pods' init for `podman kube play`, the CNI plugins for published
 # ports); mmdebstrap makes the Debian root with systemd that the unit boots in; yamllint and
 # kubectl check the Kubernetes manifests (kubectl: the machine's own when present, else Debian's
-# kubernetes-client); npm installs the test-only schema validator (tests/deploy/k8s).
+# kubernetes-client). npm, which installs the test-only schema validator (tests/deploy/k8s), is
+# in the list above already.
 if [ "${1:-}" = "--deploy" ]; then
   PACKAGES+=(podman buildah runc catatonit containernetworking-plugins
              golang-github-containers-common mmdebstrap uidmap
              systemd yamllint binutils)
   command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
-  # A machine's own Node.js (its npm inside) is kept; Debian's otherwise.
-  command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 fi
 
 # Packages that must be at least this version: nginx's rapid-reset mitigation (CVE-2023-44487)
