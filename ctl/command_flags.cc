@@ -103,6 +103,14 @@ CLI::App* AddVerify(CLI::App& app, VerifyFlags& flags) {
   return verify;
 }
 
+// --master-key-file: what reads personal fields of an encrypted database needs.
+CLI::Option* AddMasterKeyFlag(CLI::App& command, std::string& path) {
+  return AddFlag(command, "--master-key-file", path, "FILE",
+                 "the master key of an encrypted database (README \"Privacy\"); needed to "
+                 "read its personal fields")
+      ->check(CLI::ExistingFile.description(""));
+}
+
 CLI::App* AddExport(CLI::App& app, ExportFlags& flags) {
   CLI::App* exp = app.add_subcommand("export", "print events as JSON lines");
   Describe(
@@ -113,6 +121,7 @@ CLI::App* AddExport(CLI::App& app, ExportFlags& flags) {
   AddFlag(*exp, "--db", flags.db, "DIR", "the data directory")->required();
   AddFlag(*exp, "--from", flags.from, "N", "the first position to print (default 1)", 0);
   AddFlag(*exp, "--task", flags.task, "ID", "only this task's events")->check(TaskId());
+  AddMasterKeyFlag(*exp, flags.master_key_file);
   return exp;
 }
 
@@ -143,6 +152,7 @@ CLI::App* AddExportFhir(CLI::App& app, ExportFhirFlags& flags) {
       ->check(PracticeId());
   AddFlag(*exp, "--from", flags.from, "POSITION",
           "export the events from this position on (default 1)", 0);
+  AddMasterKeyFlag(*exp, flags.master_key_file);
   return exp;
 }
 
@@ -198,7 +208,33 @@ CLI::App* AddRestore(CLI::App& app, RestoreFlags& flags) {
       ->required()
       ->check(CLI::ExistingDirectory.description(""));
   AddFlag(*restore, "--db", flags.db, "DIR3", "the new data directory")->required();
+  CLI::Option* list = AddFlag(
+      *restore, "--erasure-list", flags.erasure_list, "FILE",
+      "outreachd's --erasure-list: patients erased after the backup are erased again")
+      ->check(CLI::ExistingFile.description(""));
+  AddMasterKeyFlag(*restore, flags.master_key_file)->needs(list);
+  list->needs("--master-key-file");
   return restore;
+}
+
+CLI::App* AddRotateMasterKey(CLI::App& app, RotateMasterKeyFlags& flags) {
+  CLI::App* rotate = app.add_subcommand(
+      "rotate-master-key", "re-wrap an encrypted database's keys under a new master key");
+  Describe(*rotate,
+           "Re-wraps every data key and the pseudonym key of the encrypted database in DIR from\n"
+           "the master key in --master-key-file to the one in --new-master-key-file, in one\n"
+           "synced batch, then compacts so that the old wrapping leaves the files. The log is\n"
+           "not touched (its hashes stay). Needs the directory to itself: stop outreachd, then\n"
+           "start it with the new file and destroy the old one.");
+  AddFlag(*rotate, "--db", flags.db, "DIR", "the data directory")->required();
+  AddFlag(*rotate, "--master-key-file", flags.master_key_file, "FILE", "the current master key")
+      ->required()
+      ->check(CLI::ExistingFile.description(""));
+  AddFlag(*rotate, "--new-master-key-file", flags.new_master_key_file, "FILE",
+          "the new master key (32 random bytes, mode 0600)")
+      ->required()
+      ->check(CLI::ExistingFile.description(""));
+  return rotate;
 }
 
 // "outreachctl verify: <what>", naming the subcommand when the error is within one.
@@ -233,6 +269,7 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
   RebuildFlags rebuild;
   BackupFlags backup;
   RestoreFlags restore;
+  RotateMasterKeyFlags rotate;
   ParsedCommandLine parsed;
   // A subcommand's callback runs once its flags are parsed and every check has passed.
   AddVerify(app, verify)->callback([&] { parsed.command = verify; });
@@ -241,6 +278,7 @@ ParsedCommandLine ParseCommandLine(int argc, char** argv) {
   AddRebuild(app, rebuild)->callback([&] { parsed.command = rebuild; });
   AddBackup(app, backup)->callback([&] { parsed.command = backup; });
   AddRestore(app, restore)->callback([&] { parsed.command = restore; });
+  AddRotateMasterKey(app, rotate)->callback([&] { parsed.command = rotate; });
   if (argc == 2 && std::string(argv[1]) == "help") {
     std::fputs(app.help().c_str(), stdout);
     return parsed;

@@ -29,6 +29,7 @@ struct ExportFlags {
   std::string db;
   uint64_t from = 1;
   std::string task;  // empty: every task
+  std::string master_key_file;  // an encrypted database's key (README "Privacy"); empty: none
 };
 
 // FHIR R4 Bulk Data NDJSON files (ctl/export_fhir.h).
@@ -37,6 +38,7 @@ struct ExportFhirFlags {
   std::string out;       // the directory the files go to (created if missing)
   std::string practice;  // empty: every practice
   uint64_t from = 1;     // 0 reads as 1
+  std::string master_key_file;  // an encrypted database's key; empty: none
 };
 
 struct RebuildFlags {
@@ -56,11 +58,20 @@ struct BackupFlags {
 struct RestoreFlags {
   std::string from;
   std::string db;
+  std::string master_key_file;  // with erasure_list: an encrypted database's key
+  std::string erasure_list;     // outreachd's --erasure-list: erasures to apply again
+};
+
+// Re-wraps an encrypted database's keys under a new master key (store/privacy.h).
+struct RotateMasterKeyFlags {
+  std::string db;
+  std::string master_key_file;
+  std::string new_master_key_file;
 };
 
 // One alternative per subcommand, in the order `outreachctl --help` lists them.
 using Command = std::variant<VerifyFlags, ExportFlags, ExportFhirFlags, RebuildFlags, BackupFlags,
-                             RestoreFlags>;
+                             RestoreFlags, RotateMasterKeyFlags>;
 
 struct ParsedCommandLine {
   std::optional<Command> command;  // set: run it

@@ -1,12 +1,13 @@
 // outreachctl: offline and live inspection of an outreach data directory (issue 4).
 //
 //   outreachctl verify  --db DIR [--to N] [--expect-hash HEX]
-//   outreachctl export  --db DIR [--from N] [--task ID]
+//   outreachctl export  --db DIR [--from N] [--task ID] [--master-key-file FILE]
 //   outreachctl export-fhir --db DIR --out DIR [--practice P] [--from POSITION]
 //   outreachctl rebuild --db DIR
 //   outreachctl backup  --db DIR --to DIR2
 //   outreachctl backup  --server HOST:PORT [--token-file FILE] [--tls-ca PEM]
-//   outreachctl restore --from DIR2 --db DIR3
+//   outreachctl restore --from DIR2 --db DIR3 [--erasure-list FILE --master-key-file FILE]
+//   outreachctl rotate-master-key --db DIR --master-key-file FILE --new-master-key-file FILE
 //
 // verify, export and export-fhir open the directory as a RocksDB secondary instance (a scratch
 // directory under $TMPDIR holds its info log), so they work beside a running outreachd, which
@@ -42,6 +43,8 @@
 #include "ctl/remote_backup.h"
 #include "store/event_json.h"
 #include "store/event_store.h"
+#include "store/erasure_list.h"
+#include "store/privacy.h"
 
 namespace outreach::ctl {
 namespace {
@@ -96,22 +99,37 @@ struct LiveView {
   std::unique_ptr<store::EventStore> store;
 };
 
-absl::StatusOr<LiveView> OpenLive(const std::string& dir, bool verify_on_open) {
+// The master key in `path` (empty: none).
+absl::StatusOr<std::string> MasterKey(const std::string& path) {
+  if (path.empty()) return std::string();
+  return store::ReadMasterKeyFile(path);
+}
+
+absl::StatusOr<LiveView> OpenLive(const std::string& dir, bool verify_on_open,
+                                  const std::string& master_key_file = "") {
+  absl::StatusOr<std::string> key = MasterKey(master_key_file);
+  if (!key.ok()) return key.status();
   absl::StatusOr<ScratchDir> scratch = ScratchDir::Create();
   if (!scratch.ok()) return scratch.status();
   store::ReadOnlyOptions options;
   options.secondary_path = scratch->path();
   options.verify_on_open = verify_on_open;
+  options.master_key = *std::move(key);
   absl::StatusOr<std::unique_ptr<store::EventStore>> opened =
       store::EventStore::OpenReadOnly(dir, options);
   if (!opened.ok()) return opened.status();
   return LiveView{*std::move(scratch), *std::move(opened)};
 }
 
-// The store opened for writing, for the commands that change or copy the directory.
-absl::StatusOr<std::unique_ptr<store::EventStore>> OpenExclusive(const std::string& dir) {
+// The store opened for writing, for the commands that change or copy the directory. An
+// encrypted one opens without its key unless `master_key` is given (rebuild and backup need
+// none; writes are then refused).
+absl::StatusOr<std::unique_ptr<store::EventStore>> OpenExclusive(const std::string& dir,
+                                                                 std::string master_key = "") {
   store::StoreOptions options;
   options.create_if_missing = false;
+  options.open_encrypted_without_key = master_key.empty();
+  options.master_key = std::move(master_key);
   absl::StatusOr<std::unique_ptr<store::EventStore>> opened =
       store::EventStore::Open(dir, options);
   if (!opened.ok() && opened.status().code() == absl::StatusCode::kUnavailable) {
@@ -176,7 +194,8 @@ int Run(const VerifyFlags& flags) {
 
 int Run(const ExportFlags& flags) {
   ConfigureLog("export");
-  absl::StatusOr<LiveView> view = OpenLive(flags.db, /*verify_on_open=*/true);
+  absl::StatusOr<LiveView> view =
+      OpenLive(flags.db, /*verify_on_open=*/true, flags.master_key_file);
   if (!view.ok()) return Failure("export", view.status().ToString());
   // A task's events are not counted ahead: its export shows the count and the rate only.
   const uint64_t head = view->store->HeadPosition();
@@ -201,7 +220,8 @@ int Run(const ExportFlags& flags) {
 
 int Run(const ExportFhirFlags& flags) {
   ConfigureLog("export-fhir");
-  absl::StatusOr<LiveView> view = OpenLive(flags.db, /*verify_on_open=*/true);
+  absl::StatusOr<LiveView> view =
+      OpenLive(flags.db, /*verify_on_open=*/true, flags.master_key_file);
   if (!view.ok()) return Failure("export-fhir", view.status().ToString());
   Progress progress("export-fhir", view->store->HeadPosition());
   absl::StatusOr<FhirExportSummary> summary =
@@ -267,10 +287,37 @@ int Run(const BackupFlags& flags) {
   return kExitOk;
 }
 
+// The erasures of --erasure-list after the restored head, applied again and appended to it.
+int ReapplyErasures(const RestoreFlags& flags) {
+  absl::StatusOr<std::vector<store::ErasureEntry>> entries =
+      store::ReadErasureList(flags.erasure_list);
+  if (!entries.ok()) return Failure("restore", entries.status().ToString());
+  absl::StatusOr<std::string> key = MasterKey(flags.master_key_file);
+  if (!key.ok()) return Failure("restore", key.status().ToString());
+  absl::StatusOr<std::unique_ptr<store::EventStore>> opened =
+      OpenExclusive(flags.db, *std::move(key));
+  if (!opened.ok()) return Failure("restore", opened.status().ToString());
+  absl::StatusOr<std::vector<store::ErasureEntry>> applied =
+      (*opened)->ReapplyErasures(*entries);
+  if (!applied.ok()) return Failure("restore", applied.status().ToString());
+  for (const store::ErasureEntry& entry : *applied) {
+    if (absl::Status s = store::AppendErasure(flags.erasure_list, entry); !s.ok()) {
+      return Failure("restore", s.ToString());
+    }
+  }
+  std::printf("erasures_listed: %zu\nerasures_reapplied: %zu\n", entries->size(),
+              applied->size());
+  return kExitOk;
+}
+
 int Run(const RestoreFlags& flags) {
   ConfigureLog("restore");
   if (absl::Status s = store::EventStore::RestoreFrom(flags.from, flags.db); !s.ok()) {
     return Failure("restore", s.ToString());
+  }
+  if (!flags.erasure_list.empty()) {
+    // Patients erased after the backup was taken: erased again (README "Privacy").
+    if (int failed = ReapplyErasures(flags); failed != kExitOk) return failed;
   }
   absl::StatusOr<LiveView> view = OpenLive(flags.db, /*verify_on_open=*/false);
   if (!view.ok()) return Failure("restore", view.status().ToString());
@@ -278,7 +325,25 @@ int Run(const RestoreFlags& flags) {
   std::printf("restore: %s -> %s\nhead_position: %llu\nhead_hash: %s\n", flags.from.c_str(),
               flags.db.c_str(), static_cast<unsigned long long>(report.head_position),
               Hex(report.head_hash).c_str());
+  if (flags.erasure_list.empty() && view->store->encrypted()) {
+    std::fprintf(stderr,
+                 "restore: no --erasure-list: patients erased after this backup was taken are "
+                 "not erased again in it (README \"Privacy\")\n");
+  }
   return report.ok ? kExitOk : Failure("restore", report.problem);
+}
+
+int Run(const RotateMasterKeyFlags& flags) {
+  ConfigureLog("rotate-master-key");
+  absl::StatusOr<std::string> old_key = MasterKey(flags.master_key_file);
+  if (!old_key.ok()) return Failure("rotate-master-key", old_key.status().ToString());
+  absl::StatusOr<std::string> new_key = MasterKey(flags.new_master_key_file);
+  if (!new_key.ok()) return Failure("rotate-master-key", new_key.status().ToString());
+  absl::Status rotated = store::RotateMasterKeyOf(flags.db, *old_key, *new_key);
+  if (!rotated.ok()) return Failure("rotate-master-key", rotated.ToString());
+  std::printf("rotate-master-key: %s now opens with %s only\n", flags.db.c_str(),
+              flags.new_master_key_file.c_str());
+  return kExitOk;
 }
 
 int Run(int argc, char** argv) {

@@ -186,6 +186,8 @@ struct CancelTaskCommand {
 //   other open tasks in the practice with DO_NOT_CONTACT, in the same command.
 
 inline constexpr char kPatientStreamPrefix[] = "system:patient/";
+// What a personal field of an erased patient reads as (ErasePatient; store/privacy.h).
+inline constexpr char kErasedMarker[] = "[erased]";
 inline constexpr char kExistingTaskIdPayload[] = "outreach.v1/existing_task_id";
 inline constexpr int kMaxSourceRefLength = 128;
 inline constexpr int kMaxPreferenceReasonLength = 500;

@@ -118,6 +118,10 @@ ABSL_FLAG(std::string, master_key_file, "",
           "file holding the 32-byte master key (mode 0600) that encrypts patients' personal "
           "data so that ErasePatient can destroy it (README \"Privacy\"); absent: a new "
           "database runs in plain mode (also spelled --master-key-file)");
+ABSL_FLAG(std::string, erasure_list, "",
+          "file (outside --db and its backups) where each ErasePatient is recorded, so that "
+          "`outreachctl restore --erasure-list` erases the patient again in an older backup "
+          "(README \"Privacy\"; also spelled --erasure-list)");
 ABSL_FLAG(uint32_t, backup_keep, 7,
           "live backups kept in --backup-dir: older ones are deleted after each new one "
           "verifies; 0 keeps every one (also spelled --backup-keep)");
@@ -274,7 +278,7 @@ void ParseFlags(int argc, char** argv) {
       "[--insecure-listen] [--insecure-db-permissions] [--access-log-retention=6y] "
       "[--min-free-disk=auto] [--grpc-memory-limit-mib=256] [--max-connection-idle=5m] "
       "[--read-only-investigation] [--backup-dir=DIR [--backup-keep=7]] "
-      "[--master-key-file=FILE] "
+      "[--master-key-file=FILE [--erasure-list=FILE]] "
       "[--health-listen=HOST:PORT] [--metrics-listen=127.0.0.1:9464] "
       "[--log-format=text|json] [--log-level=info]\n"
       "Serves the outreach task service (outreach.v1.TaskService, outreach.v1.EventLog) over "
@@ -470,6 +474,7 @@ absl::StatusOr<std::unique_ptr<outreach::server::OutreachServer>> StartServer(
   options.health_listen_address = absl::GetFlag(FLAGS_health_listen);
   options.backup_dir = absl::GetFlag(FLAGS_backup_dir);
   options.backup_keep = absl::GetFlag(FLAGS_backup_keep);
+  options.erasure_list = absl::GetFlag(FLAGS_erasure_list);
   if (config.metrics != nullptr) options.rpc_metrics = config.metrics->rpc();
   absl::StatusOr<std::unique_ptr<outreach::server::OutreachServer>> server =
       outreach::server::OutreachServer::Start(options, store);

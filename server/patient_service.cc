@@ -6,6 +6,8 @@
 #include "domain/validation.h"
 #include "server/convert.h"
 #include "server/grpc_status.h"
+#include "logging/log.h"
+#include "store/erasure_list.h"
 
 namespace outreach::server {
 namespace {
@@ -63,24 +65,45 @@ grpc::ServerUnaryReactor* PatientService::ErasePatient(grpc::CallbackServerConte
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // The answer holds no patient data (task ids and a position): no access record.
-  store_->Submit(std::move(write->command), std::move(write->fingerprint),
-                 [this, reactor, response](absl::StatusOr<store::CommandResult> result) {
-                   if (!result.ok()) {
-                     writes_.NoteRefused(result.status());
-                     reactor->Finish(ToGrpcStatus(result.status()));
-                     return;
-                   }
-                   for (const v1::EventRecord& event : result->events) {
-                     if (event.has_task_closed()) {
-                       response->add_closed_task_ids(event.task_id());
-                     } else if (event.has_patient_erased()) {
-                       response->set_erased(true);
-                       response->set_position(event.position());
-                     }
-                   }
-                   reactor->Finish(grpc::Status::OK);
-                 });
+  store_->Submit(
+      std::move(write->command), std::move(write->fingerprint),
+      [this, reactor, response](absl::StatusOr<store::CommandResult> result) {
+        if (!result.ok()) {
+          writes_.NoteRefused(result.status());
+          reactor->Finish(ToGrpcStatus(result.status()));
+          return;
+        }
+        for (const v1::EventRecord& event : result->events) {
+          if (event.has_task_closed()) {
+            response->add_closed_task_ids(event.task_id());
+          } else if (event.has_patient_erased()) {
+            response->set_erased(true);
+            response->set_position(event.position());
+            // Kept outside the database and its backups, for a restore to re-apply.
+            const store::ErasureEntry entry{event.position(),
+                                            event.patient_erased().practice_id(),
+                                            event.patient_erased().patient_id()};
+            if (absl::Status s = RecordErasure(entry); !s.ok()) {
+              reactor->Finish(ToGrpcStatus(s));
+              return;
+            }
+          }
+        }
+        reactor->Finish(grpc::Status::OK);
+      });
   return reactor;
+}
+
+absl::Status PatientService::RecordErasure(const store::ErasureEntry& entry) const {
+  if (erasure_list_.empty()) return absl::OkStatus();
+  absl::Status appended = store::AppendErasure(erasure_list_, entry);
+  if (appended.ok()) return appended;
+  logging::Error("the patient was erased, but recording it in --erasure-list failed: a restore "
+                 "of an older backup would not erase it again",
+                 {{"position", entry.position}, {"error", appended.ToString()}});
+  return absl::InternalError(absl::StrCat(
+      "the patient was erased (position ", entry.position,
+      "), but recording it in the erasure list failed; see the server's log"));
 }
 
 grpc::ServerUnaryReactor* PatientService::GetPatientOutreach(

@@ -19,9 +19,13 @@ namespace outreach::server {
 
 class PatientService final : public v1::PatientService::CallbackService {
  public:
+  // `erasure_list`: where ErasePatient records each erasure (store/erasure_list.h); empty: none.
   PatientService(store::EventStore* store, const CallSecurity* security,
-                 TaskService::Options options)
-      : store_(store), security_(security), writes_(store, security, std::move(options)) {}
+                 TaskService::Options options, std::string erasure_list = "")
+      : store_(store),
+        security_(security),
+        writes_(store, security, std::move(options)),
+        erasure_list_(std::move(erasure_list)) {}
   PatientService(const PatientService&) = delete;
   PatientService& operator=(const PatientService&) = delete;
 
@@ -47,9 +51,13 @@ class PatientService final : public v1::PatientService::CallbackService {
                            const std::string& patient_id, std::string filter,
                            v1::PatientOutreach* response) const;
 
+  // Appends `entry` to the erasure list (when there is one); INTERNAL if that fails.
+  absl::Status RecordErasure(const store::ErasureEntry& entry) const;
+
   store::EventStore* const store_;
   const CallSecurity* const security_;
   const WriteCalls writes_;
+  const std::string erasure_list_;
 };
 
 }  // namespace outreach::server

@@ -125,7 +125,8 @@ OutreachServer::OutreachServer(store::EventStore* store, const ServerOptions& op
           store, &security_,
           TaskService::Options{
               .on_writes_refused = [this](const absl::Status& why) { WritesRefused(why); },
-              .read_only_investigation = options.read_only_investigation}),
+              .read_only_investigation = options.read_only_investigation},
+          options.erasure_list),
       event_log_service_(store, &security_),
       report_service_(store, &security_),
       admin_service_(store, &security_,

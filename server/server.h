@@ -139,6 +139,9 @@ struct ServerOptions {
   // go to (empty: none), and how many of them are kept.
   std::string backup_dir;
   uint32_t backup_keep = 7;
+  // PatientService.ErasePatient appends each erasure here (store/erasure_list.h; outreachd's
+  // --erasure-list), outside the database, so that a restore re-applies it. Empty: not kept.
+  std::string erasure_list;
 };
 
 // PEM contents for TLS: the server's certificate chain and key, and optionally the CA whose

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "domain/overloaded.h"
+#include "domain/validation.h"
 #include "store/keys.h"
 #include "store/projection.h"
 #include "store/projections/patients.h"
@@ -48,6 +50,12 @@ absl::flat_hash_map<std::string, std::string> Pseudonymize(domain::Command& comm
                                                            const Privacy& privacy) {
   absl::flat_hash_map<std::string, std::string> ids;
   if (!domain::ValidateShape(command).ok()) return ids;
+  // The store's own actors ("system:", which no caller may be) name patients by pseudonym
+  // already: an erasure re-applied from the erasure list (store/erasure_list.h).
+  if (const domain::CommandMeta* meta = domain::MetaOf(command);
+      meta != nullptr && absl::StartsWith(meta->actor, domain::kReservedIdPrefix)) {
+    return ids;
+  }
   auto replace = [&](std::string& patient_id) {
     std::string pseudonym = privacy.Pseudonym(patient_id);
     ids[pseudonym] = std::move(patient_id);

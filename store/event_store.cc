@@ -628,6 +628,41 @@ absl::Status EventStore::PurgeDestroyedKeys() {
   return impl_->PurgeKeys();
 }
 
+absl::StatusOr<std::string> EventStore::Pseudonym(absl::string_view patient_id) const {
+  if (impl_->privacy == nullptr) {
+    return absl::FailedPreconditionError("the store is not encrypted, or opened without its key");
+  }
+  return impl_->privacy->Pseudonym(patient_id);
+}
+
+absl::StatusOr<std::vector<ErasureEntry>> EventStore::ReapplyErasures(
+    const std::vector<ErasureEntry>& entries) {
+  if (impl_->privacy == nullptr) {
+    return absl::FailedPreconditionError(
+        "re-applying erasures needs an encrypted store opened with its master key");
+  }
+  const uint64_t restored_head = HeadPosition();
+  std::vector<ErasureEntry> applied;
+  for (const ErasureEntry& entry : entries) {
+    if (entry.position <= restored_head) continue;  // the restored log holds it
+    domain::ErasePatientCommand erase;
+    erase.practice_id = entry.practice_id;
+    erase.patient_id = entry.pseudonym;
+    erase.reason = absl::StrCat("re-applied from the erasure list after a restore (erased at "
+                                "position ", entry.position, " before)");
+    erase.meta.actor = kErasureListActor;
+    absl::StatusOr<CommandResult> result = Execute(std::move(erase), std::string());
+    if (absl::IsNotFound(result.status())) continue;  // never seen by the restored log
+    if (!result.ok()) return result.status();
+    for (const v1::EventRecord& event : result->events) {
+      if (!event.has_patient_erased()) continue;
+      applied.push_back(ErasureEntry{event.position(), entry.practice_id, entry.pseudonym});
+    }
+  }
+  if (absl::Status s = PurgeDestroyedKeys(); !s.ok()) return s;
+  return applied;
+}
+
 uint64_t EventStore::PurgesDone() const {
   return impl_->purges_done.load(std::memory_order_relaxed);
 }

@@ -59,6 +59,7 @@
 #include "store/backup.h"
 #include "store/clock.h"
 #include "store/command_processor.h"
+#include "store/erasure_list.h"
 #include "store/event_codec.h"
 #include "store/practice_zones.h"
 #include "store/store_observer.h"
@@ -70,6 +71,9 @@ class Env;
 namespace outreach::store {
 
 class ConsumerCheckpoints;
+
+// The actor of the erasures ReapplyErasures appends.
+inline constexpr char kErasureListActor[] = "system:erasure-list";
 
 // What a write to a read-only store is refused with (FAILED_PRECONDITION).
 inline constexpr char kReadOnlyMessage[] = "store is open read-only: writes are refused";
@@ -373,6 +377,15 @@ class EventStore {
   absl::Status PurgeDestroyedKeys();
   // How many purges have finished since Open (tests wait on it).
   uint64_t PurgesDone() const;
+  // An encrypted store's pseudonym of `patient_id` (store/privacy.h); FAILED_PRECONDITION when
+  // the store is plain or opened without its key.
+  absl::StatusOr<std::string> Pseudonym(absl::string_view patient_id) const;
+  // After a restore (README "Privacy"): erases again each patient of `entries` whose erasure
+  // came after the restored head (entry.position > HeadPosition()), as the store's own actor
+  // "system:erasure-list". Returns the erasures appended (a patient the restored log never saw,
+  // or already erased, appends nothing), then purges the destroyed keys.
+  absl::StatusOr<std::vector<ErasureEntry>> ReapplyErasures(
+      const std::vector<ErasureEntry>& entries);
 
   class Impl;
 

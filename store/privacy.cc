@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "store/database.h"
 #include "store/keys.h"
 #include "store/rocks.h"
 
@@ -272,6 +273,18 @@ absl::Status RotateMasterKey(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta,
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status RotateMasterKeyOf(const std::string& dir, absl::string_view old_master,
+                               absl::string_view new_master) {
+  DatabaseOptions options;
+  options.create_if_missing = false;
+  absl::StatusOr<std::unique_ptr<Database>> database = Database::Open(dir, options);
+  if (!database.ok()) return database.status();
+  absl::Status rotated = RotateMasterKey((*database)->db(), (*database)->cf(keys::kDefault),
+                                         (*database)->cf(keys::kKeys), old_master, new_master);
+  (*database)->Close(/*flush=*/true);
+  return rotated;
 }
 
 Privacy::Privacy(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* keys, std::string kek,

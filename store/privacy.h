@@ -43,6 +43,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "domain/task_rules.h"
 #include "outreach/v1/events.pb.h"
 #include "outreach/v1/patient_service.pb.h"
 #include "outreach/v1/storage.pb.h"
@@ -53,7 +54,7 @@
 namespace outreach::store {
 
 // What an erased field reads as.
-inline constexpr char kErasedMarker[] = "[erased]";
+using domain::kErasedMarker;
 inline constexpr std::size_t kMasterKeySize = 32;
 
 // The master key in `path`: exactly 32 bytes, in a regular file that its owner alone may read
@@ -70,6 +71,10 @@ absl::StatusOr<bool> IsEncrypted(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* m
 absl::Status RotateMasterKey(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta,
                              rocksdb::ColumnFamilyHandle* keys, absl::string_view old_master,
                              absl::string_view new_master);
+
+// RotateMasterKey on the database in `dir`, opened for writing (no other process may have it).
+absl::Status RotateMasterKeyOf(const std::string& dir, absl::string_view old_master,
+                               absl::string_view new_master);
 
 // One patient's data key, unwrapped.
 struct DataKey {

@@ -48,6 +48,8 @@ Json Reference(absl::string_view type, absl::string_view system, absl::string_vi
 }
 
 Json PatientReference(const v1::Task& task) {
+  // An erased patient (README "Privacy") is named by no identifier, only the marker.
+  if (task.patient_id() == domain::kErasedMarker) return Json{{"display", domain::kErasedMarker}};
   return Reference("Patient", kPatientIdSystem, task.patient_id());
 }
 
@@ -81,6 +83,7 @@ std::string ClosedStatus(v1::CloseReason reason, v1::ContactOutcome closing_outc
     case v1::CANCELLED:
     case v1::CRITERIA_CLEARED:
     case v1::DO_NOT_CONTACT:
+    case v1::PATIENT_DATA_ERASED:
       return "cancelled";
     case v1::ENTERED_IN_ERROR:
       return "entered-in-error";
@@ -196,6 +199,9 @@ storage::v1::StoredEvent ForFold(const v1::EventRecord& record) {
     case v1::EventRecord::kContactPreferenceSet:
       *event.mutable_contact_preference_set() = record.contact_preference_set();
       break;
+    case v1::EventRecord::kPatientErased:
+      *event.mutable_patient_erased() = record.patient_erased();
+      break;
     case v1::EventRecord::PAYLOAD_NOT_SET:
       break;
   }
@@ -214,6 +220,8 @@ absl::string_view EventTypeName(const v1::EventRecord& event) {
       return "TASK_ASSIGNED";
     case v1::EventRecord::kContactPreferenceSet:
       return "CONTACT_PREFERENCE_SET";
+    case v1::EventRecord::kPatientErased:
+      return "PATIENT_ERASED";
     case v1::EventRecord::PAYLOAD_NOT_SET:
       break;
   }
