@@ -428,7 +428,10 @@ absl::Status Privacy::Seal(StoredEvent& event, absl::string_view practice_id,
     key = made;
     changes.keys[row_key] = std::move(made);
   }
-  if (!has_fields) return absl::OkStatus();
+  // A patient's first events are sealed even without fields: the Sealed names the key the
+  // task (or preference) belongs to, so that once that key is destroyed the patient's id reads
+  // as erased there too, though the patient be seen again under a new key.
+  if (!has_fields && !keeps_id) return absl::OkStatus();
   Sealed* sealed = event.mutable_sealed();
   sealed->set_version(1);
   sealed->set_practice_id(std::string(practice_id));
@@ -499,10 +502,6 @@ absl::StatusOr<std::string> Privacy::ReasonOf(const storage::v1::PatientRow& row
 
 absl::Status Privacy::Reveal(v1::Task& task) const {
   bool erased = false;
-  absl::StatusOr<std::string> patient_id = PatientIdOf(task.practice_id(), task.patient_id());
-  if (!patient_id.ok()) return patient_id.status();
-  erased = *patient_id == kErasedMarker;
-  task.set_patient_id(*std::move(patient_id));
   // Each sealed field: opened, or the marker.
   auto open = [&](std::string* sealed, auto fill) -> absl::Status {
     if (sealed->empty()) return absl::OkStatus();
@@ -519,6 +518,16 @@ absl::Status Privacy::Reveal(v1::Task& task) const {
                             });
       !s.ok()) {
     return s;
+  }
+  // The patient's id: from its key, unless the key the task was made under is gone (the patient
+  // may have been seen again since, under a new key: this task stays unlinked from it).
+  if (erased) {
+    task.set_patient_id(kErasedMarker);
+  } else {
+    absl::StatusOr<std::string> patient_id = PatientIdOf(task.practice_id(), task.patient_id());
+    if (!patient_id.ok()) return patient_id.status();
+    if (*patient_id == kErasedMarker) erased = true;
+    task.set_patient_id(*std::move(patient_id));
   }
   for (v1::Contact& contact : *task.mutable_contacts()) {
     if (absl::Status s = open(contact.mutable_sealed(),
@@ -547,22 +556,6 @@ absl::Status Privacy::Reveal(v1::Task& task) const {
 
 absl::Status Privacy::Reveal(v1::EventRecord& record) const {
   bool erased = false;
-  auto map_patient = [&](absl::string_view practice_id, std::string* patient_id) -> absl::Status {
-    absl::StatusOr<std::string> id = PatientIdOf(practice_id, *patient_id);
-    if (!id.ok()) return id.status();
-    if (*id == kErasedMarker) erased = true;
-    *patient_id = *std::move(id);
-    return absl::OkStatus();
-  };
-  absl::Status mapped;
-  if (record.has_task_created()) {
-    v1::TaskCreated& p = *record.mutable_task_created();
-    mapped = map_patient(p.practice_id(), p.mutable_patient_id());
-  } else if (record.has_contact_preference_set()) {
-    v1::ContactPreferenceSet& p = *record.mutable_contact_preference_set();
-    mapped = map_patient(p.practice_id(), p.mutable_patient_id());
-  }
-  if (!mapped.ok()) return mapped;
   if (!record.sealed().empty()) {
     absl::StatusOr<std::optional<PersonalFields>> fields = Open(record.sealed());
     if (!fields.ok()) return fields.status();
@@ -585,6 +578,28 @@ absl::Status Privacy::Reveal(v1::EventRecord& record) const {
       record.mutable_contact_preference_set()->set_reason(text(f.reason()));
     }
   }
+  // The patient's id, as for a task: not through a key newer than the one the event was
+  // sealed under.
+  auto map_patient = [&](absl::string_view practice_id, std::string* patient_id) -> absl::Status {
+    if (erased) {
+      *patient_id = kErasedMarker;
+      return absl::OkStatus();
+    }
+    absl::StatusOr<std::string> id = PatientIdOf(practice_id, *patient_id);
+    if (!id.ok()) return id.status();
+    if (*id == kErasedMarker) erased = true;
+    *patient_id = *std::move(id);
+    return absl::OkStatus();
+  };
+  absl::Status mapped;
+  if (record.has_task_created()) {
+    v1::TaskCreated& p = *record.mutable_task_created();
+    mapped = map_patient(p.practice_id(), p.mutable_patient_id());
+  } else if (record.has_contact_preference_set()) {
+    v1::ContactPreferenceSet& p = *record.mutable_contact_preference_set();
+    mapped = map_patient(p.practice_id(), p.mutable_patient_id());
+  }
+  if (!mapped.ok()) return mapped;
   if (erased) record.set_personal_data_erased(true);
   return absl::OkStatus();
 }
