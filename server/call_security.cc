@@ -150,6 +150,24 @@ std::string FilterText(const google::protobuf::Message& request) {
   return text;
 }
 
+std::string FilterText(const google::protobuf::Message& request, const store::EventStore& store) {
+  const google::protobuf::FieldDescriptor* field =
+      request.GetDescriptor()->FindFieldByName("patient_id");
+  if (!store.encrypted() || field == nullptr ||
+      field->type() != google::protobuf::FieldDescriptor::TYPE_STRING || field->is_repeated()) {
+    return FilterText(request);
+  }
+  const google::protobuf::Reflection* reflection = request.GetReflection();
+  const std::string patient_id = reflection->GetString(request, field);
+  if (patient_id.empty()) return FilterText(request);
+  absl::StatusOr<std::string> pseudonym = store.Pseudonym(patient_id);
+  std::unique_ptr<google::protobuf::Message> shown(request.New());
+  shown->CopyFrom(request);
+  shown->GetReflection()->SetString(shown.get(), field,
+                                    pseudonym.ok() ? *pseudonym : std::string("[pseudonym]"));
+  return FilterText(*shown);
+}
+
 CallSecurity::Access AccessOfEvents(const std::vector<v1::EventRecord>& events,
                                     absl::string_view request) {
   CallSecurity::Access access;

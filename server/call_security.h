@@ -34,6 +34,7 @@
 #include "absl/strings/string_view.h"
 #include "outreach/v1/events.pb.h"
 #include "server/auth.h"
+#include "store/event_store.h"
 #include "server/call_observer.h"
 #include "server/refusal_log.h"
 #include "store/access_log.h"
@@ -106,6 +107,9 @@ class CallSecurity {
 // dropped, so that nobody can plant text or bulk in the audit trail), cut to the access log's
 // filter limit (store::kMaxAccessFilterBytes).
 std::string FilterText(const google::protobuf::Message& request);
+// The same, naming the patient by its pseudonym when `store` is encrypted (README "Privacy"), so
+// that the access log keeps no patient id an erasure would leave behind.
+std::string FilterText(const google::protobuf::Message& request, const store::EventStore& store);
 
 // The access record of a page of events about to be returned: the distinct tasks in order of
 // first appearance, `request` (the call's request as text) with the page's positions, the count.

@@ -37,7 +37,7 @@ grpc::ServerUnaryReactor* PatientService::SetContactPreference(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::string practice_id = PracticeOf(request->practice_id());
   std::string patient_id = request->patient_id();
-  std::string filter = FilterText(*request);
+  std::string filter = FilterText(*request, *store_);
   // The answer is read on the store's completion thread, once the change is durable: a few
   // point reads (the patient's row and its open tasks).
   store_->Submit(std::move(write->command), std::move(write->fingerprint),
@@ -127,7 +127,7 @@ grpc::ServerUnaryReactor* PatientService::GetPatientOutreach(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ReadRecordAndFinish(reactor, *context, *caller, kGetPatientOutreachMethod,
                       PracticeOf(request->practice_id()), request->patient_id(),
-                      FilterText(*request), response);
+                      FilterText(*request, *store_), response);
   return reactor;
 }
 

@@ -63,7 +63,7 @@ grpc::ServerUnaryReactor* TaskService::GetTask(grpc::CallbackServerContext* cont
   access.count = 1;
   // Time travel is recorded as such: what an auditor looked at, not only which task.
   if (request->as_of_case() != v1::GetTaskRequest::AS_OF_NOT_SET) {
-    access.filter = FilterText(*request);
+    access.filter = FilterText(*request, *store_);
   }
   return FinishAfterRecord(context, *caller, kGetTaskMethod, std::move(access));
 }
@@ -94,7 +94,7 @@ grpc::ServerUnaryReactor* TaskService::ListTasks(grpc::CallbackServerContext* co
   }
   response->set_next_page_token(std::move(page->next_page_token));
   access.count = access.task_ids.size();
-  access.filter = FilterText(*request);
+  access.filter = FilterText(*request, *store_);
   return FinishAfterRecord(context, *caller, kListTasksMethod, std::move(access));
 }
 
@@ -136,7 +136,7 @@ grpc::ServerUnaryReactor* TaskService::ResolveTasks(grpc::CallbackServerContext*
   // The closed tasks come back whole (every contact's notes): a read of patient data, recorded
   // before it is sent, with the query (the patient) as its filter.
   CallSecurity::Access access;
-  access.filter = FilterText(*request);
+  access.filter = FilterText(*request, *store_);
   store_->Submit(std::move(write->command), std::move(write->fingerprint),
                  [this, reactor, response, context, caller = std::move(write->caller),
                   access = std::move(access)](

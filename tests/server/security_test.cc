@@ -664,7 +664,10 @@ TEST_F(SecurityTest, EveryDataReturningRpcAppendsOneAccessRecordBeforeAnswering)
   check(1, "auditor-1", "/outreach.v1.TaskService/GetTask", {"t2"}, 1);
   EXPECT_THAT(records[1].record.filter(), HasSubstr("as_of_version: 1"));
   check(2, "coordinator-1", "/outreach.v1.TaskService/ListTasks", {"t1", "t2"}, 2);
-  EXPECT_THAT(records[2].record.filter(), HasSubstr("patient_id: \"patient-1\""));
+  // The store is encrypted: the query names the patient by pseudonym (README "Privacy").
+  EXPECT_THAT(records[2].record.filter(),
+              HasSubstr(absl::StrCat("patient_id: \"", *store_->Pseudonym("patient-1"), "\"")));
+  EXPECT_THAT(records[2].record.filter(), Not(HasSubstr("patient-1")));
   check(3, "auditor-1", "/outreach.v1.EventLog/ReadEvents", {"t1", "t2"}, 2);
   EXPECT_THAT(records[3].record.filter(), HasSubstr("positions 1..2"));
   check(4, "admin-1", "/outreach.v1.EventLog/SubscribeEvents", {"t2"}, 1);
@@ -1010,7 +1013,8 @@ TEST_F(SecurityTest, UnknownFieldsOfARequestNeverReachTheAccessRecord) {
     EXPECT_THAT(stored.record.filter(), Not(HasSubstr("900")));
     EXPECT_LE(stored.record.ByteSizeLong(), 4096u);
   }
-  EXPECT_EQ(records[0].record.filter(), "patient_id: \"patient-1\"");
+  EXPECT_EQ(records[0].record.filter(),
+            absl::StrCat("patient_id: \"", *store_->Pseudonym("patient-1"), "\""));
   EXPECT_EQ(records[1].record.filter(), "task_id: \"t1\" as_of_version: 1");
   std::vector<v1::AccessRecord> read;
   ASSERT_TRUE(ReadAccess(As(Role::kAuditor), v1::ReadAccessLogRequest(), &read).ok());
