@@ -25,6 +25,9 @@ FUZZ_DIR  ?= build-fuzz
 DB        ?= ./data
 LISTEN    ?= 127.0.0.1:50051
 TIME_ZONE ?= UTC
+# `make run MASTER_KEY=FILE`: an encrypted database (README "Privacy"), erasures listed in
+# FILE.erasures; empty (the default): plain mode.
+MASTER_KEY ?=
 # Prometheus metrics of `make run` (GET http://$(METRICS)/metrics); empty turns them off.
 METRICS   ?= 127.0.0.1:9464
 JOBS      ?= $(shell nproc)
@@ -92,7 +95,8 @@ build: configure
 
 run: build
 	$(BUILD_DIR)/server/outreachd --db $(DB) --listen $(LISTEN) --time-zone $(TIME_ZONE) \
-	  --metrics-listen=$(METRICS)
+	  --metrics-listen=$(METRICS) \
+	  $(if $(MASTER_KEY),--master-key-file=$(MASTER_KEY) --erasure-list=$(MASTER_KEY).erasures)
 
 # Every stage, in order; stops at the first that fails. The summary lines are printed again at
 # the end so that a CI log ends with the whole picture.

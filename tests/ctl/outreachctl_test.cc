@@ -24,7 +24,9 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
+#include "store/erasure_list.h"
 #include "store/event_store.h"
+#include "store/privacy.h"
 #include "store/keys.h"
 #include "tests/testing/raw_db.h"
 #include "tests/testing/temp_dir.h"
@@ -420,6 +422,67 @@ TEST_F(OutreachctlTest, BackupAndRestoreRoundTripToAVerifiedCopy) {
     ASSERT_EQ(stat(dir.c_str(), &info), 0) << dir;
     EXPECT_EQ(info.st_mode & 077, 0u) << dir;
   }
+}
+
+// README "Privacy": an encrypted database's backup restored after an erasure gets the erasure
+// again from the erasure list; export needs the key; the key can be rotated offline.
+TEST_F(OutreachctlTest, RestoreReappliesListedErasuresAndRotateMasterKeyKeepsTheLog) {
+  const std::string key_file = root_ + "/master.key";
+  const std::string new_key_file = root_ + "/new.key";
+  for (const auto& [path, fill] : {std::pair{key_file, 'k'}, std::pair{new_key_file, 'n'}}) {
+    std::ofstream(path, std::ios::binary) << std::string(store::kMasterKeySize, fill);
+    ASSERT_EQ(chmod(path.c_str(), 0600), 0);
+  }
+  store::StoreOptions options = Options();
+  options.master_key = std::string(store::kMasterKeySize, 'k');
+  absl::StatusOr<std::unique_ptr<store::EventStore>> opened = store::EventStore::Open(db_, options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  store_ = *std::move(opened);
+  domain::CreateTaskCommand create;
+  create.task_id = "t1";
+  create.patient_id = "mrn-5";
+  create.kind = v1::MANUAL;
+  create.title = "Planted title";
+  create.meta = {"coordinator-1", ""};
+  Run(create);
+  const std::string backups = root_ + "/backups";
+  ASSERT_TRUE(store_->BackupTo(backups).ok());
+  domain::ErasePatientCommand erase;
+  erase.patient_id = "mrn-5";
+  erase.reason = "wrong patient";
+  erase.meta = {"admin-1", ""};
+  absl::StatusOr<store::CommandResult> erased = store_->Execute(erase, "");
+  ASSERT_TRUE(erased.ok()) << erased.status();
+  const std::string list = root_ + "/erasures";
+  ASSERT_TRUE(store::AppendErasure(list, {erased->events.back().position(), "default",
+                                          *store_->Pseudonym("mrn-5")})
+                  .ok());
+  store_.reset();
+
+  EXPECT_EQ(Ctl({"export", "--db", db_}).exit_code, 1) << "an encrypted database needs its key";
+  const Outcome bad = Ctl({"restore", "--from", backups, "--db", root_ + "/x",
+                           "--erasure-list", list});
+  EXPECT_EQ(bad.exit_code, 2) << "--erasure-list needs --master-key-file";
+
+  const std::string copy = root_ + "/copy";
+  const Outcome restore = Ctl({"restore", "--from", backups, "--db", copy, "--erasure-list",
+                               list, "--master-key-file", key_file});
+  ASSERT_EQ(restore.exit_code, 0) << restore.out << restore.err;
+  EXPECT_EQ(Field(restore.out, "erasures_reapplied"), "1");
+  const Outcome exported = Ctl({"export", "--db", copy, "--master-key-file", key_file});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  EXPECT_THAT(exported.out, HasSubstr("\"title\":\"[erased]\""));
+  EXPECT_THAT(exported.out, Not(HasSubstr("Planted title")));
+  EXPECT_THAT(exported.out, HasSubstr("\"patientErased\""));
+
+  const Outcome rotate = Ctl({"rotate-master-key", "--db", copy, "--master-key-file", key_file,
+                              "--new-master-key-file", new_key_file});
+  ASSERT_EQ(rotate.exit_code, 0) << rotate.out << rotate.err;
+  EXPECT_EQ(Ctl({"export", "--db", copy, "--master-key-file", key_file}).exit_code, 1);
+  const Outcome rotated = Ctl({"export", "--db", copy, "--master-key-file", new_key_file});
+  EXPECT_EQ(rotated.exit_code, 0) << rotated.err;
+  EXPECT_EQ(rotated.out, exported.out) << "the log is untouched";
+  EXPECT_EQ(Ctl({"verify", "--db", copy}).exit_code, 0) << "verify needs no key";
 }
 
 TEST_F(OutreachctlTest, RestoreIntoANonEmptyDirectoryExitsOneAndLeavesItAlone) {

@@ -303,7 +303,12 @@ TEST_F(PrivacyTest, ThePurgeRemovesTheDestroyedKeyFromEveryFile) {
   Must(Erase(kPatient));
   ASSERT_TRUE(store_->PurgeDestroyedKeys().ok());
   store_.reset();
-  EXPECT_EQ(AllFileBytes(dir_).find(key_row), std::string::npos);
+  const std::string bytes = AllFileBytes(dir_);
+  EXPECT_EQ(bytes.find(key_row), std::string::npos);
+  // Nor, as ever, the patient's planted title, notes or id.
+  EXPECT_EQ(bytes.find(kTitle), std::string::npos);
+  EXPECT_EQ(bytes.find(kNotes), std::string::npos);
+  EXPECT_EQ(bytes.find(kPatient), std::string::npos);
 }
 
 TEST_F(PrivacyTest, ErasingTwiceAppendsNothing) {
