@@ -135,6 +135,11 @@ absl::Status IngestFoldedRows(rocksdb::DB* db, const Handles& handles, const std
           writer = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(options),
                                                             options, handles[family],
                                                             /*invalidate_page_cache=*/false);
+          // A name left by a rebuild that a power cut interrupted may still be a hard link to
+          // a live table file (the ingestion links it in, and the unlink of the name was not
+          // durable): unlinked first, so that this file is a new one and never writes through
+          // that table.
+          db->GetEnv()->DeleteFile(files.back()).PermitUncheckedError();
           if (const rocksdb::Status s = writer->Open(files.back()); !s.ok()) {
             return FromRocks(s, absl::StrCat("rebuild: creating ", files.back()));
           }
