@@ -159,7 +159,8 @@ clean:
 # disk's fsync probe, the PostgreSQL anchor (pgbench), the store micro-benchmarks and the
 # 1M-event measurements, prints the table of issue 18's targets and writes bench-results.json.
 .PHONY: bench bench-deps
-BENCH_DEPS ?= bench-deps
+# DEPS= (packages already installed) skips this step too.
+BENCH_DEPS ?= $(if $(DEPS),bench-deps)
 bench-deps:
 	./deploy/install-deps.sh --bench
 

@@ -100,16 +100,20 @@ SQL
 cat >"$PGROOT/log_contact.sql" <<SQL
 \\set task random(1, $TASKS)
 BEGIN;
-UPDATE streams SET version = version + 1, updated = now() WHERE id = :task::bigint RETURNING version \\gset
-INSERT INTO events (stream_id, version, type, data) VALUES (:task::bigint, :version::bigint, 'ContactLogged',
-  jsonb_build_object('taskId', 't' || :task::bigint, 'outcome', 'NO_ANSWER',
-    'notes', 'Called the mobile number; will try again.', 'followUpDate', '2026-12-02',
-    'actor', 'coordinator-1', 'requestId', 'req-' || :task::bigint || '-' || :version::bigint));
-INSERT INTO tasks (id, version, data) VALUES (:task::bigint, :version::bigint,
-  jsonb_build_object('taskId', 't' || :task::bigint, 'patientId', 'patient-' || :task::bigint, 'kind', 'MANUAL',
-    'title', 'Schedule annual wellness visit', 'assignee', 'agent-' || :task::bigint % 16,
-    'status', 'IN_PROGRESS', 'followUpDate', '2026-12-02', 'attempts', :version::bigint - 1,
-    'lastOutcome', 'NO_ANSWER', 'version', :version::bigint))
+UPDATE streams SET version = version + 1, updated = now()
+  WHERE id = :task::bigint RETURNING version \\gset
+INSERT INTO events (stream_id, version, type, data)
+  VALUES (:task::bigint, :version::bigint, 'ContactLogged',
+    jsonb_build_object('taskId', 't' || :task::bigint, 'outcome', 'NO_ANSWER',
+      'notes', 'Called the mobile number; will try again.', 'followUpDate', '2026-12-02',
+      'actor', 'coordinator-1', 'requestId', 'req-' || :task::bigint || '-' || :version::bigint));
+INSERT INTO tasks (id, version, data)
+  VALUES (:task::bigint, :version::bigint,
+    jsonb_build_object('taskId', 't' || :task::bigint, 'patientId', 'patient-' || :task::bigint,
+      'kind', 'MANUAL', 'title', 'Schedule annual wellness visit',
+      'assignee', 'agent-' || :task::bigint % 16, 'status', 'IN_PROGRESS',
+      'followUpDate', '2026-12-02', 'attempts', :version::bigint - 1,
+      'lastOutcome', 'NO_ANSWER', 'version', :version::bigint))
   ON CONFLICT (id) DO UPDATE
   SET data = excluded.data, version = excluded.version, last_modified = now();
 END;

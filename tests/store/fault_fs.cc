@@ -407,9 +407,10 @@ absl::Status FaultFs::DropUnsyncedData() {
   }
   // After the truncation: an entry restored here gets the bytes it had at the directory sync.
   for (const auto& [name, entry] : changed_entries_) {
-    if (!entry.existed) {
-      std::filesystem::remove(name, error);
-    } else {
+    // Unlinked first: the name may now share its file with another name (a hard link, as an
+    // ingestion with move_files makes), whose data a restore must not touch.
+    std::filesystem::remove(name, error);
+    if (entry.existed && !error) {
       std::ofstream out(name, std::ios::binary | std::ios::trunc);
       out << entry.contents;
       if (!out.flush()) error = std::make_error_code(std::errc::io_error);

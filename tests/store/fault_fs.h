@@ -20,8 +20,9 @@
 // Not modelled: directories themselves (created directories are durable at once), random-RW
 // files (RocksDB's default options do not use them; they pass through untracked),
 // ReuseWritableFile (WAL recycling; refused with NotSupported), hard links (a link is a new
-// name like any other, its data shared untracked) and FileSystem::Truncate of a file not
-// written through this file system (durable at once).
+// name like any other, its data shared untracked; a name restored at the cut gets a file of its
+// own with its durable bytes, where a real disk would bring back the name of the shared file)
+// and FileSystem::Truncate of a file not written through this file system (durable at once).
 //
 // Use: PowerCut() while the database is open (every later write, sync, create, rename and
 // delete fails with IOError; reads keep working), destroy the database handle, then
