@@ -91,7 +91,9 @@ start_server() {
   SERVER_PID=$!
   TARGET=
   for _ in $(seq 1 200); do
-    TARGET=$(sed -n 's/.*"msg":"serving on \(127\.0\.0\.1:[0-9]*\) .*/\1/p' "$log")
+    # The log may not exist yet: the background shell opens it after this one goes on.
+    TARGET=$(sed -n 's/.*"msg":"serving on \(127\.0\.0\.1:[0-9]*\) .*/\1/p' "$log" \
+      2>/dev/null || true)
     [[ -n $TARGET ]] && break
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; exit 1; }
     sleep 0.05
