@@ -168,9 +168,15 @@ fuzz: fuzz-build
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) $(FUZZ_DIR) build-logs
 
-# Performance (issue 5): not part of `make test`. Builds Release, runs the load tool's scenarios
-# against a fresh outreachd, the store micro-benchmarks and the 1M-event measurements, prints the
-# table and writes bench-results.json.
-.PHONY: bench
-bench: $(DEPS)
+# Performance (issues 5 and 18): not part of `make test`. Installs PostgreSQL for the anchor
+# (bench-deps), builds Release, runs the load tool's scenarios against a fresh outreachd, the
+# disk's fsync probe, the PostgreSQL anchor (pgbench), the store micro-benchmarks and the
+# 1M-event measurements, prints the table of issue 18's targets and writes bench-results.json.
+.PHONY: bench bench-deps
+# DEPS= (packages already installed) skips this step too.
+BENCH_DEPS ?= $(if $(DEPS),bench-deps)
+bench-deps:
+	./deploy/install-deps.sh --bench
+
+bench: $(BENCH_DEPS)
 	tests/bench/run_bench.sh

@@ -3,6 +3,7 @@
 # Idempotent: installs only what is missing. Runs apt-get as root, or through sudo otherwise.
 #   deploy/install-deps.sh            building, running, the unit and sanitizer tests
 #   deploy/install-deps.sh --deploy   also what `make image` and `make test-deploy` need
+#   deploy/install-deps.sh --bench    also what `make bench` needs (PostgreSQL, for its anchor)
 set -euo pipefail
 
 PACKAGES=(
@@ -48,6 +49,13 @@ if [ "${1:-}" = "--deploy" ]; then
              golang-github-containers-common mmdebstrap uidmap
              systemd yamllint binutils)
   command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
+fi
+
+# The benchmark's PostgreSQL anchor (issue 18), with --bench: Debian's postgresql (the server
+# binaries, initdb, pg_ctl and pgbench); tests/bench/pg_anchor.sh runs a throwaway cluster of its
+# own in the bench's scratch directory, never the system's "main" cluster.
+if [ "${1:-}" = "--bench" ]; then
+  PACKAGES+=(postgresql)
 fi
 
 # Packages that must be at least this version: nginx's rapid-reset mitigation (CVE-2023-44487)

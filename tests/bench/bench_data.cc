@@ -8,7 +8,8 @@
 //    one TaskCreated per task, then LogContact (with a follow-up date, so every task stays open)
 //    round-robin until the log holds --events events. Loading runs with sync_writes off: it is
 //    setup, not a measurement, and every figure below is taken after the store closed cleanly.
-// 2. Rebuild: RebuildProjections on that store, on this thread -> events per second.
+// 2. Rebuild: RebuildProjections on that store, on this thread -> events per second; the
+//    projections dumped (DumpProjections) before and after it must be byte-identical.
 // 3. In-process ListTasks: the first page of 50 of the default worklist, p50/p99.
 // 4. Start-up: outreachd spawned on the directory, from fork to health SERVING (polled every
 //    5 ms with a fresh channel), before and after compaction.
@@ -19,8 +20,9 @@
 // 6. The real outreachd on the compacted directory: outreach-load `list` at concurrency 1
 //    (--list_seconds), then `mixed` at concurrency 16 (--rss_seconds); peak RSS is outreachd's
 //    VmHWM from /proc after both.
-// 7. With --large_tasks > 0: a second log of that many open tasks (creates only), and the same
-//    list measurements on it (target 5: no worse at 2,000,000 open tasks than at 200,000).
+// 7. With --large_tasks > 0: a second log of that many open tasks (creates only), the same
+//    list measurements on it, then `mixed` as in 6 and outreachd's peak RSS (issue 18 targets
+//    6 and 7: list p99 and peak RSS at 2,000,000 tasks).
 //
 // Scratch directories go under $OUTREACH_BENCH_DIR (default: the system temporary directory)
 // and are removed at the end unless --keep. All traffic is to 127.0.0.1.
@@ -355,6 +357,14 @@ absl::StatusOr<std::string> RunLoad(const std::string& address, const std::strin
   return out;
 }
 
+// outreach-load `mixed` at concurrency 16 for --rss_seconds: traffic that grows the server's
+// memory (writes, lists, reads) while its peak RSS is watched.
+absl::StatusOr<std::string> RunMixedForRss(const std::string& address) {
+  return RunLoad(address, absl::StrFormat("--scenario=mixed --concurrency=16 --duration=%g "
+                                          "--preload_tasks=2000",
+                                          absl::GetFlag(FLAGS_rss_seconds)));
+}
+
 // The figures, in the order they are printed.
 class Report {
  public:
@@ -370,8 +380,10 @@ class Report {
   std::vector<std::string> fields_;
 };
 
-// Worklist measurements on a closed store directory: in process, then through outreachd.
-absl::Status MeasureWorklist(const std::string& dir, const std::string& prefix, Report& report) {
+// Worklist measurements on a closed store directory: in process, then through outreachd; then,
+// with `rss_run`, `mixed` at concurrency 16 for --rss_seconds; outreachd's peak RSS after all.
+absl::Status MeasureWorklist(const std::string& dir, const std::string& prefix, bool rss_run,
+                             Report& report) {
   {
     absl::StatusOr<std::unique_ptr<store::EventStore>> store =
         store::EventStore::Open(dir, store::StoreOptions());
@@ -396,6 +408,15 @@ absl::Status MeasureWorklist(const std::string& dir, const std::string& prefix, 
   report.AddRaw(prefix + "_list_c1", *list);
   Log(absl::StrFormat("%s: outreachd start-up %.3f s; list via gRPC: %s", prefix, *startup,
                       *list));
+  if (rss_run) {
+    absl::StatusOr<std::string> mixed = RunMixedForRss(daemon.address());
+    if (!mixed.ok()) return mixed.status();
+    report.AddRaw(prefix + "_rss_mixed_c16", *mixed);
+  }
+  const uint64_t peak = daemon.PeakRssBytes();
+  report.Add(prefix + "_peak_rss_bytes", static_cast<double>(peak));
+  Log(absl::StrFormat("%s: outreachd peak RSS %.1f MiB", prefix,
+                      static_cast<double>(peak) / (1 << 20)));
   return daemon.Stop();
 }
 
@@ -439,13 +460,25 @@ int Main(int argc, char** argv) {
     Log(absl::StrFormat("loaded in %.1f s (%.0f events/s, sync off)", load_seconds,
                         static_cast<double>(events) / load_seconds));
 
+    absl::StatusOr<std::string> live = (*store)->DumpProjections();
+    if (!live.ok()) return fail(live.status());
     const Clock::time_point rebuild_start = Clock::now();
     if (absl::Status s = (*store)->RebuildProjections(); !s.ok()) return fail(s);
     const double rebuild_seconds = SecondsSince(rebuild_start);
+    absl::StatusOr<std::string> rebuilt = (*store)->DumpProjections();
+    if (!rebuilt.ok()) return fail(rebuilt.status());
+    const bool identical = *live == *rebuilt;
     report.Add("rebuild_s", rebuild_seconds);
     report.Add("rebuild_events_per_s", static_cast<double>(events) / rebuild_seconds);
-    Log(absl::StrFormat("rebuild: %.2f s, %.0f events/s", rebuild_seconds,
-                        static_cast<double>(events) / rebuild_seconds));
+    report.Add("rebuild_identical", identical ? 1 : 0);
+    report.Add("projection_dump_bytes", static_cast<double>(live->size()));
+    Log(absl::StrFormat("rebuild: %.2f s, %.0f events/s; rebuilt projections %s the live ones "
+                        "(%.1f MiB dumped)",
+                        rebuild_seconds, static_cast<double>(events) / rebuild_seconds,
+                        identical ? "byte-identical to" : "DIFFER from",
+                        static_cast<double>(live->size()) / (1 << 20)));
+    *live = std::string();
+    *rebuilt = std::string();
     absl::StatusOr<ListLatency> stats =
         MeasureStatsInProcess(**store, absl::GetFlag(FLAGS_in_process_reports));
     if (!stats.ok()) return fail(stats.status());
@@ -483,7 +516,9 @@ int Main(int argc, char** argv) {
                       static_cast<double>(disk) / static_cast<double>(*event_bytes)));
 
   // 3, 4 (compacted) and 5 at --tasks open tasks.
-  if (absl::Status s = MeasureWorklist(dir, "main", report); !s.ok()) return fail(s);
+  if (absl::Status s = MeasureWorklist(dir, "main", /*rss_run=*/false, report); !s.ok()) {
+    return fail(s);
+  }
 
   // 6. Peak RSS through a mixed run on the 1M-event database.
   {
@@ -491,10 +526,7 @@ int Main(int argc, char** argv) {
     absl::StatusOr<double> startup = daemon.StartAndWaitServing(absl::Seconds(120));
     if (!startup.ok()) return fail(startup.status());
     report.Add("rss_after_startup_bytes", static_cast<double>(daemon.PeakRssBytes()));
-    absl::StatusOr<std::string> mixed = RunLoad(
-        daemon.address(), absl::StrFormat("--scenario=mixed --concurrency=16 --duration=%g "
-                                          "--preload_tasks=2000",
-                                          absl::GetFlag(FLAGS_rss_seconds)));
+    absl::StatusOr<std::string> mixed = RunMixedForRss(daemon.address());
     if (!mixed.ok()) return fail(mixed.status());
     const uint64_t peak = daemon.PeakRssBytes();
     report.Add("peak_rss_bytes", static_cast<double>(peak));
@@ -520,7 +552,9 @@ int Main(int argc, char** argv) {
       Log(absl::StrFormat("loaded in %.1f s", SecondsSince(start)));
     }
     report.Add("large_tasks", static_cast<double>(large));
-    if (absl::Status s = MeasureWorklist(large_dir, "large", report); !s.ok()) return fail(s);
+    if (absl::Status s = MeasureWorklist(large_dir, "large", /*rss_run=*/true, report); !s.ok()) {
+      return fail(s);
+    }
     if (!absl::GetFlag(FLAGS_keep)) RemoveDir(large_dir);
   }
 

@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# make bench (issue 5): builds Release, then in one run on this machine
+# make bench (issues 5 and 18): builds Release, then in one run on this machine
 #   1. starts outreachd on a fresh directory (on the build's disk, so fsync is real) and runs
 #      outreach-load: for concurrency 1, 16, 64 the baseline (grpc.health.v1 Check) and then each
 #      scenario, BENCH_DURATION seconds each;
-#   2. log_contact open loop at half the highest log_contact rps of step 1 (2 x BENCH_DURATION s);
-#   3. the store micro-benchmarks (store_bench, Google Benchmark);
-#   4. outreach-bench-data: rebuild, start-up, peak RSS, disk, worklist and (issue 16) 90-day
-#      report figures on a
-#      1,000,000-event log over 200,000 tasks, and the worklist figures again on a log of
-#      BENCH_LARGE_TASKS open tasks (target 5; about 2 minutes of the run on 2 cores);
-#   5. prints the table (each figure beside its target, PASS/MISS) and writes bench-results.json;
-#   6. the cost of metrics (issue 14): log_contact at concurrency 64 against outreachd without and
+#      Before the concurrency-1 runs, the disk's own floor: outreach-fsync-probe (4 KiB write +
+#      fdatasync in the server's directory, 2 x BENCH_DURATION s);
+#   2. the fsync probe again, then log_contact open loop at half the highest log_contact rps of
+#      step 1, BENCH_OPEN_RUNS runs (3) of 2 x BENCH_DURATION s each;
+#   3. the PostgreSQL anchor (pg_anchor.sh: a throwaway cluster, pgbench at 1/16/64 clients,
+#      BENCH_DURATION s each), with outreachd stopped; "not measured" if PostgreSQL is missing
+#      (`make bench-deps` installs it);
+#   4. the store micro-benchmarks (store_bench, Google Benchmark);
+#   5. outreach-bench-data: rebuild (checked byte-identical to the live projections), start-up,
+#      peak RSS, disk, worklist and (issue 16) 90-day report figures on a 1,000,000-event log
+#      over 200,000 tasks, and the worklist and peak RSS figures again on a log of
+#      BENCH_LARGE_TASKS open tasks (about 2 minutes of the run on 2 cores);
+#   6. prints the tables (scenarios, log_contact beside PostgreSQL, micro-benchmarks, then issue
+#      18's targets 1-7 each beside its figure, MET/MISS) and writes bench-results.json;
+#   7. the cost of metrics (issue 14): log_contact at concurrency 64 against outreachd without and
 #      with --metrics-listen (the same binary, each on a fresh directory, /metrics scraped every
 #      second while on, as Prometheus would), BENCH_METRICS_ROUNDS rounds (3) alternating which
 #      goes first; prints the ratio with/without and writes it to bench-metrics.json beside
@@ -20,10 +27,11 @@
 # BENCH_LARGE_TASKS (2000000; 0 skips the large worklist), BENCH_EVENTS / BENCH_TASKS
 # (1000000 / 200000: the targets are stated for these; smaller values only check that the
 # pipeline works), BENCH_MIN_TIME (0.2 s per micro-benchmark), BENCH_RESULTS
-# (./bench-results.json), JOBS (nproc), BENCH_METRICS_ROUNDS (3), BENCH_ONLY (empty = every step;
-# "metrics" = step 6 alone).
+# (./bench-results.json), JOBS (nproc), BENCH_OPEN_RUNS (3), BENCH_METRICS_ROUNDS (3; 0 skips
+# step 7), BENCH_ONLY (empty = every step; "metrics" = step 7 alone).
 # Every figure comes from this one run: compare ratios, not absolute numbers across machines.
-# All traffic goes to 127.0.0.1; every process started here is stopped on exit.
+# All traffic goes to 127.0.0.1 (PostgreSQL: a Unix socket); every process started here is
+# stopped on exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -36,6 +44,7 @@ MIN_TIME=${BENCH_MIN_TIME:-0.2}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench-results.json}
 JOBS=${JOBS:-$(nproc)}
 METRICS_ROUNDS=${BENCH_METRICS_ROUNDS:-3}
+OPEN_RUNS=${BENCH_OPEN_RUNS:-3}
 ONLY=${BENCH_ONLY:-}
 CONCURRENCIES=(1 16 64)
 SCENARIOS=(create log_contact log_and_close list mixed)
@@ -46,7 +55,7 @@ say() { printf '== [%4ds] %s\n' $(( $(date +%s) - started )) "$*" >&2; }
 say "building Release in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release --log-level=WARNING >/dev/null
 cmake --build "$BUILD" -j"$JOBS" --target outreachd outreach-load store_bench \
-  outreach-bench-data outreach-bench-report >/dev/null
+  outreach-bench-data outreach-bench-report outreach-fsync-probe >/dev/null
 OUTREACHD=$BUILD/server/outreachd
 LOAD=$BUILD/tests/load/outreach-load
 
@@ -82,7 +91,9 @@ start_server() {
   SERVER_PID=$!
   TARGET=
   for _ in $(seq 1 200); do
-    TARGET=$(sed -n 's/.*"msg":"serving on \(127\.0\.0\.1:[0-9]*\) .*/\1/p' "$log")
+    # The log may not exist yet: the background shell opens it after this one goes on.
+    TARGET=$(sed -n 's/.*"msg":"serving on \(127\.0\.0\.1:[0-9]*\) .*/\1/p' "$log" \
+      2>/dev/null || true)
     [[ -n $TARGET ]] && break
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; exit 1; }
     sleep 0.05
@@ -120,7 +131,7 @@ scrape_every_second() {
   done
 }
 
-# Step 6: log_contact at c=64 without and with --metrics-listen, alternating, on fresh directories.
+# Step 7: log_contact at c=64 without and with --metrics-listen, alternating, on fresh directories.
 metrics_overhead() {
   local out=$WORK/metrics.jsonl round setting
   : >"$out"
@@ -185,7 +196,21 @@ last_rps() { tail -n 1 "$1" | sed -n 's/.*"rps":\([0-9.]*\).*/\1/p'; }
 
 LOADS=$WORK/load.jsonl
 : >"$LOADS"
+# fsync_probe WHEN: the disk's own floor (4 KiB write + fdatasync) on the server's directory,
+# outreachd idle, 2 x DURATION s; one JSON line labelled WHEN appended to FSYNC. Taken right
+# before the figures compared with it (target 3: the c=1 runs; target 5: the open loop), since
+# other work on the machine moves it from one minute to the next.
+FSYNC=$WORK/fsync.jsonl
+: >"$FSYNC"
+fsync_probe() {
+  say "fsync probe ($1): 4 KiB write + fdatasync in $WORK/db for $(( DURATION * 2 ))s"
+  "$BUILD/tests/bench/outreach-fsync-probe" --dir="$WORK/db" --seconds="$(( DURATION * 2 ))" |
+    sed "s/^{/{\"when\":\"$1\",/" >>"$FSYNC"
+  say "fsync probe: $(tail -n 1 "$FSYNC")"
+}
+
 for c in "${CONCURRENCIES[@]}"; do
+  (( c == 1 )) && fsync_probe closed_c1
   # The baseline first, right beside the scenarios it is compared with.
   say "baseline at concurrency $c"
   "$LOAD" --target="$TARGET" --scenario=baseline --concurrency="$c" --duration="$DURATION" \
@@ -205,15 +230,26 @@ for c in "${CONCURRENCIES[@]}"; do
   done
 done
 
+fsync_probe open_loop
+
 max_contact=$(sed -n 's/.*"scenario":"log_contact".*"rps":\([0-9.]*\).*/\1/p' "$LOADS" |
   sort -g | tail -n 1)
 rate=$(awk -v m="$max_contact" 'BEGIN { r = m / 2; if (r < 1) r = 1; printf "%.0f", r }')
-say "log_contact open loop at $rate/s (half of $max_contact)"
 OPEN=$WORK/open.jsonl
-"$LOAD" --target="$TARGET" --scenario=log_contact --rate="$rate" \
-  --duration="$(( DURATION * 2 ))" --json >"$OPEN"
+: >"$OPEN"
+for run in $(seq 1 "$OPEN_RUNS"); do
+  say "log_contact open loop at $rate/s (half of $max_contact), run $run of $OPEN_RUNS"
+  "$LOAD" --target="$TARGET" --scenario=log_contact --rate="$rate" \
+    --duration="$(( DURATION * 2 ))" --json >>"$OPEN"
+done
 
 stop_server
+
+say "PostgreSQL anchor: pgbench at ${CONCURRENCIES[*]} clients, ${DURATION}s each"
+PG=$WORK/pg.jsonl
+: >"$PG"
+"$ROOT/tests/bench/pg_anchor.sh" "$WORK" "$DURATION" "$PG" "${CONCURRENCIES[@]}" ||
+  say "PostgreSQL anchor not measured (exit $?); target 2 will show MISS"
 
 say "store micro-benchmarks"
 OUTREACH_BENCH_DIR=$WORK "$BUILD/tests/bench/store_bench" --benchmark_min_time="$MIN_TIME" \
@@ -229,7 +265,7 @@ machine+=" $(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/memi
 machine+=" $(uname -sr); client and server on the same machine"
 say "report"
 "$BUILD/tests/bench/outreach-bench-report" --load="$LOADS" --open="$OPEN" \
-  --store_bench="$WORK/store_bench.json" --data="$WORK/data.json" --machine="$machine" \
-  --out="$RESULTS"
-metrics_overhead
+  --fsync="$FSYNC" --pg="$PG" --store_bench="$WORK/store_bench.json" --data="$WORK/data.json" \
+  --machine="$machine" --out="$RESULTS"
+(( METRICS_ROUNDS > 0 )) && metrics_overhead
 say "done in $(( $(date +%s) - started ))s; machine: $machine"

@@ -164,6 +164,21 @@ void FaultFs::PowerCut() {
   power_cut_ = true;
 }
 
+void FaultFs::PowerCutAtCall(uint64_t n) {
+  absl::MutexLock lock(&mu_);
+  cut_at_call_ = calls_ + std::max<uint64_t>(n, 1);
+}
+
+uint64_t FaultFs::MutatingCalls() const {
+  absl::MutexLock lock(&mu_);
+  return calls_;
+}
+
+void FaultFs::CountCall() {
+  ++calls_;
+  if (cut_at_call_ != 0 && calls_ >= cut_at_call_) power_cut_ = true;
+}
+
 void FaultFs::FailSyncs(bool fail) {
   absl::MutexLock lock(&mu_);
   fail_syncs_ = fail;
@@ -174,8 +189,9 @@ void FaultFs::FillDisk(bool full) {
   disk_full_ = full;
 }
 
-rocksdb::IOStatus FaultFs::WriteError(bool uses_space) const {
+rocksdb::IOStatus FaultFs::WriteError(bool uses_space) {
   absl::MutexLock lock(&mu_);
+  CountCall();
   if (power_cut_) return rocksdb::IOStatus::IOError("fault_fs: power cut");
   if (uses_space && disk_full_) {
     // As the POSIX file system reports ENOSPC: NoSpace, with a path in the message.
@@ -185,8 +201,9 @@ rocksdb::IOStatus FaultFs::WriteError(bool uses_space) const {
   return rocksdb::IOStatus::OK();
 }
 
-rocksdb::IOStatus FaultFs::SyncError() const {
+rocksdb::IOStatus FaultFs::SyncError() {
   absl::MutexLock lock(&mu_);
+  CountCall();
   if (power_cut_) return rocksdb::IOStatus::IOError("fault_fs: power cut");
   if (fail_syncs_) return rocksdb::IOStatus::IOError("fault_fs: injected sync failure");
   return rocksdb::IOStatus::OK();
@@ -390,9 +407,10 @@ absl::Status FaultFs::DropUnsyncedData() {
   }
   // After the truncation: an entry restored here gets the bytes it had at the directory sync.
   for (const auto& [name, entry] : changed_entries_) {
-    if (!entry.existed) {
-      std::filesystem::remove(name, error);
-    } else {
+    // Unlinked first: the name may now share its file with another name (a hard link, as an
+    // ingestion with move_files makes), whose data a restore must not touch.
+    std::filesystem::remove(name, error);
+    if (entry.existed && !error) {
       std::ofstream out(name, std::ios::binary | std::ios::trunc);
       out << entry.contents;
       if (!out.flush()) error = std::make_error_code(std::errc::io_error);
@@ -404,6 +422,7 @@ absl::Status FaultFs::DropUnsyncedData() {
   files_.clear();
   changed_entries_.clear();
   power_cut_ = false;
+  cut_at_call_ = 0;
   fail_syncs_ = false;
   disk_full_ = false;
   return absl::OkStatus();

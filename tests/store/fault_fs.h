@@ -20,8 +20,9 @@
 // Not modelled: directories themselves (created directories are durable at once), random-RW
 // files (RocksDB's default options do not use them; they pass through untracked),
 // ReuseWritableFile (WAL recycling; refused with NotSupported), hard links (a link is a new
-// name like any other, its data shared untracked) and FileSystem::Truncate of a file not
-// written through this file system (durable at once).
+// name like any other, its data shared untracked; a name restored at the cut gets a file of its
+// own with its durable bytes, where a real disk would bring back the name of the shared file)
+// and FileSystem::Truncate of a file not written through this file system (durable at once).
 //
 // Use: PowerCut() while the database is open (every later write, sync, create, rename and
 // delete fails with IOError; reads keep working), destroy the database handle, then
@@ -30,6 +31,10 @@
 // and directory Fsync fail with IOError (nothing else) until FailSyncs(false). FillDisk(true)
 // makes every append and allocation fail with NoSpace (ENOSPC; the data is not written) until
 // FillDisk(false), as a full disk does; syncs, renames and deletes go on.
+// PowerCutAtCall(n) cuts the power at the n-th mutating call from then on (that call already
+// fails): a cut in the middle of something the test cannot pause, such as Open's recovery or a
+// rebuild. MutatingCalls() counts the calls so far, so that a test can first measure how many
+// calls a healthy run of the same step makes and then cut somewhere inside it.
 //
 // Thread-safe: RocksDB calls it from many threads.
 #pragma once
@@ -54,14 +59,19 @@ class FaultFs final : public rocksdb::FileSystemWrapper {
 
   // From now on every mutating call fails with IOError("fault_fs: power cut").
   void PowerCut();
+  // The n-th mutating call from now (n >= 1: every write, sync, create, rename, delete and
+  // close that a power cut fails) and every later one fail as after PowerCut().
+  void PowerCutAtCall(uint64_t n);
+  // Mutating calls made through this file system so far, including failed ones.
+  uint64_t MutatingCalls() const;
   // Sync, Fsync and directory Fsync fail with IOError("fault_fs: injected sync failure") while
   // `fail` is set.
   void FailSyncs(bool fail);
   // Appends and allocations fail with rocksdb's NoSpace while `full` is set.
   void FillDisk(bool full);
   // Applies the power cut to the real files (see the model above) and forgets every tracked
-  // file. Call it only after every database using this file system is closed. Clears PowerCut
-  // FailSyncs and FillDisk.
+  // file. Call it only after every database using this file system is closed. Clears PowerCut,
+  // PowerCutAtCall, FailSyncs and FillDisk.
   absl::Status DropUnsyncedData();
 
   // For tests of the model itself: the tracked (written, durable) byte counts of a writable file.
@@ -117,9 +127,11 @@ class FaultFs final : public rocksdb::FileSystemWrapper {
     std::string contents;  // when it existed
   };
 
-  // Errors for the file and directory wrappers.
-  rocksdb::IOStatus WriteError(bool uses_space = false) const;
-  rocksdb::IOStatus SyncError() const;
+  // Errors for the file and directory wrappers; each call counts as one mutating call.
+  rocksdb::IOStatus WriteError(bool uses_space = false);
+  rocksdb::IOStatus SyncError();
+  // Counts a mutating call and cuts the power if it is the one PowerCutAtCall chose.
+  void CountCall() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Called by File.
   void Appended(const std::string& name, uint64_t end);
   void Synced(const std::string& name, uint64_t end);
@@ -136,6 +148,8 @@ class FaultFs final : public rocksdb::FileSystemWrapper {
   bool power_cut_ ABSL_GUARDED_BY(mu_) = false;
   bool fail_syncs_ ABSL_GUARDED_BY(mu_) = false;
   bool disk_full_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t calls_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t cut_at_call_ ABSL_GUARDED_BY(mu_) = 0;  // 0: no cut planned
   // Files written through this file system since they were created (or reopened).
   std::map<std::string, FileState> files_ ABSL_GUARDED_BY(mu_);
   // Names changed since their directory's last Fsync.

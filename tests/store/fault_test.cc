@@ -6,16 +6,24 @@
 //  - a failing sync: the store refuses writes, keeps serving reads, and half-applies nothing;
 //  - a full disk (DiskFullTest): writes refused in words, reads on, writes resume once space
 //    returns without a reopen, a failed sync stays latched, a close while full keeps every
-//    acknowledged write, and the free-space reserve refuses writes before the disk fills.
+//    acknowledged write, and the free-space reserve refuses writes before the disk fills;
+//  - power cuts in the middle of Open's recovery and of a rebuild (issue 18), at a call chosen
+//    among those a healthy run of the same step makes (FaultFs::PowerCutAtCall): the same
+//    ledger checks, and projections equal to a replay once reopened. The rebuild cases fail
+//    now and then today (a stale rebuild-*.sst hard-linked to a live table, see
+//    DISABLED_AStaleRebuildFile...): they are kept DISABLED_, with what they found, for the
+//    store's rebuild to fix.
 //
-// The LostSync run is seeded. It prints its seed; OUTREACH_FAULT_SEED=<seed> reruns the same
-// choices (thread timing still varies), OUTREACH_FAULT_ROUNDS=<n> sets the number of power cuts.
+// The LostSync and power-cut-during runs are seeded. Each prints its seed;
+// OUTREACH_FAULT_SEED=<seed> reruns the same choices (thread timing still varies),
+// OUTREACH_FAULT_ROUNDS=<n> sets the number of rounds (power cuts).
 #include <stdlib.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -37,6 +45,9 @@
 #include "gtest/gtest.h"
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
+#include "rocksdb/options.h"
+#include "rocksdb/sst_file_reader.h"
+#include "rocksdb/table_properties.h"
 #include "store/event_store.h"
 #include "store/write_refusal.h"
 #include "tests/store/fault_fs.h"
@@ -271,9 +282,8 @@ class FaultTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  // Opens the store on `env` (nullptr = the default, healthy one).
-  absl::Status Open(rocksdb::Env* env) {
-    store_.reset();
+  // A store on `dir` over `env` (nullptr = the default, healthy one).
+  absl::StatusOr<std::unique_ptr<EventStore>> OpenAt(const std::string& dir, rocksdb::Env* env) {
     StoreOptions options;
     options.clock = &clock_;
     options.sync_writes = true;  // what the durability claim is about
@@ -281,31 +291,80 @@ class FaultTest : public ::testing::Test {
     options.env = env;
     options.min_free_disk_bytes = min_free_disk_bytes_;
     options.resume_poll = resume_poll_;
-    absl::StatusOr<std::unique_ptr<EventStore>> opened = EventStore::Open(dir_, options);
+    return EventStore::Open(dir, options);
+  }
+
+  // Opens the store on `env` (nullptr = the default, healthy one).
+  absl::Status Open(rocksdb::Env* env) {
+    store_.reset();
+    absl::StatusOr<std::unique_ptr<EventStore>> opened = OpenAt(dir_, env);
     if (!opened.ok()) return opened.status();
     store_ = *std::move(opened);
     return absl::OkStatus();
   }
 
-  // Opens the store over a fresh FaultFs.
-  void OpenFaulty() {
+  // Opens the store over a fresh FaultFs, whose power is cut at its `cut_at_call`-th mutating
+  // call when that is not 0.
+  absl::Status OpenOnFreshFaultFs(uint64_t cut_at_call = 0) {
     store_.reset();
     fs_ = std::make_shared<FaultFs>();
     env_ = rocksdb::NewCompositeEnv(fs_);
-    absl::Status s = Open(env_.get());
+    if (cut_at_call != 0) fs_->PowerCutAtCall(cut_at_call);
+    return Open(env_.get());
+  }
+
+  // Opens the store over a fresh FaultFs.
+  void OpenFaulty() {
+    absl::Status s = OpenOnFreshFaultFs();
     ASSERT_TRUE(s.ok()) << s;
+  }
+
+  // Destroys the store, drops what the FaultFs's power cut left undurable, and forgets it.
+  void DropUnsynced() {
+    store_.reset();
+    ASSERT_TRUE(fs_->DropUnsyncedData().ok());
+    env_.reset();
+    fs_.reset();
   }
 
   // Cuts the power (if not yet), destroys the store, drops what was not durable, and reopens
   // on a healthy file system.
   void CutPowerAndReopen() {
     fs_->PowerCut();
-    store_.reset();
-    ASSERT_TRUE(fs_->DropUnsyncedData().ok());
-    env_.reset();
-    fs_.reset();
+    ASSERT_NO_FATAL_FAILURE(DropUnsynced());
+    ASSERT_NO_FATAL_FAILURE(Reopen());
+  }
+
+  // Opens the store on a healthy file system; fails the test (with the reason) if it cannot.
+  void Reopen() {
     absl::Status s = Open(nullptr);
     ASSERT_TRUE(s.ok()) << s;
+  }
+
+  // How many mutating calls a step (an Open, a rebuild) makes on a healthy FaultFs, measured on
+  // a copy of the database so that the database itself is left as it is. `step` gets the
+  // copy's directory, an env over the FaultFs and the FaultFs, and returns the count.
+  uint64_t MutatingCallsOf(
+      const std::function<uint64_t(const std::string& dir, rocksdb::Env* env,
+                                   const FaultFs& fs)>& step) {
+    store_.reset();
+    const std::string copy = dir_ + ".calls";
+    std::filesystem::remove_all(copy);
+    std::filesystem::copy(dir_, copy, std::filesystem::copy_options::recursive);
+    auto fs = std::make_shared<FaultFs>();
+    std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+    const uint64_t calls = step(copy, env.get(), *fs);
+    std::filesystem::remove_all(copy);
+    return calls;
+  }
+  // The mutating calls of a healthy Open of the database as it is (its recovery included).
+  uint64_t MutatingCallsOfOpen() {
+    return MutatingCallsOf(
+        [&](const std::string& dir, rocksdb::Env* env, const FaultFs& fs) -> uint64_t {
+          absl::StatusOr<std::unique_ptr<EventStore>> opened = OpenAt(dir, env);
+          EXPECT_TRUE(opened.ok()) << opened.status();
+          return fs.MutatingCalls();
+        });
   }
 
   absl::StatusOr<CommandResult> Send(const Sent& sent) {
@@ -405,6 +464,14 @@ class FaultTest : public ::testing::Test {
     ledger.in_doubt.clear();
   }
 
+  // One LostSync round up to the cut: concurrent clients write through the FaultFs store opened
+  // by OpenFaulty, are cut off at a random moment, and the power a little later; a command sent
+  // after the cut fails and latches the store. Every answer heard is in `ledger.acknowledged`,
+  // every command whose answer was lost in `ledger.in_doubt`. The store is left open.
+  void WriteUntilPowerCut(int round, std::mt19937_64& rng, Ledger& ledger);
+  // The rounds of the power-cut-during-a-rebuild tests (defined beside them).
+  void CutRebuildsAndCheck(bool cut_the_open_after);
+
   std::string dir_;
   std::optional<uint64_t> min_free_disk_bytes_;
   // Long by default: tests that resume call ResumeWrites() at the moment they choose.
@@ -480,13 +547,57 @@ int RoundsFromEnvOr(int fallback) {
   return text != nullptr ? atoi(text) : fallback;
 }
 
-TEST_F(FaultTest, LostSyncKeepsEveryAcknowledgedEventInAGapFreeVerifiedPrefix) {
-  constexpr int kClients = 4;
-  constexpr int kHeardBeforeCut = 8;
+// The seed of a seeded test (printed, and traced in every failure) and its number of rounds.
+uint64_t AnnounceSeed(int rounds) {
   const uint64_t seed = SeedFromEnvOr(std::random_device()());
-  const int rounds = RoundsFromEnvOr(6);
   std::cout << "[ seed     ] OUTREACH_FAULT_SEED=" << seed << " OUTREACH_FAULT_ROUNDS=" << rounds
             << std::endl;
+  return seed;
+}
+
+// A call number in [1, calls] (1 when the step made no call at all).
+uint64_t CallToCut(std::mt19937_64& rng, uint64_t calls) {
+  return std::uniform_int_distribution<uint64_t>(1, std::max<uint64_t>(calls, 1))(rng);
+}
+
+void FaultTest::WriteUntilPowerCut(int round, std::mt19937_64& rng, Ledger& ledger) {
+  constexpr int kClients = 4;
+  constexpr int kHeardBeforeCut = 8;
+  std::atomic<bool> disconnected{false};
+  std::atomic<int> heard{0};
+  absl::Mutex mu;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back(RunClient, store_.get(), rng(), absl::StrCat("r", round, "-k", c),
+                         &disconnected, &mu, &ledger, &heard);
+  }
+  // Let the clients get going, cut them off at a random moment, and the power a little later:
+  // commands that land in between are durable but unheard.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (heard.load() < kHeardBeforeCut && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::this_thread::sleep_for(
+      std::chrono::microseconds(std::uniform_int_distribution<int>(0, 30000)(rng)));
+  disconnected = true;
+  std::this_thread::sleep_for(
+      std::chrono::microseconds(std::uniform_int_distribution<int>(0, 3000)(rng)));
+  fs_->PowerCut();
+  for (std::thread& t : clients) t.join();
+  ASSERT_GE(heard.load(), kHeardBeforeCut);
+
+  // The database still open sees the I/O errors: a command now fails and latches the store.
+  Sent late{absl::StrCat("r", round, "-late"), {}};
+  late.command = CreateCommand(absl::StrCat("r", round, "-late-t"), late.request_id);
+  absl::StatusOr<CommandResult> refused = Send(late);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+  EXPECT_EQ(store_->WriteHealth().code(), absl::StatusCode::kUnavailable);
+  ledger.in_doubt.push_back(std::move(late));
+}
+
+TEST_F(FaultTest, LostSyncKeepsEveryAcknowledgedEventInAGapFreeVerifiedPrefix) {
+  const int rounds = RoundsFromEnvOr(6);
+  const uint64_t seed = AnnounceSeed(rounds);
   SCOPED_TRACE(absl::StrCat("OUTREACH_FAULT_SEED=", seed));
   std::mt19937_64 rng(seed);
   Ledger ledger;  // across rounds: each round reopens the same database
@@ -494,36 +605,9 @@ TEST_F(FaultTest, LostSyncKeepsEveryAcknowledgedEventInAGapFreeVerifiedPrefix) {
   for (int round = 0; round < rounds; ++round) {
     SCOPED_TRACE(absl::StrCat("round ", round));
     ASSERT_NO_FATAL_FAILURE(OpenFaulty());
-    std::atomic<bool> disconnected{false};
-    std::atomic<int> heard{0};
-    absl::Mutex mu;
-    std::vector<std::thread> clients;
-    for (int c = 0; c < kClients; ++c) {
-      clients.emplace_back(RunClient, store_.get(), rng(), absl::StrCat("r", round, "-k", c),
-                           &disconnected, &mu, &ledger, &heard);
-    }
-    // Let the clients get going, cut them off at a random moment, and the power a little later:
-    // commands that land in between are durable but unheard.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (heard.load() < kHeardBeforeCut && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    std::this_thread::sleep_for(
-        std::chrono::microseconds(std::uniform_int_distribution<int>(0, 30000)(rng)));
-    disconnected = true;
-    std::this_thread::sleep_for(
-        std::chrono::microseconds(std::uniform_int_distribution<int>(0, 3000)(rng)));
-    fs_->PowerCut();
-    for (std::thread& t : clients) t.join();
-    ASSERT_GE(heard.load(), kHeardBeforeCut);
-
-    // The database still open sees the I/O errors: a command now fails and latches the store.
-    Sent late{absl::StrCat("r", round, "-late"), {}};
-    late.command = CreateCommand(absl::StrCat("r", round, "-late-t"), late.request_id);
-    absl::StatusOr<CommandResult> refused = Send(late);
-    EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
-    EXPECT_EQ(store_->WriteHealth().code(), absl::StatusCode::kUnavailable);
-    ledger.in_doubt.push_back(std::move(late));
+    const std::size_t heard_before = ledger.acknowledged.size();
+    ASSERT_NO_FATAL_FAILURE(WriteUntilPowerCut(round, rng, ledger));
+    const std::size_t heard = ledger.acknowledged.size() - heard_before;
     const std::size_t in_doubt = ledger.in_doubt.size();
 
     ASSERT_NO_FATAL_FAILURE(CutPowerAndReopen());
@@ -532,11 +616,191 @@ TEST_F(FaultTest, LostSyncKeepsEveryAcknowledgedEventInAGapFreeVerifiedPrefix) {
     int landed = 0;
     ASSERT_NO_FATAL_FAILURE(RetryInDoubt(ledger, &landed));
     ASSERT_NO_FATAL_FAILURE(ExpectLogMatchesLedger(ledger));
-    std::cout << "[ round " << round << "  ] heard " << heard.load() << ", in doubt " << in_doubt
+    std::cout << "[ round " << round << "  ] heard " << heard << ", in doubt " << in_doubt
               << " (landed " << landed << "), head after the cut " << recovered_head
               << ", after retries " << store_->HeadPosition() << std::endl;
     store_.reset();
   }
+}
+
+// A power cut in the middle of Open's recovery (RocksDB's WAL replay, the log verification, the
+// checkpoint write), right after a LostSync cut: the next Open recovers the same ledger. Each
+// round cuts at a call chosen from the seed among those a healthy Open of the same directory
+// makes, twice in a row (a cut during the recovery from a cut during recovery).
+TEST_F(FaultTest, PowerCutDuringRecoveryKeepsEveryAcknowledgedEvent) {
+  constexpr int kCutsPerRound = 2;
+  const int rounds = RoundsFromEnvOr(4);
+  const uint64_t seed = AnnounceSeed(rounds);
+  SCOPED_TRACE(absl::StrCat("OUTREACH_FAULT_SEED=", seed));
+  std::mt19937_64 rng(seed);
+  Ledger ledger;
+
+  for (int round = 0; round < rounds; ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    ASSERT_NO_FATAL_FAILURE(OpenFaulty());
+    ASSERT_NO_FATAL_FAILURE(WriteUntilPowerCut(round, rng, ledger));
+    ASSERT_NO_FATAL_FAILURE(DropUnsynced());
+    for (int cut = 0; cut < kCutsPerRound; ++cut) {
+      const uint64_t calls = MutatingCallsOfOpen();
+      const uint64_t at = CallToCut(rng, calls);
+      const absl::Status opened = OpenOnFreshFaultFs(at);
+      std::cout << "[ round " << round << "  ] power cut at call " << at << " of " << calls
+                << " of Open: " << (opened.ok() ? "opened" : opened.ToString()) << std::endl;
+      ASSERT_NO_FATAL_FAILURE(DropUnsynced());
+    }
+    ASSERT_NO_FATAL_FAILURE(Reopen());
+    ASSERT_NO_FATAL_FAILURE(ExpectLogMatchesLedger(ledger));
+    int landed = 0;
+    ASSERT_NO_FATAL_FAILURE(RetryInDoubt(ledger, &landed));
+    ASSERT_NO_FATAL_FAILURE(ExpectLogMatchesLedger(ledger));
+    store_.reset();
+  }
+}
+
+// Rounds of: a power cut inside RebuildProjections (the range deletions, the SST files, their
+// ingestion, the format row), at a call chosen from `rng` among those a healthy rebuild of the
+// same database makes; with `cut_the_open_after`, another inside the Open that redoes the
+// rebuild. After a healthy Open nothing acknowledged is lost, no projection is left half-built
+// (they verify and equal a replay), and writes go on.
+void FaultTest::CutRebuildsAndCheck(bool cut_the_open_after) {
+  const int rounds = RoundsFromEnvOr(4);
+  const uint64_t seed = AnnounceSeed(rounds);
+  SCOPED_TRACE(absl::StrCat("OUTREACH_FAULT_SEED=", seed));
+  std::mt19937_64 rng(seed);
+  Ledger ledger;
+  int commands = 0;
+  // Twelve tasks a round: contacts on all, every third closed, so that every projection
+  // family (worklist, stats, patients, expiry ...) has rows to lose.
+  const auto write_some = [&](int round) {
+    for (int t = 0; t < 12; ++t) {
+      const std::string task = absl::StrCat("r", round, "-t", t);
+      std::vector<Sent> sent = {{absl::StrCat("c", commands++), {}},
+                                {absl::StrCat("c", commands++), {}}};
+      sent[0].command = CreateCommand(task, sent[0].request_id);
+      sent[1].command = LogCommand(task, sent[1].request_id, t % 3 == 0);
+      for (const Sent& one : sent) {
+        absl::StatusOr<CommandResult> result = Send(one);
+        ASSERT_TRUE(result.ok()) << one.request_id << ": " << result.status();
+        ledger.acknowledged.emplace(one.request_id, *std::move(result));
+      }
+    }
+  };
+
+  for (int round = 0; round < rounds; ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    ASSERT_NO_FATAL_FAILURE(Reopen());
+    ASSERT_NO_FATAL_FAILURE(write_some(round));
+    const uint64_t rebuild_calls = MutatingCallsOf(
+        [&](const std::string& dir, rocksdb::Env* env, const FaultFs& fs) -> uint64_t {
+          absl::StatusOr<std::unique_ptr<EventStore>> opened = OpenAt(dir, env);
+          EXPECT_TRUE(opened.ok()) << opened.status();
+          if (!opened.ok()) return 0;
+          const uint64_t before = fs.MutatingCalls();
+          EXPECT_TRUE((*opened)->RebuildProjections().ok());
+          return fs.MutatingCalls() - before;
+        });
+    ASSERT_NO_FATAL_FAILURE(OpenFaulty());
+    const uint64_t at = CallToCut(rng, rebuild_calls);
+    fs_->PowerCutAtCall(at);
+    const absl::Status rebuilt = store_->RebuildProjections();
+    std::cout << "[ round " << round << "  ] power cut at call " << at << " of " << rebuild_calls
+              << " of the rebuild: " << (rebuilt.ok() ? "rebuilt" : rebuilt.ToString())
+              << std::endl;
+    if (!rebuilt.ok()) {
+      // Writes stay refused until a reopen (which rebuilds again).
+      EXPECT_EQ(store_->WriteHealth().code(), absl::StatusCode::kUnavailable);
+    }
+    ASSERT_NO_FATAL_FAILURE(DropUnsynced());
+
+    if (cut_the_open_after) {
+      const uint64_t open_calls = MutatingCallsOfOpen();
+      const uint64_t open_at = CallToCut(rng, open_calls);
+      const absl::Status opened = OpenOnFreshFaultFs(open_at);
+      std::cout << "[ round " << round << "  ] power cut at call " << open_at << " of "
+                << open_calls << " of the Open after it: "
+                << (opened.ok() ? "opened" : opened.ToString()) << std::endl;
+      ASSERT_NO_FATAL_FAILURE(DropUnsynced());
+    }
+
+    ASSERT_NO_FATAL_FAILURE(Reopen());
+    const absl::Status projections = store_->VerifyProjections();
+    EXPECT_TRUE(projections.ok()) << projections;
+    ASSERT_NO_FATAL_FAILURE(ExpectLogMatchesLedger(ledger));
+    store_.reset();
+  }
+  // And the store takes writes again.
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  ASSERT_NO_FATAL_FAILURE(write_some(rounds));
+  ASSERT_NO_FATAL_FAILURE(ExpectLogMatchesLedger(ledger));
+}
+
+// DISABLED: fails in about one seed in ten today (3 of 36 seeds, 4 rounds each: 733603,
+// 1047790, 1257248), always in a round after one whose rebuild was cut at its last step
+// (recording the projection format, after the ingestion): a later Open is DATA_LOSS,
+// "Corruption: An external sst file with version 2 have global seqno property with value ...,
+// while largest seqno in the file is N", the corruption DISABLED_AStaleRebuildFile... below
+// produces deterministically. Enable once the store's rebuild is fixed.
+TEST_F(FaultTest, DISABLED_PowerCutDuringARebuildLeavesProjectionsEqualToAReplayAfterTheNextOpen) {
+  CutRebuildsAndCheck(/*cut_the_open_after=*/false);
+}
+
+// DISABLED: as above, and more often (3 of 30 seeds: 8919 and 238570 hit RocksDB's assertion in
+// MergingIterator::SkipPrevDeleted, "range tombstone iterator valid"; 222732 a "free(): double
+// free"), after a rebuild cut at its last step and a second cut inside the ingestion of the Open
+// that redoes the rebuild.
+TEST_F(FaultTest,
+       DISABLED_PowerCutDuringARebuildAndDuringTheOpenThatRedoesItLeavesProjectionsEqualToAReplay) {
+  CutRebuildsAndCheck(/*cut_the_open_after=*/true);
+}
+
+// The state a power cut leaves when it falls after a rebuild's ingestion linked
+// rebuild-<family>.sst into the database as a table file (move_files) and before the unlink of
+// the rebuild-<family>.sst name was durable: both names on one file, and no projection format
+// row, so the next Open rebuilds. That rebuild must not write through the stale name into the
+// live table file (SstFileWriter opens its file with O_TRUNC).
+//
+// DISABLED: it fails today. The rebuild writes into the live table file through the stale name
+// (store/projection_rows.cc IngestFoldedRows opens rebuild-<family>.sst without removing a
+// leftover first), and the Open after it is DATA_LOSS ("Corruption: An external sst file ...
+// global seqno ..." or "Mismatch in unique ID on table file N"). The fix belongs to the store:
+// unlink a leftover rebuild-*.sst (or use a fresh name) before writing. FaultFs does not keep
+// the link between the two names across its cut (see fault_fs.h), so the seeded
+// PowerCutDuringARebuild test cannot reach this state by itself.
+TEST_F(FaultTest, DISABLED_AStaleRebuildFileLinkedToALiveTableIsNotWrittenThroughByTheNextRebuild) {
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  for (int t = 0; t < 20; ++t) {
+    const std::string task = absl::StrCat("t", t);
+    ASSERT_TRUE(Send({absl::StrCat("c", t), CreateCommand(task, absl::StrCat("c", t))}).ok());
+  }
+  const auto tables = [&] {
+    std::set<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+      if (entry.path().extension() == ".sst") names.insert(entry.path().string());
+    }
+    return names;
+  };
+  const std::set<std::string> before = tables();
+  ASSERT_TRUE(store_->RebuildProjections().ok());
+  store_.reset();
+  // Each table file the rebuild added, under the rebuild name of its column family.
+  int linked = 0;
+  for (const std::string& name : tables()) {
+    if (before.count(name) != 0) continue;
+    rocksdb::SstFileReader reader{rocksdb::Options()};
+    ASSERT_TRUE(reader.Open(name).ok()) << name;
+    const std::string family = reader.GetTableProperties()->column_family_name;
+    const std::string stale = absl::StrCat(dir_, "/rebuild-", family, ".sst");
+    if (std::filesystem::exists(stale)) continue;
+    std::filesystem::create_hard_link(name, stale);
+    ++linked;
+  }
+  ASSERT_GT(linked, 0);
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  const absl::Status rebuilt = store_->RebuildProjections();
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt;
+  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  ExpectConsistent();
 }
 
 TEST_F(FaultTest, UnacknowledgedCommandsRetriedAfterAPowerCutApplyAtMostOnce) {
