@@ -9,10 +9,9 @@
 //    acknowledged write, and the free-space reserve refuses writes before the disk fills;
 //  - power cuts in the middle of Open's recovery and of a rebuild (issue 18), at a call chosen
 //    among those a healthy run of the same step makes (FaultFs::PowerCutAtCall): the same
-//    ledger checks, and projections equal to a replay once reopened. The rebuild cases fail
-//    now and then today (a stale rebuild-*.sst hard-linked to a live table, see
-//    DISABLED_AStaleRebuildFile...): they are kept DISABLED_, with what they found, for the
-//    store's rebuild to fix.
+//    ledger checks, and projections equal to a replay once reopened. They found a stale
+//    rebuild-*.sst hard-linked to a live table being written through by the next rebuild
+//    (AStaleRebuildFile... reproduces it); the rebuild now unlinks such a leftover first.
 //
 // The LostSync and power-cut-during runs are seeded. Each prints its seed;
 // OUTREACH_FAULT_SEED=<seed> reruns the same choices (thread timing still varies),
@@ -734,22 +733,20 @@ void FaultTest::CutRebuildsAndCheck(bool cut_the_open_after) {
   ASSERT_NO_FATAL_FAILURE(ExpectLogMatchesLedger(ledger));
 }
 
-// DISABLED: fails in about one seed in ten today (3 of 36 seeds, 4 rounds each: 733603,
-// 1047790, 1257248), always in a round after one whose rebuild was cut at its last step
-// (recording the projection format, after the ingestion): a later Open is DATA_LOSS,
-// "Corruption: An external sst file with version 2 have global seqno property with value ...,
-// while largest seqno in the file is N", the corruption DISABLED_AStaleRebuildFile... below
-// produces deterministically. Enable once the store's rebuild is fixed.
-TEST_F(FaultTest, DISABLED_PowerCutDuringARebuildLeavesProjectionsEqualToAReplayAfterTheNextOpen) {
+// Before the fix (the rebuild unlinks a leftover rebuild-*.sst before writing it) this failed in
+// about one seed in ten (733603, 1047790, 1257248 of 36): after a rebuild cut at its last step a
+// later Open was DATA_LOSS ("An external sst file ... global seqno ..."), the corruption
+// AStaleRebuildFile... below produces deterministically.
+TEST_F(FaultTest, PowerCutDuringARebuildLeavesProjectionsEqualToAReplayAfterTheNextOpen) {
   CutRebuildsAndCheck(/*cut_the_open_after=*/false);
 }
 
-// DISABLED: as above, and more often (3 of 30 seeds: 8919 and 238570 hit RocksDB's assertion in
-// MergingIterator::SkipPrevDeleted, "range tombstone iterator valid"; 222732 a "free(): double
-// free"), after a rebuild cut at its last step and a second cut inside the ingestion of the Open
-// that redoes the rebuild.
+// As above, with a second cut inside the Open that redoes the rebuild. Before the fix 3 of 30
+// seeds failed (8919 and 238570 in RocksDB's MergingIterator::SkipPrevDeleted assertion, 222732
+// a double free), each after a rebuild cut at its last step: reads of the table the stale name
+// had overwritten.
 TEST_F(FaultTest,
-       DISABLED_PowerCutDuringARebuildAndDuringTheOpenThatRedoesItLeavesProjectionsEqualToAReplay) {
+       PowerCutDuringARebuildAndDuringTheOpenThatRedoesItLeavesProjectionsEqualToAReplay) {
   CutRebuildsAndCheck(/*cut_the_open_after=*/true);
 }
 
@@ -759,14 +756,13 @@ TEST_F(FaultTest,
 // row, so the next Open rebuilds. That rebuild must not write through the stale name into the
 // live table file (SstFileWriter opens its file with O_TRUNC).
 //
-// DISABLED: it fails today. The rebuild writes into the live table file through the stale name
-// (store/projection_rows.cc IngestFoldedRows opens rebuild-<family>.sst without removing a
-// leftover first), and the Open after it is DATA_LOSS ("Corruption: An external sst file ...
-// global seqno ..." or "Mismatch in unique ID on table file N"). The fix belongs to the store:
-// unlink a leftover rebuild-*.sst (or use a fresh name) before writing. FaultFs does not keep
-// the link between the two names across its cut (see fault_fs.h), so the seeded
-// PowerCutDuringARebuild test cannot reach this state by itself.
-TEST_F(FaultTest, DISABLED_AStaleRebuildFileLinkedToALiveTableIsNotWrittenThroughByTheNextRebuild) {
+// Before the fix the rebuild wrote into the live table file through the stale name, and the Open
+// after it was DATA_LOSS ("Corruption: An external sst file ... global seqno ..." or "Mismatch
+// in unique ID on table file N"); store/projection_rows.cc IngestFoldedRows now unlinks a
+// leftover rebuild-<family>.sst before writing. FaultFs does not keep the link between the two
+// names across its cut (see fault_fs.h), so the seeded PowerCutDuringARebuild test cannot reach
+// this state by itself.
+TEST_F(FaultTest, AStaleRebuildFileLinkedToALiveTableIsNotWrittenThroughByTheNextRebuild) {
   ASSERT_NO_FATAL_FAILURE(Reopen());
   for (int t = 0; t < 20; ++t) {
     const std::string task = absl::StrCat("t", t);
