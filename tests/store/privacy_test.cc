@@ -20,6 +20,7 @@
 #include "rocksdb/db.h"
 #include "store/erasure_list.h"
 #include "store/event_store.h"
+#include "store/expiry_scheduler.h"
 #include "store/keys.h"
 #include "tests/testing/store_fixture.h"
 
@@ -492,6 +493,32 @@ TEST_F(PrivacyTest, AnErasureAfterABackupIsAppliedAgainWhenTheBackupIsRestored) 
   // And it stays erased when the restored store is opened again.
   ASSERT_TRUE(OpenWithKey(MasterKey('k')).ok());
   EXPECT_EQ(store_->GetTask("t1")->title(), kErasedMarker);
+}
+
+// An automatic task already past its expires_at is the expiry's to close (ErasePatient leaves
+// it); its TaskClosed EXPIRED carries no personal field, so it needs no key, and the task reads
+// as erased like the others.
+TEST_F(PrivacyTest, AnExpiredAutomaticTaskOfAnErasedPatientStillExpires) {
+  domain::CreateTaskCommand create;
+  create.task_id = "auto-1";
+  create.patient_id = kPatient;
+  create.kind = v1::AUTOMATIC;
+  create.title = kTitle;
+  create.expires_at = clock_.Now() + absl::Hours(1);
+  create.meta = {"rules-engine", ""};
+  Must(create);
+  Must(CreateFor("t1", kPatient));
+  clock_.Advance(absl::Hours(2));
+  const CommandResult erased = Must(Erase(kPatient));
+  ASSERT_EQ(erased.events.size(), 2u) << "t1 closed, PatientErased; auto-1 left to the expiry";
+  absl::StatusOr<int> expired = ExpireDue(*store_, clock_.Now());
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  EXPECT_EQ(*expired, 1);
+  absl::StatusOr<v1::Task> task = store_->GetTask("auto-1");
+  ASSERT_TRUE(task.ok()) << task.status();
+  EXPECT_EQ(task->close_reason(), v1::EXPIRED);
+  EXPECT_TRUE(task->personal_data_erased());
+  EXPECT_EQ(task->title(), kErasedMarker);
 }
 
 TEST(ErasureListTest, AppendsAndReadsBackIgnoringACutLastLine) {
