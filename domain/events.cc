@@ -16,30 +16,48 @@ constexpr std::array<EventKind, 6> kEventKinds = {{
      "TASK_CREATED",
      [](const StoredEvent& from, v1::EventRecord& to) {
        *to.mutable_task_created() = from.task_created();
+     },
+     [](const v1::EventRecord& from, StoredEvent& to) {
+       *to.mutable_task_created() = from.task_created();
      }},
     {StoredEvent::kContactLogged, v1::EventRecord::kContactLogged, v1::CONTACT_LOGGED,
      "ContactLogged", "CONTACT_LOGGED",
      [](const StoredEvent& from, v1::EventRecord& to) {
+       *to.mutable_contact_logged() = from.contact_logged();
+     },
+     [](const v1::EventRecord& from, StoredEvent& to) {
        *to.mutable_contact_logged() = from.contact_logged();
      }},
     {StoredEvent::kTaskClosed, v1::EventRecord::kTaskClosed, v1::TASK_CLOSED, "TaskClosed",
      "TASK_CLOSED",
      [](const StoredEvent& from, v1::EventRecord& to) {
        *to.mutable_task_closed() = from.task_closed();
+     },
+     [](const v1::EventRecord& from, StoredEvent& to) {
+       *to.mutable_task_closed() = from.task_closed();
      }},
     {StoredEvent::kTaskAssigned, v1::EventRecord::kTaskAssigned, v1::TASK_ASSIGNED,
      "TaskAssigned", "TASK_ASSIGNED",
      [](const StoredEvent& from, v1::EventRecord& to) {
+       *to.mutable_task_assigned() = from.task_assigned();
+     },
+     [](const v1::EventRecord& from, StoredEvent& to) {
        *to.mutable_task_assigned() = from.task_assigned();
      }},
     {StoredEvent::kContactPreferenceSet, v1::EventRecord::kContactPreferenceSet,
      v1::CONTACT_PREFERENCE_SET, "ContactPreferenceSet", "CONTACT_PREFERENCE_SET",
      [](const StoredEvent& from, v1::EventRecord& to) {
        *to.mutable_contact_preference_set() = from.contact_preference_set();
+     },
+     [](const v1::EventRecord& from, StoredEvent& to) {
+       *to.mutable_contact_preference_set() = from.contact_preference_set();
      }},
     {StoredEvent::kPatientErased, v1::EventRecord::kPatientErased, v1::PATIENT_ERASED,
      "PatientErased", "PATIENT_ERASED",
      [](const StoredEvent& from, v1::EventRecord& to) {
+       *to.mutable_patient_erased() = from.patient_erased();
+     },
+     [](const v1::EventRecord& from, StoredEvent& to) {
        *to.mutable_patient_erased() = from.patient_erased();
      }},
 }};
@@ -66,6 +84,24 @@ const EventKind* FindEventKind(v1::EventRecord::PayloadCase payload_case) {
 }
 
 const EventKind* FindEventKind(v1::EventType type) { return FindBy(&EventKind::type, type); }
+
+StoredEvent ToStoredEvent(const v1::EventRecord& record) {
+  StoredEvent event;
+  event.set_schema_version(record.schema_version());
+  event.set_position(record.position());
+  event.set_task_id(record.task_id());
+  event.set_version(record.version());
+  event.set_event_id(record.event_id());
+  if (record.has_recorded_at()) *event.mutable_recorded_at() = record.recorded_at();
+  if (record.has_occurred_at()) *event.mutable_occurred_at() = record.occurred_at();
+  event.set_actor(record.actor());
+  event.set_request_id(record.request_id());
+  event.set_on_behalf_of(record.on_behalf_of());
+  if (const EventKind* kind = FindEventKind(record.payload_case())) {
+    kind->copy_payload_back(record, event);
+  }
+  return event;
+}
 
 std::string EventTypeList() {
   std::string out;

@@ -27,6 +27,8 @@ struct EventKind {
   absl::string_view type_name;  // the EventType value: "TASK_CREATED"
   // Copies the payload of `from`, which must be of this kind, into `to` (setting its case).
   void (*copy_payload)(const storage::v1::StoredEvent& from, v1::EventRecord& to);
+  // The reverse: a served record's payload back into the stored message.
+  void (*copy_payload_back)(const v1::EventRecord& from, storage::v1::StoredEvent& to);
 };
 
 // Every kind, in the order of the oneof (and of v1::EventType).
@@ -37,6 +39,11 @@ absl::Span<const EventKind> EventKinds();
 const EventKind* FindEventKind(storage::v1::StoredEvent::PayloadCase payload_case);
 const EventKind* FindEventKind(v1::EventRecord::PayloadCase payload_case);
 const EventKind* FindEventKind(v1::EventType type);
+
+// A served record as domain::Apply takes it: the same fields and payload in the stored message
+// (for folds over what EventLog serves: an export, a client's own replay). The hashes and the
+// store-internal sealed bytes are not part of a state and are left out.
+storage::v1::StoredEvent ToStoredEvent(const v1::EventRecord& record);
 
 // The event types a filter may name, for messages: "TASK_CREATED, CONTACT_LOGGED, TASK_CLOSED
 // or TASK_ASSIGNED".

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "domain/events.h"
 #include "domain/task_rules.h"
 #include "domain/validation.h"
 #include "outreach/v1/storage.pb.h"
@@ -170,62 +171,9 @@ absl::string_view NotDoneReason(v1::ContactOutcome outcome) {
 
 // ---- the fold's input ----------------------------------------------------------------------
 
-// The event as domain::Apply takes it: the same fields and payload, in the stored message.
-storage::v1::StoredEvent ForFold(const v1::EventRecord& record) {
-  storage::v1::StoredEvent event;
-  event.set_schema_version(record.schema_version());
-  event.set_position(record.position());
-  event.set_task_id(record.task_id());
-  event.set_version(record.version());
-  event.set_event_id(record.event_id());
-  *event.mutable_recorded_at() = record.recorded_at();
-  *event.mutable_occurred_at() = record.occurred_at();
-  event.set_actor(record.actor());
-  event.set_request_id(record.request_id());
-  event.set_on_behalf_of(record.on_behalf_of());
-  switch (record.payload_case()) {  // no default: -Wswitch names a payload left out
-    case v1::EventRecord::kTaskCreated:
-      *event.mutable_task_created() = record.task_created();
-      break;
-    case v1::EventRecord::kContactLogged:
-      *event.mutable_contact_logged() = record.contact_logged();
-      break;
-    case v1::EventRecord::kTaskClosed:
-      *event.mutable_task_closed() = record.task_closed();
-      break;
-    case v1::EventRecord::kTaskAssigned:
-      *event.mutable_task_assigned() = record.task_assigned();
-      break;
-    case v1::EventRecord::kContactPreferenceSet:
-      *event.mutable_contact_preference_set() = record.contact_preference_set();
-      break;
-    case v1::EventRecord::kPatientErased:
-      *event.mutable_patient_erased() = record.patient_erased();
-      break;
-    case v1::EventRecord::PAYLOAD_NOT_SET:
-      break;
-  }
-  return event;
-}
-
 absl::string_view EventTypeName(const v1::EventRecord& event) {
-  switch (event.payload_case()) {  // no default: -Wswitch names a payload left out
-    case v1::EventRecord::kTaskCreated:
-      return "TASK_CREATED";
-    case v1::EventRecord::kContactLogged:
-      return "CONTACT_LOGGED";
-    case v1::EventRecord::kTaskClosed:
-      return "TASK_CLOSED";
-    case v1::EventRecord::kTaskAssigned:
-      return "TASK_ASSIGNED";
-    case v1::EventRecord::kContactPreferenceSet:
-      return "CONTACT_PREFERENCE_SET";
-    case v1::EventRecord::kPatientErased:
-      return "PATIENT_ERASED";
-    case v1::EventRecord::PAYLOAD_NOT_SET:
-      break;
-  }
-  return "UNKNOWN";
+  const domain::EventKind* kind = domain::FindEventKind(event.payload_case());
+  return kind != nullptr ? kind->type_name : "UNKNOWN";
 }
 
 }  // namespace
@@ -378,7 +326,7 @@ absl::Status FhirExporter::Add(const v1::EventRecord& event, Write write) {
     return absl::OkStatus();
   }
   Entry& entry = tasks_[event.task_id()];
-  if (absl::Status s = domain::Apply(entry.task, ForFold(event)); !s.ok()) return s;
+  if (absl::Status s = domain::Apply(entry.task, domain::ToStoredEvent(event)); !s.ok()) return s;
   // A task's practice is set by its first event and never changes.
   if (!options_.practice.empty() && entry.task.practice_id() != options_.practice) {
     tasks_.erase(event.task_id());

@@ -93,6 +93,32 @@ TEST(EventKindsTest, CopyPayloadSetsTheRecordsCaseAndContent) {
   EXPECT_EQ(record.task_created().patient_id(), "p-1");
 }
 
+TEST(EventKindsTest, ToStoredEventGivesBackEveryPayloadAndTheEnvelope) {
+  for (const EventKind& kind : EventKinds()) {
+    storage::v1::StoredEvent stored;
+    const FieldDescriptor* field = stored.GetDescriptor()->FindFieldByNumber(kind.stored_case);
+    ASSERT_NE(field, nullptr) << kind.name;
+    stored.GetReflection()->MutableMessage(&stored, field);
+    v1::EventRecord record;
+    kind.copy_payload(stored, record);
+    EXPECT_EQ(ToStoredEvent(record).payload_case(), kind.stored_case) << kind.name;
+  }
+  v1::EventRecord record;
+  record.set_position(7);
+  record.set_task_id("t1");
+  record.set_version(2);
+  record.set_actor("nurse-1");
+  record.set_on_behalf_of("dr-2");
+  record.mutable_contact_logged()->set_notes("called");
+  const storage::v1::StoredEvent stored = ToStoredEvent(record);
+  EXPECT_EQ(stored.position(), 7u);
+  EXPECT_EQ(stored.task_id(), "t1");
+  EXPECT_EQ(stored.version(), 2);
+  EXPECT_EQ(stored.actor(), "nurse-1");
+  EXPECT_EQ(stored.on_behalf_of(), "dr-2");
+  EXPECT_EQ(stored.contact_logged().notes(), "called");
+}
+
 TEST(EventKindsTest, NoPayloadAndUnspecifiedTypeHaveNoRow) {
   EXPECT_EQ(FindEventKind(storage::v1::StoredEvent::PAYLOAD_NOT_SET), nullptr);
   EXPECT_EQ(FindEventKind(v1::EventRecord::PAYLOAD_NOT_SET), nullptr);

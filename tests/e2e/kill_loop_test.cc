@@ -67,6 +67,7 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "domain/events.h"
 #include "domain/task_rules.h"
 #include "outreach/v1/event_log.grpc.pb.h"
 #include "outreach/v1/patient_service.grpc.pb.h"
@@ -171,42 +172,6 @@ class Ledger {
   std::map<std::string, int> tally_ ABSL_GUARDED_BY(mu_);
 };
 
-// The record as the store's fold takes it (the hashes are not part of the state).
-storage::v1::StoredEvent ToStored(const v1::EventRecord& record) {
-  storage::v1::StoredEvent event;
-  event.set_schema_version(record.schema_version());
-  event.set_position(record.position());
-  event.set_task_id(record.task_id());
-  event.set_version(record.version());
-  event.set_event_id(record.event_id());
-  *event.mutable_recorded_at() = record.recorded_at();
-  *event.mutable_occurred_at() = record.occurred_at();
-  event.set_actor(record.actor());
-  event.set_request_id(record.request_id());
-  switch (record.payload_case()) {
-    case v1::EventRecord::kTaskCreated:
-      *event.mutable_task_created() = record.task_created();
-      break;
-    case v1::EventRecord::kContactLogged:
-      *event.mutable_contact_logged() = record.contact_logged();
-      break;
-    case v1::EventRecord::kTaskClosed:
-      *event.mutable_task_closed() = record.task_closed();
-      break;
-    case v1::EventRecord::kTaskAssigned:
-      *event.mutable_task_assigned() = record.task_assigned();
-      break;
-    case v1::EventRecord::kPatientErased:
-      *event.mutable_patient_erased() = record.patient_erased();
-      break;
-    case v1::EventRecord::kContactPreferenceSet:
-      *event.mutable_contact_preference_set() = record.contact_preference_set();
-      break;
-    case v1::EventRecord::PAYLOAD_NOT_SET:
-      break;
-  }
-  return event;
-}
 
 class KillLoopTest : public ::testing::Test {
  protected:
@@ -437,12 +402,13 @@ class KillLoopTest : public ::testing::Test {
     const std::map<std::string, v1::Task> answered = ledger_.tasks();
     for (const v1::EventRecord& event : log) {
       if (domain::IsPatientStream(event.task_id())) {
-        absl::Status applied = domain::ApplyPatient(patients[event.task_id()], ToStored(event));
+        absl::Status applied =
+            domain::ApplyPatient(patients[event.task_id()], domain::ToStoredEvent(event));
         ASSERT_TRUE(applied.ok()) << applied;
         continue;
       }
       v1::Task& folded = tasks[event.task_id()];
-      absl::Status applied = domain::Apply(folded, ToStored(event));
+      absl::Status applied = domain::Apply(folded, domain::ToStoredEvent(event));
       ASSERT_TRUE(applied.ok()) << applied;
       auto last = answered.find(event.task_id());
       ASSERT_NE(last, answered.end()) << event.task_id() << " was never in an answer";
