@@ -86,14 +86,31 @@ absl::Status WithIds(const absl::Status& status,
 
 }  // namespace
 
-std::shared_ptr<const v1::Task> TaskStateCache::Find(const std::string& task_id) {
+v1::Task TaskState::Whole() const {
+  v1::Task whole = task;
+  // The bytes are Task.contacts fields: merging them appends the contacts, in order.
+  if (!contacts.empty() && !whole.MergeFromString(contacts)) {
+    // Never: the writer wrote these bytes itself (or read them from a row it had checked).
+    whole.clear_contacts();
+  }
+  return whole;
+}
+
+void CommandResult::Materialize() {
+  for (const std::shared_ptr<const TaskState>& state : states) {
+    tasks.push_back(state != nullptr ? state->Whole() : v1::Task());
+  }
+  states.clear();
+}
+
+std::shared_ptr<const TaskState> TaskStateCache::Find(const std::string& task_id) {
   auto it = entries_.find(task_id);
   if (it == entries_.end()) return nullptr;
   order_.splice(order_.begin(), order_, it->second.at);
   return it->second.task;
 }
 
-void TaskStateCache::Put(const std::string& task_id, std::shared_ptr<const v1::Task> task) {
+void TaskStateCache::Put(const std::string& task_id, std::shared_ptr<const TaskState> task) {
   if (capacity_ == 0) return;
   auto [it, inserted] = entries_.try_emplace(task_id);
   if (inserted) {
@@ -125,7 +142,7 @@ struct CommandProcessor::Decided {
   std::vector<domain::NewEvent> events;
   LogHead cursor;                   // the batch's cursor after the events
   std::vector<std::string> order;  // the streams appended to, in order of their first event
-  absl::flat_hash_map<std::string, std::shared_ptr<v1::Task>> after;
+  absl::flat_hash_map<std::string, std::shared_ptr<TaskState>> after;
   std::vector<std::pair<uint64_t, std::string>> event_rows;  // position, "events" value
   CommandResult result;
   // An encrypted store: pseudonym -> the patient id the command gave, and the data keys its
@@ -200,7 +217,7 @@ std::optional<absl::StatusOr<CommandResult>> CommandProcessor::Replayed(
   replay.replayed = true;
   if (auto pending = batch_->requests.find(request_key); pending != batch_->requests.end()) {
     if (pending->second.fingerprint != fingerprint) return reused();
-    for (const State& task : pending->second.tasks) replay.tasks.push_back(*task);
+    replay.states = pending->second.tasks;
     return replay;
   }
   std::string raw;
@@ -236,11 +253,11 @@ absl::StatusOr<CommandProcessor::State> CommandProcessor::StateBefore(const std:
                                           ToSlice(task_id), &raw);
   if (s.IsNotFound()) return State();
   if (!s.ok()) return FromRocks(s, "reading a task");
-  auto task = std::make_shared<v1::Task>();
-  if (!task->ParseFromString(raw)) {
+  auto state = std::make_shared<TaskState>();
+  if (!keys::DecodeTaskRow(raw, &state->task, &state->contacts).ok()) {
     return absl::DataLossError(absl::StrCat("tasks: row for \"", task_id, "\" is not a Task"));
   }
-  return State(std::move(task));
+  return State(std::move(state));
 }
 
 // The task's state right after its version `version`, folded from its stream.
@@ -307,11 +324,11 @@ absl::Status CommandProcessor::Stamp(Decided& decided, absl::Time now,
     }
     auto [after, first] = decided.after.try_emplace(event.task_id());
     if (first) {
-      after->second = before->second != nullptr ? std::make_shared<v1::Task>(*before->second)
-                                                : std::make_shared<v1::Task>();
+      after->second = before->second != nullptr ? std::make_shared<TaskState>(*before->second)
+                                                : std::make_shared<TaskState>();
       decided.order.push_back(event.task_id());
     }
-    v1::Task& next = *after->second;
+    v1::Task& next = after->second->task;
     if (absl::Status s = SealEvent(decided, event, &next); !s.ok()) return s;
     v1::EventRecord& record = decided.result.events.emplace_back();
     std::string row =
@@ -320,6 +337,11 @@ absl::Status CommandProcessor::Stamp(Decided& decided, absl::Time now,
       return absl::InternalError(
           absl::StrCat("the rules rejected their own event: ", s.message()));
     }
+    // A contact leaves the state as bytes (TaskState).
+    for (const v1::Contact& contact : next.contacts()) {
+      keys::AppendContactBytes(contact, &after->second->contacts);
+    }
+    next.clear_contacts();
     decided.event_rows.emplace_back(decided.cursor.position, std::move(row));
   }
   return absl::OkStatus();
@@ -357,9 +379,12 @@ absl::Status CommandProcessor::PutRows(const Decided& decided, const domain::Com
                                      .events = events[i]});
       continue;
     }
+    const State& before = decided.before.at(task_id);
+    const TaskState& after = *decided.after.at(task_id);
     streams.push_back(StreamChange{.task_id = task_id,
-                                   .before = decided.before.at(task_id).get(),
-                                   .after = decided.after.at(task_id).get(),
+                                   .before = before != nullptr ? &before->task : nullptr,
+                                   .after = &after.task,
+                                   .after_contacts = after.contacts,
                                    .events = events[i]});
   }
   const BatchRowReader reader(database_, rows);
@@ -388,7 +413,7 @@ absl::Status CommandProcessor::Load(const domain::Command& command, Decided& dec
     if (decided.before.contains(task_id)) return absl::OkStatus();
     absl::StatusOr<State> state = StateBefore(task_id);
     if (!state.ok()) return state.status();
-    states[task_id] = state->get();
+    states[task_id] = *state != nullptr ? &(*state)->task : nullptr;
     decided.before[task_id] = *std::move(state);
     return absl::OkStatus();
   };
@@ -465,8 +490,7 @@ absl::StatusOr<CommandResult> CommandProcessor::Process(const domain::Command& g
   if (!events.ok()) return WithIds(events.status(), decided.patient_ids);
   if (events->empty()) {
     for (const std::string& task_id : decided.named) {
-      const State& state = decided.before[task_id];
-      decided.result.tasks.push_back(state != nullptr ? *state : v1::Task());
+      decided.result.states.push_back(decided.before[task_id]);
     }
     return std::move(decided.result);
   }
@@ -478,7 +502,7 @@ absl::StatusOr<CommandResult> CommandProcessor::Process(const domain::Command& g
   for (const std::string& task_id : decided.order) {
     if (domain::IsPatientStream(task_id)) continue;  // the result lists tasks
     State next = std::move(decided.after[task_id]);
-    decided.result.tasks.push_back(*next);
+    decided.result.states.push_back(next);
     result_tasks.push_back(next);
     batch_->tasks[task_id] = std::move(next);
   }

@@ -37,6 +37,16 @@
 
 namespace outreach::store {
 
+// A task's state as the writer keeps it: the Task without its contacts, and the contacts as
+// bytes (keys::EncodeTaskRow). A contact appends to the bytes; the writer never copies, parses
+// or re-serializes a task's whole contact history.
+struct TaskState {
+  v1::Task task;         // contacts() is empty
+  std::string contacts;  // Task.contacts, as the "tasks" row encodes them
+  // The whole Task (contacts parsed): for results, off the writer thread.
+  v1::Task Whole() const;
+};
+
 struct CommandResult {
   // The tasks right after the command: those it appended to, in the order of their first
   // event; when it appended nothing, the tasks it names (an empty Task for one that does not
@@ -44,6 +54,10 @@ struct CommandResult {
   std::vector<v1::Task> tasks;
   std::vector<v1::EventRecord> events;  // what was appended (empty when replayed or a no-op)
   bool replayed = false;  // a retried request_id: the first result, nothing appended
+  // The writer hands over its states (nullptr: no such task); Materialize turns them into
+  // `tasks` on the thread that runs the callbacks (EventWriter does before any sees them).
+  std::vector<std::shared_ptr<const TaskState>> states;
+  void Materialize();
   // The first task: the one a command that names one task is about. Never call on no tasks.
   const v1::Task& task() const { return tasks.front(); }
 };
@@ -52,14 +66,14 @@ struct CommandResult {
 class TaskStateCache {
  public:
   explicit TaskStateCache(std::size_t capacity) : capacity_(capacity) {}
-  std::shared_ptr<const v1::Task> Find(const std::string& task_id);
-  void Put(const std::string& task_id, std::shared_ptr<const v1::Task> task);
+  std::shared_ptr<const TaskState> Find(const std::string& task_id);
+  void Put(const std::string& task_id, std::shared_ptr<const TaskState> task);
   void Clear();
 
  private:
   using Order = std::list<std::string>;  // most recent first
   struct Entry {
-    std::shared_ptr<const v1::Task> task;
+    std::shared_ptr<const TaskState> task;
     Order::iterator at;
   };
   const std::size_t capacity_;
@@ -100,7 +114,7 @@ class CommandProcessor {
   void ClearCache() { cache_.Clear(); }
 
  private:
-  using State = std::shared_ptr<const v1::Task>;  // nullptr: no such task
+  using State = std::shared_ptr<const TaskState>;  // nullptr: no such task
   // What the batch has decided so far: read by its later commands before the database.
   struct Batch {
     // Declared here, defined in the .cc: clang 14 (the fuzz build) cannot tell a nested class

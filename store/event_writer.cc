@@ -49,8 +49,12 @@ void EventWriter::Submit(std::vector<Queued> commands) {
   std::vector<std::pair<Command, GroupCommit<Command, Result>::Done>> items;
   items.reserve(commands.size());
   for (Queued& q : commands) {
+    // The writer's states become whole Tasks here, on the completion thread, not the writer's.
     items.emplace_back(Command{std::move(q.command), std::move(q.fingerprint)},
-                       std::move(q.done));
+                       [done = std::move(q.done)](Result result) mutable {
+                         if (result.ok()) result->Materialize();
+                         std::move(done)(std::move(result));
+                       });
   }
   group_->Submit(std::move(items));
 }

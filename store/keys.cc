@@ -7,6 +7,7 @@
 #include "domain/validation.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "store/event_codec.h"
 
 namespace outreach::store::keys {
@@ -246,6 +247,97 @@ IndexRows IndexRowsFor(const v1::Task& task) {
 }
 
 std::string EncodeTask(const v1::Task& task) { return SerializeDeterministic(task); }
+
+namespace {
+
+using google::protobuf::internal::WireFormatLite;
+constexpr uint32_t kContactTag = WireFormatLite::MakeTag(
+    v1::Task::kContactsFieldNumber, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+static_assert(kContactTag < 0x80, "the tag is one byte");
+
+}  // namespace
+
+// (Contact has no map fields: its plain serialization is the deterministic one EncodeTask uses.)
+std::size_t ContactBytesSize(const v1::Contact& contact) {
+  const std::size_t size = contact.ByteSizeLong();
+  return 1 + google::protobuf::io::CodedOutputStream::VarintSize32(static_cast<uint32_t>(size)) +
+         size;
+}
+
+void WriteContactBytes(const v1::Contact& contact, char* out) {
+  auto* bytes = reinterpret_cast<uint8_t*>(out);
+  bytes[0] = static_cast<uint8_t>(kContactTag);
+  const auto body = static_cast<uint32_t>(contact.GetCachedSize());
+  uint8_t* at = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(body, bytes + 1);
+  contact.SerializeWithCachedSizesToArray(at);
+}
+
+void AppendContactBytes(const v1::Contact& contact, std::string* contacts) {
+  const std::size_t size = ContactBytesSize(contact);
+  const std::size_t at = contacts->size();
+  contacts->resize(at + size);
+  WriteContactBytes(contact, contacts->data() + at);
+}
+
+// The task's serialization with the bytes spliced in where field order puts Task.contacts:
+// before its first field numbered above them.
+absl::Status EncodeTaskRow(const v1::Task& task, absl::string_view contacts, std::string* row) {
+  *row = SerializeDeterministic(task);
+  if (contacts.empty()) return absl::OkStatus();
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(row->data()),
+                                            static_cast<int>(row->size()));
+  std::size_t split = row->size();
+  while (true) {
+    const int at = in.CurrentPosition();
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) break;
+    if (WireFormatLite::GetTagFieldNumber(tag) > v1::Task::kContactsFieldNumber) {
+      split = static_cast<std::size_t>(at);
+      break;
+    }
+    if (!WireFormatLite::SkipField(&in, tag)) {
+      return absl::InternalError("a task's own serialization does not parse");
+    }
+  }
+  row->insert(split, contacts.data(), contacts.size());
+  return absl::OkStatus();
+}
+
+absl::Status DecodeTaskRow(absl::string_view row, v1::Task* task, std::string* contacts) {
+  // The row's fields in order; its contacts are one run of them (the row is EncodeTask's).
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(row.data()),
+                                            static_cast<int>(row.size()));
+  std::size_t first = row.size();
+  std::size_t last = row.size();
+  while (true) {
+    const auto at = static_cast<std::size_t>(in.CurrentPosition());
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) break;
+    if (!WireFormatLite::SkipField(&in, tag)) break;  // ParsePartial below says it is bad
+    if (tag == kContactTag) {
+      if (first == row.size()) first = at;
+      last = static_cast<std::size_t>(in.CurrentPosition());
+    } else if (first != row.size()) {
+      break;  // past the contacts
+    }
+  }
+  contacts->clear();
+  bool parsed = false;
+  if (first == row.size()) {
+    parsed = task->ParseFromArray(row.data(), static_cast<int>(row.size()));
+  } else {
+    contacts->assign(row.data() + first, last - first);
+    std::string rest;
+    rest.reserve(row.size() - contacts->size());
+    rest.append(row.data(), first);
+    rest.append(row.data() + last, row.size() - last);
+    parsed = task->ParseFromString(rest);
+  }
+  if (!parsed || task->contacts_size() != 0) {
+    return absl::DataLossError("a \"tasks\" row is not a Task");
+  }
+  return absl::OkStatus();
+}
 
 std::string EncodePatientRow(const storage::v1::PatientRow& row) {
   return SerializeDeterministic(row);

@@ -81,6 +81,7 @@
 #include <vector>
 
 #include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/civil_time.h"
@@ -179,6 +180,18 @@ std::optional<std::string> ExpiryRowFor(const v1::Task& task);
 
 // "tasks": the deterministic serialization of a projection.
 std::string EncodeTask(const v1::Task& task);
+// The same row from a task kept in two parts, its Contact messages as bytes: the writer's task
+// states and the rebuild's fold never hold a task's whole contact history as messages, and
+// append to it without copying it. `contacts` is Task.contacts as the row encodes it, one
+// contact after another, each its tag, length and Contact (AppendContactBytes).
+//   EncodeTaskRow(task without contacts, contacts) == EncodeTask(the task with them)
+//   DecodeTaskRow(EncodeTask(t)) == (t without its contacts, its contacts' bytes)
+// DATA_LOSS when a row does not parse (or, encoding, INTERNAL when the task's own bytes do not).
+std::size_t ContactBytesSize(const v1::Contact& contact);  // caches the Contact's size
+void WriteContactBytes(const v1::Contact& contact, char* out);  // ContactBytesSize's bytes
+void AppendContactBytes(const v1::Contact& contact, std::string* contacts);
+absl::Status EncodeTaskRow(const v1::Task& task, absl::string_view contacts, std::string* row);
+absl::Status DecodeTaskRow(absl::string_view row, v1::Task* task, std::string* contacts);
 
 // "requests": the key of `actor`'s request_id (ids hold no '\0').
 std::string RequestKey(absl::string_view actor, absl::string_view request_id);

@@ -8,39 +8,24 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "domain/task_rules.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/wire_format_lite.h"
 #include "store/rocks.h"
 
 namespace outreach::store {
 namespace {
 
 // Appends the contacts of `stream`'s task to its contact chain, each as the "tasks" row
-// encodes it: the tag of Task.contacts, the length, the Contact's bytes. (Contact has no map
-// fields, so its plain serialization is the deterministic one keys::EncodeTask uses.)
+// encodes it (keys::AppendContactBytes).
 absl::Status AddContactBytes(FoldedLog::Stream& stream, FoldedLog* out) {
-  using google::protobuf::internal::WireFormatLite;
-  constexpr uint32_t kTag = WireFormatLite::MakeTag(
-      v1::Task::kContactsFieldNumber, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
-  static_assert(kTag < 0x80, "the tag is one byte");
   for (const v1::Contact& contact : stream.task->contacts()) {
-    const std::size_t size = contact.ByteSizeLong();
-    const std::size_t header_size =
-        1 + static_cast<std::size_t>(google::protobuf::io::CodedOutputStream::VarintSize32(
-                static_cast<uint32_t>(size)));
+    const std::size_t size = keys::ContactBytesSize(contact);
     if (out->contacts.size() >= FoldedLog::kNoEvent) {
       return absl::ResourceExhaustedError("rebuild: more contacts than one fold can hold");
     }
-    auto* bytes = reinterpret_cast<uint8_t*>(
-        google::protobuf::Arena::CreateArray<char>(&out->arena, header_size + size));
-    bytes[0] = static_cast<uint8_t>(kTag);
-    google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(size),
-                                                                  bytes + 1);
-    contact.SerializeWithCachedSizesToArray(bytes + header_size);
+    char* bytes = google::protobuf::Arena::CreateArray<char>(&out->arena, size);
+    keys::WriteContactBytes(contact, bytes);
     const auto index = static_cast<uint32_t>(out->contacts.size());
-    out->contacts.push_back(FoldedLog::ContactBytes{reinterpret_cast<const char*>(bytes),
-                                                    static_cast<uint32_t>(header_size + size),
-                                                    FoldedLog::kNoEvent});
+    out->contacts.push_back(
+        FoldedLog::ContactBytes{bytes, static_cast<uint32_t>(size), FoldedLog::kNoEvent});
     if (stream.last_contact == FoldedLog::kNoEvent) {
       stream.first_contact = index;
     } else {

@@ -57,8 +57,12 @@ struct StreamChange {
   absl::string_view task_id;  // the stream id
   // A task's stream: its state before (nullptr: the command creates it) and after (never
   // nullptr). Both nullptr for a patient's stream.
+  // The writer's states hold no Contact messages: `after_contacts` has the task's contacts as
+  // its "tasks" row encodes them (keys::EncodeTaskRow); a state with its contacts as messages
+  // has none there.
   const v1::Task* before = nullptr;
   const v1::Task* after = nullptr;
+  absl::string_view after_contacts = {};
   // A patient's stream: its preference and version after the events (the rest of the row is
   // the "patients" projection's); nullptr for a task's stream.
   const storage::v1::PatientRow* patient = nullptr;

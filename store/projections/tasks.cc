@@ -2,38 +2,10 @@
 
 #include <string>
 
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/wire_format_lite.h"
 #include "store/log_fold.h"
 
 namespace outreach::store {
 namespace {
-
-// Sets `*row` to keys::EncodeTask of `task` with `contacts` (the fold's contact chain, store/
-// log_fold.h) as its contacts: the serialization of `task` (which has none) with the bytes
-// spliced in where field order puts Task.contacts, before the first field numbered above it.
-absl::Status TaskRow(const v1::Task& task, absl::string_view contacts, std::string* row) {
-  using google::protobuf::internal::WireFormatLite;
-  *row = keys::EncodeTask(task);
-  if (contacts.empty()) return absl::OkStatus();
-  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(row->data()),
-                                            static_cast<int>(row->size()));
-  std::size_t split = row->size();
-  while (true) {
-    const int at = in.CurrentPosition();
-    const uint32_t tag = in.ReadTag();
-    if (tag == 0) break;
-    if (WireFormatLite::GetTagFieldNumber(tag) > v1::Task::kContactsFieldNumber) {
-      split = static_cast<std::size_t>(at);
-      break;
-    }
-    if (!WireFormatLite::SkipField(&in, tag)) {
-      return absl::InternalError("rebuild: a task's own serialization does not parse");
-    }
-  }
-  row->insert(split, contacts.data(), contacts.size());
-  return absl::OkStatus();
-}
 
 class TasksProjectionImpl final : public PerStreamProjection {
  public:
@@ -41,7 +13,12 @@ class TasksProjectionImpl final : public PerStreamProjection {
   absl::Span<const FamilySpec> families() const override { return kFamilies; }
 
   absl::Status OnStream(const StreamChange& change, SortedRows& rows) const override {
-    rows.Put(keys::kTasks, change.task_id, keys::EncodeTask(*change.after));
+    std::string row;
+    if (absl::Status s = keys::EncodeTaskRow(*change.after, change.after_contacts, &row);
+        !s.ok()) {
+      return s;
+    }
+    rows.Put(keys::kTasks, change.task_id, row);
     return absl::OkStatus();
   }
 
@@ -56,7 +33,9 @@ class TasksProjectionImpl final : public PerStreamProjection {
            c = folded.contacts[c].next) {
         contacts.append(folded.contacts[c].data, folded.contacts[c].size);
       }
-      if (absl::Status s = TaskRow(*stream.task, contacts, &value); !s.ok()) return s;
+      if (absl::Status s = keys::EncodeTaskRow(*stream.task, contacts, &value); !s.ok()) {
+        return s;
+      }
       if (absl::Status s = emit(keys::kTasks, *task.id, value); !s.ok()) return s;
     }
     return absl::OkStatus();

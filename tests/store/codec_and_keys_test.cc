@@ -180,5 +180,48 @@ TEST(KeysTest, CheckpointWithABadChecksumIsDataLoss) {
   EXPECT_EQ(keys::DecodeCheckpoint(bytes).status().code(), absl::StatusCode::kDataLoss);
 }
 
+// The writer keeps a task as its Task without contacts and the contacts as bytes: the row it
+// writes from those two parts is byte for byte EncodeTask of the whole task, and reading a row
+// back gives the two parts again.
+TEST(KeysTest, ATaskRowFromItsPartsIsTheWholeTasksRowAndSplitsBack) {
+  v1::Task whole;
+  whole.set_task_id("t1");
+  whole.set_version(4);
+  whole.set_status(v1::IN_PROGRESS);
+  whole.set_follow_up_date("2025-03-20");  // field 10, before contacts (11)
+  whole.set_attempt_count(3);              // fields above 11 come after them
+  whole.set_practice_id("north");
+  std::string contacts;
+  for (int i = 0; i < 3; ++i) {
+    v1::Contact* contact = whole.add_contacts();
+    contact->set_outcome(i == 1 ? v1::LEFT_MESSAGE : v1::NO_ANSWER);
+    contact->set_notes(absl::StrCat("call ", i, std::string(200 * i, 'x')));
+    contact->set_follow_up_date("2025-03-20");
+    contact->mutable_contacted_at()->set_seconds(1700000000 + i);
+    keys::AppendContactBytes(*contact, &contacts);
+  }
+  v1::Task summary = whole;
+  summary.clear_contacts();
+
+  std::string row;
+  ASSERT_TRUE(keys::EncodeTaskRow(summary, contacts, &row).ok());
+  EXPECT_EQ(row, keys::EncodeTask(whole));
+
+  v1::Task read;
+  std::string read_contacts;
+  ASSERT_TRUE(keys::DecodeTaskRow(row, &read, &read_contacts).ok());
+  EXPECT_EQ(read_contacts, contacts);
+  EXPECT_EQ(keys::EncodeTask(read), keys::EncodeTask(summary));
+
+  // Without contacts: the row is the task's own; reading it gives no contact bytes.
+  ASSERT_TRUE(keys::EncodeTaskRow(summary, "", &row).ok());
+  EXPECT_EQ(row, keys::EncodeTask(summary));
+  ASSERT_TRUE(keys::DecodeTaskRow(row, &read, &read_contacts).ok());
+  EXPECT_TRUE(read_contacts.empty());
+
+  EXPECT_EQ(keys::DecodeTaskRow("\xff\xff\xff", &read, &read_contacts).code(),
+            absl::StatusCode::kDataLoss);
+}
+
 }  // namespace
 }  // namespace outreach::store

@@ -12,11 +12,11 @@
 namespace outreach::store {
 namespace {
 
-std::shared_ptr<const v1::Task> TaskAt(const std::string& id, int64_t version) {
-  auto task = std::make_shared<v1::Task>();
-  task->set_task_id(id);
-  task->set_version(version);
-  return task;
+std::shared_ptr<const TaskState> TaskAt(const std::string& id, int64_t version) {
+  auto state = std::make_shared<TaskState>();
+  state->task.set_task_id(id);
+  state->task.set_version(version);
+  return state;
 }
 
 TEST(TaskStateCacheTest, KeepsTheMostRecentlyUsedTasksUpToItsCapacity) {
@@ -29,7 +29,7 @@ TEST(TaskStateCacheTest, KeepsTheMostRecentlyUsedTasksUpToItsCapacity) {
   ASSERT_NE(cache.Find("a"), nullptr);
   ASSERT_NE(cache.Find("c"), nullptr);
   cache.Put("a", TaskAt("a", 2));  // a newer state replaces the older one
-  EXPECT_EQ(cache.Find("a")->version(), 2);
+  EXPECT_EQ(cache.Find("a")->task.version(), 2);
   cache.Clear();
   EXPECT_EQ(cache.Find("a"), nullptr);
   EXPECT_EQ(cache.Find("c"), nullptr);
@@ -88,6 +88,26 @@ TEST_F(CommandProcessorTest, AfterARebuildCommandsDecideOnTheRebuiltStates) {
   CommandResult closed = Must(testing::Contact("t1", v1::SCHEDULED, "", /*close_task=*/true));
   EXPECT_EQ(closed.task().version(), 4);  // created, contact, contact + close
   EXPECT_EQ(closed.task().status(), v1::CLOSED);
+  EXPECT_TRUE(store_->VerifyProjections().ok());
+}
+
+// The writer keeps contacts as bytes (TaskState): a result still has every contact, in order,
+// whether the state came from the cache, from the "tasks" row (after a restart), or was made in
+// the same batch; and the rows it wrote are the ones a fold of the log gives.
+TEST_F(CommandProcessorTest, ResultsAndRowsHaveEveryContactWhereverTheStateCameFrom) {
+  Must(testing::Create("t1"));
+  Must(testing::Contact("t1", v1::NO_ANSWER, "2025-03-20"));
+  Must(testing::Contact("t1", v1::LEFT_MESSAGE, "2025-03-21"));  // from the cache
+  ASSERT_TRUE(Reopen().ok());
+  CommandResult third = Must(testing::Contact("t1", v1::NO_ANSWER, "2025-03-22"));  // the row
+  ASSERT_EQ(third.task().contacts_size(), 3);
+  EXPECT_EQ(third.task().contacts(0).outcome(), v1::NO_ANSWER);
+  EXPECT_EQ(third.task().contacts(1).outcome(), v1::LEFT_MESSAGE);
+  EXPECT_EQ(third.task().contacts(2).follow_up_date(), "2025-03-22");
+  EXPECT_EQ(third.task().attempt_count(), 3);
+  absl::StatusOr<v1::Task> read = store_->GetTask("t1");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(keys::EncodeTask(*read), keys::EncodeTask(third.task()));
   EXPECT_TRUE(store_->VerifyProjections().ok());
 }
 
