@@ -56,7 +56,7 @@
 //               outreach.storage.v1.PatientRow (store/projections/patients.h; format 5)
 //   "access_log": the read-access audit log, see store/access_log.h (not a projection; a
 //               database written before it existed gets it, empty, at the next read-write open)
-//   "stats":    (format 7; store/projections/outreach_stats.h)
+//   "stats":    (format 8; store/projections/outreach_stats.h)
 //               'b' practice_id '\0' period: fixed32_be assignee '\0' category: u8
 //                 -> deterministic serialization of outreach.storage.v1.StatsBucket
 //               't' task_id -> deterministic serialization of outreach.storage.v1.StatsTask
@@ -103,8 +103,9 @@ const std::vector<std::string>& ColumnFamilyNames();
 
 // 5: the "patients" projection; 6: the worklist's urgency byte, practice scope and filtered
 // fields (see "worklist" above); 7: the "stats" projection (a store at 6 or older has no stats
-// rows, so it rebuilds every projection at its next start-up).
-inline constexpr uint32_t kProjectionFormat = 7;
+// rows, so it rebuilds every projection at its next start-up); 8: a "stats" task row lists each
+// (period, assignee) of its contacts once, not once per contact.
+inline constexpr uint32_t kProjectionFormat = 8;
 inline constexpr char kHeadKey[] = "head";
 inline constexpr char kCheckpointKey[] = "checkpoint";
 inline constexpr char kProjectionFormatKey[] = "projection_format";

@@ -202,6 +202,11 @@ class StatsApplier {
     if (!s.ok()) return s;
     if (s = Chain(*task, period, /*by_assignee=*/false); !s.ok()) return s;
     if (s = Chain(*task, period, /*by_assignee=*/true); !s.ok()) return s;
+    // What Chain reads is each period's first assignee and the periods of each assignee: a
+    // pair already listed adds nothing (and a task's row stays the size of its periods).
+    for (const StatsTask::Contact& c : task->contacts()) {
+      if (c.period() == period && c.assignee() == task->assignee()) return absl::OkStatus();
+    }
     StatsTask::Contact* contact = task->add_contacts();
     contact->set_period(period);
     contact->set_assignee(task->assignee());

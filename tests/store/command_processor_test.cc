@@ -111,5 +111,23 @@ TEST_F(CommandProcessorTest, ResultsAndRowsHaveEveryContactWhereverTheStateCameF
   EXPECT_TRUE(store_->VerifyProjections().ok());
 }
 
+// A task's "stats" row lists each (period, assignee) of its contacts once (projection format 8):
+// it does not grow with every contact, and the live rows still equal a fold of the log.
+TEST_F(CommandProcessorTest, AStatsTaskRowListsEachPeriodOnceNotEveryContact) {
+  Must(testing::Create("t1"));
+  for (int i = 0; i < 5; ++i) Must(testing::Contact("t1", v1::NO_ANSWER, "2025-03-20"));
+  storage::v1::StatsTask row;
+  ASSERT_NO_FATAL_FAILURE(EditRawDb([&](rocksdb::DB* db, const auto& cfs) {
+    std::string raw;
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(), cfs[keys::kStats], keys::StatsTaskKey("t1"), &raw).ok());
+    ASSERT_TRUE(row.ParseFromString(raw));
+  }));
+  // The fixture's clock stands still: five contacts, one period, one assignee.
+  EXPECT_EQ(row.contacts_size(), 1);
+  ASSERT_TRUE(Reopen().ok());
+  EXPECT_TRUE(store_->VerifyProjections().ok());
+}
+
 }  // namespace
 }  // namespace outreach::store
