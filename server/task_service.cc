@@ -234,7 +234,7 @@ void TaskService::SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* r
                      reactor->Finish(ToGrpcStatus(s));
                      return;
                    }
-                   *response = result->task();
+                   *response = std::move(result->tasks.front());
                    if (!read.has_value()) {
                      reactor->Finish(grpc::Status::OK);
                      return;
