@@ -138,6 +138,21 @@ void CallSecurity::RecordAccess(const Caller& caller, const grpc::CallbackServer
                       });
 }
 
+store::WriteAccess CallSecurity::WriteAccessOf(const Caller& caller,
+                                               const grpc::CallbackServerContext& context,
+                                               absl::string_view method) const {
+  store::WriteAccess access;
+  access.entry.principal = caller.principal;
+  access.entry.on_behalf_of = caller.on_behalf_of;
+  access.entry.rpc = std::string(method);
+  access.entry.peer = context.peer();
+  // A replayed result is not decided again: the caller's practices may have narrowed since.
+  access.admit = [caller](const v1::Task& task) {
+    return CheckPracticeAccess(caller, task.practice_id());
+  };
+  return access;
+}
+
 std::string FilterText(const google::protobuf::Message& request) {
   std::unique_ptr<google::protobuf::Message> known(request.New());
   known->CopyFrom(request);

@@ -7,7 +7,8 @@
 //  - RecordAccess(...) before a call returns patient data: appends the access record
 //    (store/access_log.h) and calls back once it is durable; only then does the handler send the
 //    data. If the append fails the call fails UNAVAILABLE and returns nothing: a server that
-//    cannot audit a read does not serve it.
+//    cannot audit a read does not serve it. A write call that answers with tasks hands its
+//    record to the store instead (WriteAccessOf), which writes it with the call's events.
 //
 // Two modes:
 //  - With principals (--principals): the actor is the authenticated principal. x-actor is
@@ -91,6 +92,12 @@ class CallSecurity {
   // the access log's writer thread (or at once without an access log): it must not block.
   void RecordAccess(const Caller& caller, const grpc::CallbackServerContext& context,
                     absl::string_view method, Access access, Then then) const;
+  // For a write call that answers with the tasks it changed: its access record, which the store
+  // writes in the batch of the call's events (EventStore::Submit with a WriteAccess), admitting
+  // only tasks of the caller's practices. Only when records_access().
+  store::WriteAccess WriteAccessOf(const Caller& caller,
+                                   const grpc::CallbackServerContext& context,
+                                   absl::string_view method) const;
 
  private:
   // Authorize without the refusal log; `principal` receives the authenticated id, if any.

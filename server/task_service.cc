@@ -218,6 +218,21 @@ void TaskService::SubmitAndFinish(grpc::ServerUnaryReactor* reactor, v1::Task* r
                                   domain::Command command, std::string fingerprint,
                                   Caller caller, std::optional<RecordedRead> read) {
   // The reactor and the response stay alive until Finish, which only these callbacks call.
+  if (read.has_value() && security_->records_access()) {
+    // The record is written with the command's events: the result comes back recorded.
+    store::WriteAccess access = security_->WriteAccessOf(caller, *read->context, read->method);
+    store_->Submit(std::move(command), std::move(fingerprint), std::move(access),
+                   [this, reactor, response](absl::StatusOr<store::CommandResult> result) {
+                     if (!result.ok()) {
+                       writes_.NoteRefused(result.status());
+                       reactor->Finish(ToGrpcStatus(result.status()));
+                       return;
+                     }
+                     *response = std::move(result->tasks.front());
+                     reactor->Finish(grpc::Status::OK);
+                   });
+    return;
+  }
   store_->Submit(std::move(command), std::move(fingerprint),
                  [this, reactor, response, caller = std::move(caller), read = std::move(read)](
                      absl::StatusOr<store::CommandResult> result) mutable {

@@ -256,32 +256,61 @@ void AccessLog::RetainOnSchedule() {
 std::vector<absl::StatusOr<uint64_t>> AccessLog::WriteBatchOf(std::vector<AccessEntry>& entries) {
   std::vector<absl::StatusOr<uint64_t>> results;
   results.reserve(entries.size());
+  std::vector<AccessEntry*> records;
+  records.reserve(entries.size());
+  for (AccessEntry& entry : entries) records.push_back(&entry);
+  rocksdb::WriteBatch write;
   absl::MutexLock lock(&write_mu_);
   if (write_error_.ok()) {
-    rocksdb::WriteBatch write;
-    uint64_t sequence = head_sequence_;
-    Hash hash = head_hash_;
-    const int64_t micros = std::max(last_micros_, absl::ToUnixMicros(clock_->Now()));
-    for (AccessEntry& entry : entries) {
-      ++sequence;
-      write.Put(family_, RecordKey(sequence), EncodeAccessRow(sequence, micros, entry, &hash));
-      write.Put(family_, TimeKey(micros, sequence), "");
-    }
-    rocksdb::WriteOptions options;
-    options.sync = options_.sync;
-    absl::Status s = FromRocks(db_->Write(options, &write), "appending access records");
+    const uint64_t first = head_sequence_ + 1;
+    absl::Status s = WriteLocked(records, &write, [&] {
+      rocksdb::WriteOptions options;
+      options.sync = options_.sync;
+      return FromRocks(db_->Write(options, &write), "appending access records");
+    });
     if (s.ok()) {
-      for (uint64_t i = 1; i <= entries.size(); ++i) results.emplace_back(head_sequence_ + i);
-      head_sequence_ = sequence;
-      head_hash_ = hash;
-      last_micros_ = micros;
+      for (uint64_t i = 0; i < entries.size(); ++i) results.emplace_back(first + i);
       return results;
     }
-    write_error_ = WritesRefusedAfter(Refuser::kAccessLog, s);
   }
   // A copy of its own for each: the completion thread drops it (store/group_commit.h).
   for (std::size_t i = 0; i < entries.size(); ++i) results.emplace_back(UnsharedCopy(write_error_));
   return results;
+}
+
+absl::Status AccessLog::WriteWith(const std::vector<AccessEntry*>& entries,
+                                  rocksdb::WriteBatch* batch,
+                                  absl::FunctionRef<absl::Status()> write, absl::Status* refused) {
+  absl::MutexLock lock(&write_mu_);
+  if (!write_error_.ok()) {
+    *refused = UnsharedCopy(write_error_);
+    return write();
+  }
+  *refused = absl::OkStatus();
+  return WriteLocked(entries, batch, write);
+}
+
+// Adds the records to `batch`, runs `write`, and moves the head (or latches its failure).
+absl::Status AccessLog::WriteLocked(const std::vector<AccessEntry*>& entries,
+                                    rocksdb::WriteBatch* batch,
+                                    absl::FunctionRef<absl::Status()> write) {
+  uint64_t sequence = head_sequence_;
+  Hash hash = head_hash_;
+  const int64_t micros = std::max(last_micros_, absl::ToUnixMicros(clock_->Now()));
+  for (AccessEntry* entry : entries) {
+    ++sequence;
+    batch->Put(family_, RecordKey(sequence), EncodeAccessRow(sequence, micros, *entry, &hash));
+    batch->Put(family_, TimeKey(micros, sequence), "");
+  }
+  absl::Status s = write();
+  if (!s.ok()) {
+    write_error_ = WritesRefusedAfter(Refuser::kAccessLog, s);
+    return s;
+  }
+  head_sequence_ = sequence;
+  head_hash_ = hash;
+  last_micros_ = micros;
+  return absl::OkStatus();
 }
 
 absl::Status AccessLog::WriteHealth() const {

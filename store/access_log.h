@@ -14,6 +14,10 @@
 //    Durability choice: an access record is durable before its `done` runs, so a server that
 //    sends patient data only from `done` never discloses anything that a crash could leave
 //    unaudited; concurrent reads share one fsync, so the cost per read stays small.
+//  - A write call that answers with patient data (LogContact and the like) has its record
+//    written by the event writer instead, in the WriteBatch that holds the call's events
+//    (WriteWith, store/event_writer.h): one synced write makes both durable, or neither, and a
+//    call that fails records nothing. The writers share the chain under one lock (write_mu_).
 //  - After a failed write the log refuses further appends (UNAVAILABLE), like the event store:
 //    a server that cannot audit must not serve patient data. A failure for lack of space may
 //    clear: once the database has resumed (EventStore's writer calls DB::Resume), the store
@@ -50,11 +54,13 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "outreach/v1/storage.pb.h"
+#include "outreach/v1/task.pb.h"
 #include "store/clock.h"
 #include "store/event_codec.h"
 #include "store/group_commit.h"
@@ -62,6 +68,7 @@
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class WriteBatch;
 }  // namespace rocksdb
 
 namespace outreach::store {
@@ -105,6 +112,17 @@ struct AccessEntry {
   std::string filter;
   uint64_t count = 0;
   std::string peer;
+};
+
+// A write call's record (EventStore::Submit): `entry` says who, which RPC and from where; the
+// event writer adds the task ids and the count from the call's result and writes the record in
+// the batch of the call's events. `admit` (may be empty) says whether each task of the result may
+// be served to this caller (a replayed result is not decided again): an error is the call's
+// answer, and nothing is recorded. It runs on the writer thread: cheap, and touching nothing
+// the caller changes meanwhile.
+struct WriteAccess {
+  AccessEntry entry;
+  absl::AnyInvocable<absl::Status(const v1::Task& task) const> admit;
 };
 
 struct AccessQuery {
@@ -153,6 +171,14 @@ class AccessLog {
   // Append and wait (tests and tools; never from a gRPC thread).
   absl::StatusOr<uint64_t> AppendAndWait(AccessEntry entry);
 
+  // For the event writer: with the chain held, adds the records of `entries` (in order) to
+  // `batch`, runs `write` (which writes `batch`, synced) and moves the head if it succeeded; a
+  // failed write latches the log as its own would. When the log refuses appends, `write` runs
+  // with no record added and `*refused` says why (the calls that carried the entries then fail);
+  // otherwise `*refused` is OK. Returns what `write` returned.
+  absl::Status WriteWith(const std::vector<AccessEntry*>& entries, rocksdb::WriteBatch* batch,
+                         absl::FunctionRef<absl::Status()> write, absl::Status* refused);
+
   // The records matching `query`, in sequence order. DATA_LOSS on an unreadable record.
   absl::StatusOr<std::vector<StoredAccessRecord>> Read(const AccessQuery& query) const;
 
@@ -184,6 +210,9 @@ class AccessLog {
   void StartWriter();
   // The writer's batch: writes `entries` as one synced WriteBatch; one result per entry.
   std::vector<absl::StatusOr<uint64_t>> WriteBatchOf(std::vector<AccessEntry>& entries);
+  absl::Status WriteLocked(const std::vector<AccessEntry*>& entries, rocksdb::WriteBatch* batch,
+                           absl::FunctionRef<absl::Status()> write)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // The writer's tick: deletes what retention no longer keeps.
   void RetainOnSchedule();
   absl::StatusOr<uint64_t> DeleteOlderThanLocked(absl::Time cutoff)

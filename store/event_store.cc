@@ -330,6 +330,14 @@ void EventStore::Submit(domain::Command command, std::string fingerprint, Done d
   SubmitGroup(std::move(one));
 }
 
+void EventStore::Submit(domain::Command command, std::string fingerprint, WriteAccess access,
+                        Done done) {
+  std::vector<Submission> one;
+  one.push_back(Submission{std::move(command), std::move(fingerprint), std::move(done),
+                           std::move(access)});
+  SubmitGroup(std::move(one));
+}
+
 void EventStore::SubmitGroup(std::vector<Submission> commands) {
   if (impl_->writer == nullptr) {
     for (Submission& s : commands) std::move(s.done)(ReadOnlyError());
@@ -355,8 +363,8 @@ void EventStore::SubmitGroup(std::vector<Submission> commands) {
         std::move(done)(std::move(result));
       };
     }
-    queued.push_back(
-        EventWriter::Queued{std::move(s.command), std::move(s.fingerprint), std::move(s.done)});
+    queued.push_back(EventWriter::Queued{std::move(s.command), std::move(s.fingerprint),
+                                         std::move(s.done), std::move(s.access)});
   }
   impl_->writer->Submit(std::move(queued));
 }

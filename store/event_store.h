@@ -235,12 +235,18 @@ class EventStore {
   // idempotency (used only when the command carries a request_id): a repeated request_id with the
   // same fingerprint returns the first result, with another fingerprint ALREADY_EXISTS.
   void Submit(domain::Command command, std::string fingerprint, Done done);
+  // The same for a call that answers with the tasks of its result (patient data): `access` is
+  // its access record, written in the same synced batch as the command's events once the
+  // command succeeds (store/access_log.h WriteAccess); `done` then runs once both are durable,
+  // or gets UNAVAILABLE when the record cannot be written.
+  void Submit(domain::Command command, std::string fingerprint, WriteAccess access, Done done);
   // Queues several commands at once, so that the writer can decide and write them together
   // (each still fails alone).
   struct Submission {
     domain::Command command;
     std::string fingerprint;
     Done done;
+    std::optional<WriteAccess> access = std::nullopt;
   };
   void SubmitGroup(std::vector<Submission> commands);
   // True when opened with OpenReadOnly: every write is FAILED_PRECONDITION.

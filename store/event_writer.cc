@@ -50,7 +50,7 @@ void EventWriter::Submit(std::vector<Queued> commands) {
   items.reserve(commands.size());
   for (Queued& q : commands) {
     // The writer's states become whole Tasks here, on the completion thread, not the writer's.
-    items.emplace_back(Command{std::move(q.command), std::move(q.fingerprint)},
+    items.emplace_back(Command{std::move(q.command), std::move(q.fingerprint), std::move(q.access)},
                        [done = std::move(q.done)](Result result) mutable {
                          if (result.ok()) result->Materialize();
                          std::move(done)(std::move(result));
@@ -125,22 +125,30 @@ std::vector<EventWriter::Result> EventWriter::ProcessBatch(std::vector<Command>&
   return results;
 }
 
-// Decides every command of `batch` in order and writes what they appended in one synced
-// WriteBatch; fills `results`, one per command.
+// Decides every command of `batch` in order and writes what they appended, and the access
+// records of those that answer with tasks, in one synced WriteBatch; fills `results`, one per
+// command.
 void EventWriter::DecideAndWrite(std::vector<Command>& batch, std::vector<Result>& results) {
   processor_.Begin(rows_);
   for (Command& c : batch) results.push_back(processor_.Process(c.command, c.fingerprint));
-  if (!processor_.appended()) {
+  const std::vector<AccessEntry*> records = RecordsOf(batch, results);
+  const bool appended = processor_.appended();
+  if (!appended && records.empty()) {
     processor_.Abandoned();
     return;
   }
-  const LogHead cursor = processor_.cursor();
-  const Seal seal = appender_.SealBatch(cursor, rows_);
   batch_.Clear();
-  rows_.AppendTo(database_.handles(), &batch_);
-  unchecked_bytes_ += batch_.GetDataSize();
+  LogHead cursor;
+  Seal seal;
+  if (appended) {
+    cursor = processor_.cursor();
+    seal = appender_.SealBatch(cursor, rows_);
+    rows_.AppendTo(database_.handles(), &batch_);
+  }
   const absl::Time write_started = absl::Now();
-  absl::Status written = database_.WriteSynced(&batch_, "appending to the event log");
+  absl::Status records_refused;
+  absl::Status written = WriteBatch(records, &records_refused);
+  unchecked_bytes_ += batch_.GetDataSize();
   if (!written.ok()) {
     logging::Error("writing a batch to the event log failed: the store refuses writes",
                    {{"commands", batch.size()}, {"cause", written.ToString()}});
@@ -158,6 +166,19 @@ void EventWriter::DecideAndWrite(std::vector<Command>& batch, std::vector<Result
   if (options_.observer != nullptr) {
     options_.observer->BatchCommitted(batch.size(), absl::Now() - write_started);
   }
+  if (!records_refused.ok()) {
+    // Their events are durable, their records are not: such a call is not answered with tasks.
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (!batch[i].access.has_value() || !results[i].ok()) continue;
+      results[i] = absl::UnavailableError(
+          absl::StrCat("cannot record this read in the access log, so it is not served: ",
+                       records_refused.message()));
+    }
+  }
+  if (!appended) {
+    processor_.Abandoned();  // replays and no-ops only: nothing of the processor's to keep
+    return;
+  }
   processor_.Committed();
   appender_.Committed(cursor, seal);
   head_.Publish(cursor.position);
@@ -165,6 +186,48 @@ void EventWriter::DecideAndWrite(std::vector<Command>& batch, std::vector<Result
     checkpoints_.fetch_add(1, std::memory_order_relaxed);
     logging::Info("verified checkpoint recorded", {{"position", cursor.position}});
   }
+}
+
+// The access records of the batch's commands that succeeded and carry one, each with the tasks
+// of its result; a result its caller may not be served (WriteAccess::admit) becomes that error.
+std::vector<AccessEntry*> EventWriter::RecordsOf(std::vector<Command>& batch,
+                                                 std::vector<Result>& results) {
+  std::vector<AccessEntry*> records;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (!batch[i].access.has_value() || !results[i].ok()) continue;
+    WriteAccess& access = *batch[i].access;
+    const CommandResult& result = *results[i];
+    std::vector<const v1::Task*> tasks;
+    for (const v1::Task& task : result.tasks) tasks.push_back(&task);
+    for (const auto& state : result.states) {
+      if (state != nullptr) tasks.push_back(&state->task);
+    }
+    absl::Status admitted;
+    for (const v1::Task* task : tasks) {
+      if (access.admit && admitted.ok()) admitted = access.admit(*task);
+    }
+    if (!admitted.ok()) {
+      results[i] = admitted;
+      continue;
+    }
+    access.entry.task_ids.clear();
+    for (const v1::Task* task : tasks) access.entry.task_ids.push_back(task->task_id());
+    access.entry.count = access.entry.task_ids.size();
+    records.push_back(&access.entry);
+  }
+  return records;
+}
+
+// Writes batch_ synced, with `records` when there are any (AccessLog::WriteWith).
+absl::Status EventWriter::WriteBatch(const std::vector<AccessEntry*>& records,
+                                     absl::Status* refused) {
+  auto write = [this] { return database_.WriteSynced(&batch_, "appending to the event log"); };
+  if (records.empty()) return write();
+  if (access_log_ == nullptr) {
+    *refused = absl::FailedPreconditionError("this store has no access log");
+    return write();
+  }
+  return access_log_->WriteWith(records, &batch_, write, refused);
 }
 
 void EventWriter::ResumeIfNeeded() {

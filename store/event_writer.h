@@ -4,6 +4,11 @@
 // head (store/head_publisher.h); the completion thread runs the callbacks, in submission order,
 // while the writer goes on with the next batch.
 //
+// A write call that answers with patient data carries its access record (WriteAccess, store/
+// access_log.h): the writer adds it, for a command that succeeded, to the batch of the events
+// (AccessLog::WriteWith), so that one synced write makes both durable; a batch of replays that
+// appends no event still writes their records.
+//
 // Failures: a failed write latches a refusal (UNAVAILABLE, store/write_refusal.h) for every later
 // batch. A lack of space may clear: every resume_poll the writer checks the disk and, once there
 // is room, resumes RocksDB, checks that the stored head is the one it wrote last, and accepts
@@ -17,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +64,7 @@ class EventWriter {
     domain::Command command;
     std::string fingerprint;
     Done done;
+    std::optional<WriteAccess> access;  // the call's access record, if it answers with tasks
   };
 
   // `access_log` may be nullptr; everything passed must outlive the writer.
@@ -93,12 +100,15 @@ class EventWriter {
   struct Command {
     domain::Command command;
     std::string fingerprint;
+    std::optional<WriteAccess> access;
   };
   using Result = absl::StatusOr<CommandResult>;
 
   // The writer thread's work (GroupCommit's process and tick).
   std::vector<Result> ProcessBatch(std::vector<Command>& batch);
   void DecideAndWrite(std::vector<Command>& batch, std::vector<Result>& results);
+  std::vector<AccessEntry*> RecordsOf(std::vector<Command>& batch, std::vector<Result>& results);
+  absl::Status WriteBatch(const std::vector<AccessEntry*>& records, absl::Status* refused);
   absl::Status Refusal();
   void ResumeIfNeeded();
   bool NeedsResume() const;

@@ -955,6 +955,118 @@ TEST_F(FaultTest, AfterASyncFailureARestartShowsTheFailedCommandWhollyOrNotAtAll
   ExpectConsistent();
 }
 
+// A write call's access record is written in the batch of its events (EventWriter, store/
+// access_log.h WriteAccess): after a failed sync a restart shows the command's events and its
+// record both, or neither; never one without the other.
+TEST_F(FaultTest, AWriteCallsAccessRecordIsDurableWithItsEventsOrNotAtAll) {
+  ASSERT_NO_FATAL_FAILURE(OpenFaulty());
+  auto send_recorded = [&](const Sent& sent) {
+    WriteAccess access;
+    access.entry.principal = "coordinator-1";
+    access.entry.rpc = "/outreach.v1.TaskService/LogContact";
+    absl::Notification finished;
+    absl::StatusOr<CommandResult> out;
+    store_->Submit(sent.command, Fingerprint(sent.request_id), std::move(access),
+                   [&](absl::StatusOr<CommandResult> result) {
+                     out = std::move(result);
+                     finished.Notify();
+                   });
+    finished.WaitForNotification();
+    return out;
+  };
+  auto records = [&] {
+    absl::StatusOr<std::vector<StoredAccessRecord>> read =
+        store_->access_log()->Read(AccessQuery{});
+    EXPECT_TRUE(read.ok()) << read.status();
+    return read.ok() ? read->size() : 0;
+  };
+  const Sent create{"req-1", CreateCommand("t1", "req-1")};
+  const Sent failing{"req-2", LogCommand("t1", "req-2", false)};
+  ASSERT_TRUE(Send(create).ok());
+  absl::StatusOr<CommandResult> recorded = send_recorded({"req-4", LogCommand("t1", "req-4", false)});
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_EQ(records(), 1u);
+  fs_->FailSyncs(true);
+  EXPECT_EQ(send_recorded(failing).status().code(), absl::StatusCode::kUnavailable);
+
+  store_.reset();
+  env_.reset();
+  ASSERT_TRUE(Open(nullptr).ok());
+  ExpectConsistent();
+  const uint64_t head = store_->HeadPosition();
+  std::cout << "[ outcome  ] the recorded command whose sync failed is "
+            << (head == 2 ? "absent" : "present") << " after a restart" << std::endl;
+  ASSERT_TRUE(head == 2 || head == 3) << head;
+  EXPECT_EQ(records(), head == 2 ? 1u : 2u);  // its record exactly when its event
+  EXPECT_TRUE(store_->access_log()->Verify().ok);
+}
+
+// The record names the result's task, and only a call that succeeded takes one: a command the
+// rules refuse appends neither an event nor a record; a retried request (a replay, no event)
+// is answered with the task, so it takes a record; a result the caller may not be served
+// (WriteAccess::admit) is that error, with no record.
+TEST_F(FaultTest, AWriteCallsAccessRecordNamesItsTaskAndOnlyASucceededCallTakesOne) {
+  ASSERT_TRUE(Open(nullptr).ok());
+  auto send_recorded = [&](const Sent& sent, bool admitted = true) {
+    WriteAccess access;
+    access.entry.principal = "coordinator-1";
+    access.entry.rpc = "/outreach.v1.TaskService/LogContact";
+    if (!admitted) {
+      access.admit = [](const v1::Task& task) {
+        return absl::PermissionDeniedError(absl::StrCat("not ", task.task_id()));
+      };
+    }
+    absl::Notification finished;
+    absl::StatusOr<CommandResult> out;
+    store_->Submit(sent.command, Fingerprint(sent.request_id), std::move(access),
+                   [&](absl::StatusOr<CommandResult> result) {
+                     out = std::move(result);
+                     finished.Notify();
+                   });
+    finished.WaitForNotification();
+    return out;
+  };
+  auto records = [&] {
+    absl::StatusOr<std::vector<StoredAccessRecord>> read =
+        store_->access_log()->Read(AccessQuery{});
+    EXPECT_TRUE(read.ok()) << read.status();
+    return read.ok() ? *std::move(read) : std::vector<StoredAccessRecord>{};
+  };
+  ASSERT_TRUE(Send({"req-1", CreateCommand("t1", "req-1")}).ok());
+  const Sent contact{"req-2", LogCommand("t1", "req-2", true)};
+  absl::StatusOr<CommandResult> first = send_recorded(contact);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->tasks.size(), 1u);
+  EXPECT_EQ(first->task().contacts_size(), 1);
+  std::vector<StoredAccessRecord> now = records();
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_EQ(now[0].record.principal(), "coordinator-1");
+  EXPECT_EQ(now[0].record.rpc(), "/outreach.v1.TaskService/LogContact");
+  EXPECT_THAT(now[0].record.task_ids(), testing::ElementsAre("t1"));
+  EXPECT_EQ(now[0].record.count(), 1u);
+  const uint64_t head = store_->HeadPosition();
+
+  // Closed now: the rules refuse another contact. No event, no record.
+  EXPECT_EQ(send_recorded({"req-3", LogCommand("t1", "req-3", false)}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(records().size(), 1u);
+  EXPECT_EQ(store_->HeadPosition(), head);
+
+  // The retry is answered with the task: recorded, nothing appended.
+  absl::StatusOr<CommandResult> replay = send_recorded(contact);
+  ASSERT_TRUE(replay.ok()) << replay.status();
+  EXPECT_TRUE(replay->replayed);
+  EXPECT_EQ(replay->task().status(), v1::CLOSED);
+  EXPECT_EQ(records().size(), 2u);
+  EXPECT_EQ(store_->HeadPosition(), head);
+
+  // Not admitted: the caller gets the error, and the log no record.
+  absl::StatusOr<CommandResult> refused = send_recorded(contact, /*admitted=*/false);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(records().size(), 2u);
+  EXPECT_TRUE(store_->access_log()->Verify().ok);
+}
+
 // ---- A full disk ----
 
 class DiskFullTest : public FaultTest {
