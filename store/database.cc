@@ -170,6 +170,7 @@ absl::Status Database::OpenDb() {
   // Bounds WAL replay after a crash: past this, RocksDB flushes the column families holding
   // the oldest WAL alive.
   db_options.max_total_wal_size = 128 << 20;
+  db_options.db_write_buffer_size = options_.memtable_budget_bytes;
   // Close() must not flush by itself: after a failed WAL write that flush would sync the
   // failed writer (an assertion in RocksDB). The owner flushes when it is safe to (Close).
   db_options.avoid_flush_during_shutdown = true;

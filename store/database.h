@@ -39,6 +39,10 @@ struct DatabaseOptions {
   bool create_if_missing = true;  // kReadWrite only; otherwise NOT_FOUND without a database
   bool sync_writes = true;        // WriteSynced fsyncs the WAL (tests may turn it off)
   std::size_t block_cache_bytes = 64 << 20;
+  // What every family's memtables may hold together (RocksDB's db_write_buffer_size): past it
+  // the largest is flushed. Without it each family may fill its own 64 MiB, and a busy writer's
+  // memtables, not its data, set the process's peak memory.
+  std::size_t memtable_budget_bytes = 64 << 20;
   rocksdb::Env* env = nullptr;  // nullptr = the default; tests inject I/O faults
 };
 

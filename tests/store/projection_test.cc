@@ -147,6 +147,17 @@ TEST(ProjectionRegistryTest, TheStoreTunesEachFamilyAsItsProjectionReadsIt) {
   EXPECT_EQ(point_lookups, 3);  // tasks, requests, patients
 }
 
+// Every family's memtables share one budget: a busy writer's peak memory is bounded by it, not
+// by 64 MiB per family.
+TEST(DatabaseTest, TheMemtablesOfEveryFamilyShareOneBudget) {
+  outreach::testing::TempDir dir("outreach_projection_test_");
+  absl::StatusOr<std::unique_ptr<Database>> database = Database::Open(dir.path(), {});
+  ASSERT_TRUE(database.ok()) << database.status();
+  EXPECT_EQ((*database)->db()->GetDBOptions().db_write_buffer_size,
+            DatabaseOptions().memtable_budget_bytes);
+  EXPECT_EQ(DatabaseOptions().memtable_budget_bytes, std::size_t{64} << 20);
+}
+
 TEST(EventDerivedProjectionTest, TheFoldEmitsWhatTheLiveUpdatesWrote) {
   // Three commands, one of two events; alice acts on two tasks.
   const std::vector<std::vector<storage::v1::StoredEvent>> commands = {
