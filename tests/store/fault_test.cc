@@ -370,6 +370,35 @@ class FaultTest : public ::testing::Test {
     return store_->Execute(sent.command, Fingerprint(sent.request_id));
   }
 
+  // Submits `sent` as a write call that answers with its task: its access record (principal
+  // coordinator-1, LogContact) goes with it; not `admitted`, the caller may see no task.
+  absl::StatusOr<CommandResult> SendRecorded(const Sent& sent, bool admitted) {
+    WriteAccess access;
+    access.entry.principal = "coordinator-1";
+    access.entry.rpc = "/outreach.v1.TaskService/LogContact";
+    if (!admitted) {
+      access.admit = [](const v1::Task& task) {
+        return absl::PermissionDeniedError(absl::StrCat("not ", task.task_id()));
+      };
+    }
+    absl::Notification finished;
+    absl::StatusOr<CommandResult> out;
+    store_->Submit(sent.command, Fingerprint(sent.request_id), std::move(access),
+                   [&](absl::StatusOr<CommandResult> result) {
+                     out = std::move(result);
+                     finished.Notify();
+                   });
+    finished.WaitForNotification();
+    return out;
+  }
+
+  std::vector<StoredAccessRecord> AccessRecords() {
+    absl::StatusOr<std::vector<StoredAccessRecord>> read =
+        store_->access_log()->Read(AccessQuery{});
+    EXPECT_TRUE(read.ok()) << read.status();
+    return read.ok() ? *std::move(read) : std::vector<StoredAccessRecord>{};
+  }
+
   std::vector<v1::EventRecord> AllEvents() {
     absl::StatusOr<std::vector<v1::EventRecord>> events = store_->ReadEvents(0, "", 0);
     EXPECT_TRUE(events.ok()) << events.status();
@@ -960,30 +989,13 @@ TEST_F(FaultTest, AfterASyncFailureARestartShowsTheFailedCommandWhollyOrNotAtAll
 // record both, or neither; never one without the other.
 TEST_F(FaultTest, AWriteCallsAccessRecordIsDurableWithItsEventsOrNotAtAll) {
   ASSERT_NO_FATAL_FAILURE(OpenFaulty());
-  auto send_recorded = [&](const Sent& sent) {
-    WriteAccess access;
-    access.entry.principal = "coordinator-1";
-    access.entry.rpc = "/outreach.v1.TaskService/LogContact";
-    absl::Notification finished;
-    absl::StatusOr<CommandResult> out;
-    store_->Submit(sent.command, Fingerprint(sent.request_id), std::move(access),
-                   [&](absl::StatusOr<CommandResult> result) {
-                     out = std::move(result);
-                     finished.Notify();
-                   });
-    finished.WaitForNotification();
-    return out;
-  };
-  auto records = [&] {
-    absl::StatusOr<std::vector<StoredAccessRecord>> read =
-        store_->access_log()->Read(AccessQuery{});
-    EXPECT_TRUE(read.ok()) << read.status();
-    return read.ok() ? read->size() : 0;
-  };
+  auto send_recorded = [&](const Sent& sent) { return SendRecorded(sent, /*admitted=*/true); };
+  auto records = [&] { return AccessRecords().size(); };
   const Sent create{"req-1", CreateCommand("t1", "req-1")};
   const Sent failing{"req-2", LogCommand("t1", "req-2", false)};
   ASSERT_TRUE(Send(create).ok());
-  absl::StatusOr<CommandResult> recorded = send_recorded({"req-4", LogCommand("t1", "req-4", false)});
+  absl::StatusOr<CommandResult> recorded =
+      send_recorded({"req-4", LogCommand("t1", "req-4", false)});
   ASSERT_TRUE(recorded.ok()) << recorded.status();
   EXPECT_EQ(records(), 1u);
   fs_->FailSyncs(true);
@@ -1008,30 +1020,9 @@ TEST_F(FaultTest, AWriteCallsAccessRecordIsDurableWithItsEventsOrNotAtAll) {
 TEST_F(FaultTest, AWriteCallsAccessRecordNamesItsTaskAndOnlyASucceededCallTakesOne) {
   ASSERT_TRUE(Open(nullptr).ok());
   auto send_recorded = [&](const Sent& sent, bool admitted = true) {
-    WriteAccess access;
-    access.entry.principal = "coordinator-1";
-    access.entry.rpc = "/outreach.v1.TaskService/LogContact";
-    if (!admitted) {
-      access.admit = [](const v1::Task& task) {
-        return absl::PermissionDeniedError(absl::StrCat("not ", task.task_id()));
-      };
-    }
-    absl::Notification finished;
-    absl::StatusOr<CommandResult> out;
-    store_->Submit(sent.command, Fingerprint(sent.request_id), std::move(access),
-                   [&](absl::StatusOr<CommandResult> result) {
-                     out = std::move(result);
-                     finished.Notify();
-                   });
-    finished.WaitForNotification();
-    return out;
+    return SendRecorded(sent, admitted);
   };
-  auto records = [&] {
-    absl::StatusOr<std::vector<StoredAccessRecord>> read =
-        store_->access_log()->Read(AccessQuery{});
-    EXPECT_TRUE(read.ok()) << read.status();
-    return read.ok() ? *std::move(read) : std::vector<StoredAccessRecord>{};
-  };
+  auto records = [&] { return AccessRecords(); };
   ASSERT_TRUE(Send({"req-1", CreateCommand("t1", "req-1")}).ok());
   const Sent contact{"req-2", LogCommand("t1", "req-2", true)};
   absl::StatusOr<CommandResult> first = send_recorded(contact);
