@@ -86,21 +86,28 @@ absl::Status WithIds(const absl::Status& status,
 
 }  // namespace
 
-v1::Task TaskState::Whole() const {
+absl::StatusOr<v1::Task> TaskState::Whole() const {
   v1::Task whole = task;
   // The bytes are Task.contacts fields: merging them appends the contacts, in order.
   if (!contacts.empty() && !whole.MergeFromString(contacts)) {
-    // Never: the writer wrote these bytes itself (or read them from a row it had checked).
-    whole.clear_contacts();
+    return absl::DataLossError(
+        absl::StrCat("task \"", task.task_id(), "\": its contacts do not parse"));
   }
   return whole;
 }
 
-void CommandResult::Materialize() {
+absl::Status CommandResult::Materialize() {
   for (const std::shared_ptr<const TaskState>& state : states) {
-    tasks.push_back(state != nullptr ? state->Whole() : v1::Task());
+    if (state == nullptr) {
+      tasks.emplace_back();
+      continue;
+    }
+    absl::StatusOr<v1::Task> whole = state->Whole();
+    if (!whole.ok()) return whole.status();
+    tasks.push_back(*std::move(whole));
   }
   states.clear();
+  return absl::OkStatus();
 }
 
 std::shared_ptr<const TaskState> TaskStateCache::Find(const std::string& task_id) {

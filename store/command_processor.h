@@ -43,8 +43,9 @@ namespace outreach::store {
 struct TaskState {
   v1::Task task;         // contacts() is empty
   std::string contacts;  // Task.contacts, as the "tasks" row encodes them
-  // The whole Task (contacts parsed): for results, off the writer thread.
-  v1::Task Whole() const;
+  // The whole Task (contacts parsed): for results, off the writer thread. DATA_LOSS if the
+  // bytes do not parse (never for bytes the writer made or read from a row it decoded).
+  absl::StatusOr<v1::Task> Whole() const;
 };
 
 struct CommandResult {
@@ -57,7 +58,7 @@ struct CommandResult {
   // The writer hands over its states (nullptr: no such task); Materialize turns them into
   // `tasks` on the thread that runs the callbacks (EventWriter does before any sees them).
   std::vector<std::shared_ptr<const TaskState>> states;
-  void Materialize();
+  absl::Status Materialize();
   // The first task: the one a command that names one task is about. Never call on no tasks.
   const v1::Task& task() const { return tasks.front(); }
 };

@@ -52,7 +52,9 @@ void EventWriter::Submit(std::vector<Queued> commands) {
     // The writer's states become whole Tasks here, on the completion thread, not the writer's.
     items.emplace_back(Command{std::move(q.command), std::move(q.fingerprint), std::move(q.access)},
                        [done = std::move(q.done)](Result result) mutable {
-                         if (result.ok()) result->Materialize();
+                         if (result.ok()) {
+                           if (absl::Status s = result->Materialize(); !s.ok()) result = s;
+                         }
                          std::move(done)(std::move(result));
                        });
   }
@@ -204,7 +206,8 @@ std::vector<AccessEntry*> EventWriter::RecordsOf(std::vector<Command>& batch,
     }
     absl::Status admitted;
     for (const v1::Task* task : tasks) {
-      if (access.admit && admitted.ok()) admitted = access.admit(*task);
+      if (!access.admit || !admitted.ok()) break;
+      admitted = access.admit(*task);
     }
     if (!admitted.ok()) {
       results[i] = admitted;

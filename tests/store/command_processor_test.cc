@@ -41,6 +41,29 @@ TEST(TaskStateCacheTest, ZeroCapacityKeepsNothing) {
   EXPECT_EQ(cache.Find("a"), nullptr);
 }
 
+// A state's contact bytes become the result's contacts; bytes that do not parse are DATA_LOSS,
+// never a task quietly without its contacts.
+TEST(CommandResultTest, MaterializeParsesTheContactsAndRefusesBytesThatDoNotParse) {
+  auto state = std::make_shared<TaskState>();
+  state->task.set_task_id("t1");
+  v1::Contact contact;
+  contact.set_notes("rang twice");
+  keys::AppendContactBytes(contact, &state->contacts);
+  CommandResult result;
+  result.states = {state, nullptr};
+  ASSERT_TRUE(result.Materialize().ok());
+  ASSERT_EQ(result.tasks.size(), 2u);
+  ASSERT_EQ(result.tasks[0].contacts_size(), 1);
+  EXPECT_EQ(result.tasks[0].contacts(0).notes(), "rang twice");
+  EXPECT_EQ(result.tasks[1].task_id(), "");  // no such task
+
+  auto broken = std::make_shared<TaskState>(*state);
+  broken->contacts.resize(broken->contacts.size() - 1);
+  CommandResult bad;
+  bad.states = {broken};
+  EXPECT_EQ(bad.Materialize().code(), absl::StatusCode::kDataLoss);
+}
+
 class CommandProcessorTest : public testing::StoreFixture {};
 
 // A request record that lists several streams (RequestRecord.more_streams) replays as every
